@@ -1,0 +1,41 @@
+# The platform's commands. `just --list` shows this menu; CI runs the same recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# PostgreSQL that tests and benchmarks create their throwaway databases on.
+export TEST_POSTGRES_URL := env_var_or_default("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+# List the recipes.
+default:
+    @just --list
+
+# Run the server on DATABASE_URL, or on the embedded SQLite default (migrated on start) when unset.
+run:
+    cargo run -p server
+
+# Migrate DATABASE_URL (or the embedded SQLite default): up | down [N] | status | fresh | reset | refresh.
+migrate *args:
+    cargo run -q -p migration -- {{args}}
+
+# Run the whole test suite: unit and end-to-end tests on PostgreSQL and SQLite, plus doc tests.
+test: tools
+    cargo nextest run --workspace --no-fail-fast
+    cargo test --workspace --doc
+
+# Check formatting and lints as CI does.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Regenerate entity/ from a freshly migrated PostgreSQL database with sea-orm-cli.
+entities: tools
+    cargo run -q -p tests --bin regenerate-entities
+
+# Fill 1,000,000 entities on PostgreSQL, apply the provenance migrations and print the seconds taken.
+bench-migrate:
+    cargo run -q --release -p tests --bin bench-migrate
+
+# Install the tools the recipes use (sea-orm-cli for entity generation), if missing.
+[private]
+tools:
+    @command -v sea-orm-cli >/dev/null && sea-orm-cli --version | grep -q ' 2.0.4' || cargo install sea-orm-cli@2.0.4 --locked --no-default-features --features codegen,sqlx-postgres,runtime-tokio

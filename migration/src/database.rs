@@ -1,0 +1,155 @@
+//! Opening the database named by a URL, with the right options for each back end, and reading where
+//! its schema stands relative to this build's migrations.
+
+use std::time::Duration;
+
+use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
+};
+
+use crate::Migrator;
+
+/// The embedded default when `DATABASE_URL` is unset: a SQLite file under `data/`, created on demand.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/platform.db?mode=rwc";
+
+/// Why a database could not be opened. Messages never contain the URL's password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL names a back end this platform does not run on.
+    #[error("unsupported database URL scheme `{0}`: use postgres://… or sqlite:…")]
+    UnsupportedScheme(String),
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the folder for SQLite database {path}: {source}")]
+    SqliteFolder {
+        /// The folder that could not be created.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The server did not answer or refused the connection.
+    #[error("cannot connect to the database at {target}: {source}")]
+    Unreachable {
+        /// Host, port and database, without credentials.
+        target: String,
+        /// The driver's error.
+        source: DbErr,
+    },
+}
+
+/// Opens a pool on `url` (`postgres://…`, `postgresql://…` or `sqlite:…`). SQLite in memory gets one
+/// connection (each connection would otherwise see its own empty database); a SQLite file gets its
+/// folder created.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, ConnectError> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    let max_connections = match scheme {
+        "postgres" | "postgresql" => max_connections,
+        "sqlite" if url.contains(":memory:") || url.contains("mode=memory") => 1,
+        "sqlite" => {
+            create_sqlite_folder(url)?;
+            max_connections
+        }
+        _ => return Err(ConnectError::UnsupportedScheme(scheme.to_owned())),
+    };
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections.max(1))
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    let connection =
+        Database::connect(options)
+            .await
+            .map_err(|source| ConnectError::Unreachable {
+                target: redacted_target(url),
+                source,
+            })?;
+    // A lazy pool may not have dialed yet: make "unreachable" fail here, not at the first query.
+    connection
+        .execute_unprepared("SELECT 1")
+        .await
+        .map_err(|source| ConnectError::Unreachable {
+            target: redacted_target(url),
+            source,
+        })?;
+    Ok(connection)
+}
+
+fn create_sqlite_folder(url: &str) -> Result<(), ConnectError> {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    let Some(folder) = std::path::Path::new(path).parent() else {
+        return Ok(());
+    };
+    if folder.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(folder).map_err(|source| ConnectError::SqliteFolder {
+        path: folder.display().to_string(),
+        source,
+    })
+}
+
+/// The part of a database URL that is safe to print: host, port and database, never user or password.
+pub fn redacted_target(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or_default().to_owned()
+}
+
+/// Where a database's schema stands relative to this build's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Migrations of this build that the database has applied, oldest first.
+    pub applied: Vec<String>,
+    /// Migrations of this build not yet applied, oldest first.
+    pub pending: Vec<String>,
+    /// Migrations recorded in the database that this build does not know: the database was
+    /// migrated by a newer version.
+    pub unknown: Vec<String>,
+}
+
+impl SchemaStatus {
+    /// True when every migration is applied and none is unknown.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
+    }
+
+    /// The newest migration this database has applied, if any.
+    pub fn version(&self) -> Option<&str> {
+        self.applied.last().map(String::as_str)
+    }
+}
+
+/// Reads the migration table (creating it when absent, as the sea-orm CLI does) and compares it with
+/// this build's migrations.
+pub async fn schema_status(db: &DatabaseConnection) -> Result<SchemaStatus, DbErr> {
+    Migrator::install(db).await?;
+    let recorded: Vec<String> = Migrator::get_migration_models(db)
+        .await?
+        .into_iter()
+        .map(|model| model.version)
+        .collect();
+    let known: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
+    let (applied, pending) = known
+        .iter()
+        .cloned()
+        .partition(|name| recorded.contains(name));
+    let unknown = recorded
+        .into_iter()
+        .filter(|name| !known.contains(name))
+        .collect();
+    Ok(SchemaStatus {
+        applied,
+        pending,
+        unknown,
+    })
+}
