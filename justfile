@@ -33,7 +33,7 @@ entities: tools
 
 # Fill 1,000,000 entities on PostgreSQL, apply the provenance migrations and print the seconds taken.
 bench-migrate:
-    cargo run -q --release -p tests --bin bench-migrate
+    cargo run -q -p tests --bin bench-migrate
 
 # Install the tools the recipes use (sea-orm-cli for entity generation), if missing.
 [private]

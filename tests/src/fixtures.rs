@@ -1,0 +1,121 @@
+//! A small world to test against: two workspaces with a member each, connections, entities,
+//! attributes and provenance, written with plain SQL that runs on both back ends.
+
+use anyhow::Context as _;
+use sea_orm::{ConnectionTrait as _, Value};
+
+use crate::TestDb;
+
+/// New random id.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::new_v4()
+}
+
+/// Shorthand for a bound value.
+pub fn v(value: impl Into<Value>) -> Value {
+    value.into()
+}
+
+/// The id of the catalog definition with this slug.
+pub async fn definition_id(test_db: &TestDb, slug: &str) -> anyhow::Result<uuid::Uuid> {
+    let row = test_db
+        .db
+        .query_one_raw(test_db.statement(
+            "SELECT id FROM integration_definitions WHERE slug = $1",
+            vec![v(slug)],
+        ))
+        .await?
+        .with_context(|| format!("no definition `{slug}`"))?;
+    Ok(row.try_get_by_index::<uuid::Uuid>(0)?)
+}
+
+/// One workspace with one user of the given role, one connection, one entity with one attribute
+/// value and its provenance.
+#[derive(Debug, Clone, Copy)]
+pub struct Tenant {
+    /// The workspace.
+    pub workspace_id: uuid::Uuid,
+    /// Its member.
+    pub user_id: uuid::Uuid,
+    /// Its connection to `integration_id`.
+    pub connection_id: uuid::Uuid,
+    /// The integration connected.
+    pub integration_id: uuid::Uuid,
+    /// An entity synced from that integration.
+    pub entity_id: uuid::Uuid,
+    /// The entity's `email` attribute.
+    pub attribute_id: uuid::Uuid,
+}
+
+impl Tenant {
+    /// Creates the tenant's rows; `role` is the user's role in the workspace.
+    pub async fn create(test_db: &TestDb, role: &str, slug: &str) -> anyhow::Result<Self> {
+        let tenant = Self {
+            workspace_id: new_id(),
+            user_id: new_id(),
+            connection_id: new_id(),
+            integration_id: definition_id(test_db, slug).await?,
+            entity_id: new_id(),
+            attribute_id: new_id(),
+        };
+        let statements: Vec<(&str, Vec<Value>)> = vec![
+            (
+                "INSERT INTO workspaces (id, name) VALUES ($1, 'Acme')",
+                vec![v(tenant.workspace_id)],
+            ),
+            (
+                "INSERT INTO users (id, email) VALUES ($1, 'someone@example.com')",
+                vec![v(tenant.user_id)],
+            ),
+            (
+                "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)",
+                vec![v(tenant.workspace_id), v(tenant.user_id), v(role)],
+            ),
+            (
+                "INSERT INTO integration_connections (id, workspace_id, integration_id) VALUES ($1, $2, $3)",
+                vec![
+                    v(tenant.connection_id),
+                    v(tenant.workspace_id),
+                    v(tenant.integration_id),
+                ],
+            ),
+            (
+                "INSERT INTO attribute_definitions (id, workspace_id, entity_type, key, label)
+                 VALUES ($1, $2, 'person', 'email', 'Email')",
+                vec![v(tenant.attribute_id), v(tenant.workspace_id)],
+            ),
+            (
+                "INSERT INTO entities (id, workspace_id, entity_type, source_type, source_integration_id,
+                     source_external_id)
+                 VALUES ($1, $2, 'person', 'INTEGRATION', $3, '1001')",
+                vec![
+                    v(tenant.entity_id),
+                    v(tenant.workspace_id),
+                    v(tenant.integration_id),
+                ],
+            ),
+            (
+                "INSERT INTO entity_attribute_values (entity_id, attribute_id, value)
+                 VALUES ($1, $2, '\"ada@example.com\"')",
+                vec![v(tenant.entity_id), v(tenant.attribute_id)],
+            ),
+            (
+                "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type,
+                     source_integration_id, source_external_field)
+                 VALUES ($1, $2, 'INTEGRATION', $3, 'email')",
+                vec![
+                    v(tenant.entity_id),
+                    v(tenant.attribute_id),
+                    v(tenant.integration_id),
+                ],
+            ),
+        ];
+        for (sql, values) in statements {
+            test_db
+                .execute(sql, values)
+                .await
+                .with_context(|| format!("fixture statement: {sql}"))?;
+        }
+        Ok(tenant)
+    }
+}
