@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr,
 };
 
 use crate::Migrator;
@@ -51,6 +51,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         }
         _ => return Err(ConnectError::UnsupportedScheme(scheme.to_owned())),
     };
+    if matches!(scheme, "postgres" | "postgresql") {
+        probe_server(url).await?;
+    }
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections.max(1))
@@ -74,6 +77,39 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
             source,
         })?;
     Ok(connection)
+}
+
+/// Dials the PostgreSQL server once, so a refused or unanswered connection is reported at once and
+/// by its cause, rather than as a pool timeout after retries.
+async fn probe_server(url: &str) -> Result<(), ConnectError> {
+    let target = redacted_target(url);
+    let host_port = target.split('/').next().unwrap_or_default();
+    // Unix sockets and multi-host URLs are left to the driver.
+    if host_port.is_empty() || host_port.contains(',') || host_port.contains('%') {
+        return Ok(());
+    }
+    let address = if host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+    {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let unreachable = |reason: String| ConnectError::Unreachable {
+        target: target.clone(),
+        source: DbErr::Conn(RuntimeErr::Internal(reason)),
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&address),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(unreachable(error.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".to_owned())),
+    }
 }
 
 fn create_sqlite_folder(url: &str) -> Result<(), ConnectError> {

@@ -56,6 +56,13 @@ impl MigratorTrait for Migrator {
     }
 }
 
+impl Migrator {
+    /// How many migrations this build has.
+    pub fn migrations_len() -> usize {
+        <Self as MigratorTrait>::migrations().len()
+    }
+}
+
 /// How many migrations make up seed 002's provenance sequence after the base (V001–V006); the
 /// migration benchmark applies exactly these.
 pub const N_PROVENANCE_MIGRATIONS: u32 = 6;

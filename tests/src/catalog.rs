@@ -32,8 +32,7 @@ async fn lines(db: &DatabaseConnection, sql: &str) -> Result<Vec<String>, sea_or
         .await?;
     rows.iter()
         .map(|row| row.try_get_by_index::<String>(0))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Into::into)
+        .collect()
 }
 
 async fn set(db: &DatabaseConnection, sql: &str) -> Result<BTreeSet<String>, sea_orm::DbErr> {

@@ -1,0 +1,245 @@
+//! Row-level security on PostgreSQL, alone: queries run as role `authenticated` with a user's id as
+//! the JWT claim, with no application check in front, as the server will run each request.
+
+use sea_orm::{ConnectionTrait as _, DbErr, TransactionTrait as _, Value};
+use tests::fixtures::{Tenant, definition_id, new_id, v};
+use tests::{Backend, TestDb};
+
+/// Runs `sql` as `user_id` through the API role and returns the rows affected, or the error.
+async fn execute_as(
+    test_db: &TestDb,
+    user_id: uuid::Uuid,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<u64, DbErr> {
+    let transaction = test_db.db.begin().await?;
+    transaction
+        .execute_unprepared("SET LOCAL ROLE authenticated")
+        .await?;
+    transaction
+        .execute_raw(test_db.statement(
+            "SELECT set_config('request.jwt.claim.sub', $1, true)",
+            vec![v(user_id.to_string())],
+        ))
+        .await?;
+    let affected = transaction
+        .execute_raw(test_db.statement(sql, values))
+        .await?
+        .rows_affected();
+    transaction.commit().await?;
+    Ok(affected)
+}
+
+/// Runs a count query as `user_id` through the API role.
+async fn count_as(
+    test_db: &TestDb,
+    user_id: uuid::Uuid,
+    sql: &str,
+    values: Vec<Value>,
+) -> anyhow::Result<i64> {
+    let transaction = test_db.db.begin().await?;
+    transaction
+        .execute_unprepared("SET LOCAL ROLE authenticated")
+        .await?;
+    transaction
+        .execute_raw(test_db.statement(
+            "SELECT set_config('request.jwt.claim.sub', $1, true)",
+            vec![v(user_id.to_string())],
+        ))
+        .await?;
+    let row = transaction
+        .query_one_raw(test_db.statement(sql, values))
+        .await?;
+    transaction.rollback().await?;
+    Ok(row
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_member_of_one_workspace_reads_nothing_of_another_through_rls_alone() -> anyhow::Result<()>
+{
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let alpha = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let beta = Tenant::create(&test_db, "OWNER", "salesforce").await?;
+
+    for (table, column) in [
+        ("integration_connections", "workspace_id"),
+        ("entities", "workspace_id"),
+        ("attribute_definitions", "workspace_id"),
+        ("workspace_members", "workspace_id"),
+        ("workspaces", "id"),
+    ] {
+        let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
+        let own = count_as(&test_db, alpha.user_id, &sql, vec![v(alpha.workspace_id)]).await?;
+        let other = count_as(&test_db, alpha.user_id, &sql, vec![v(beta.workspace_id)]).await?;
+        assert_eq!(
+            (own, other),
+            (1, 0),
+            "{table}: own rows visible, the other workspace's not"
+        );
+    }
+    for table in ["entity_attribute_provenance", "entity_attribute_values"] {
+        let sql = format!("SELECT count(*) FROM {table} WHERE entity_id = $1");
+        let own = count_as(&test_db, alpha.user_id, &sql, vec![v(alpha.entity_id)]).await?;
+        let other = count_as(&test_db, alpha.user_id, &sql, vec![v(beta.entity_id)]).await?;
+        assert_eq!(
+            (own, other),
+            (1, 0),
+            "{table}: scoped through entities.workspace_id"
+        );
+    }
+    for table in [
+        "integration_connections",
+        "entity_attribute_provenance",
+        "entities",
+    ] {
+        let all = count_as(
+            &test_db,
+            alpha.user_id,
+            &format!("SELECT count(*) FROM {table}"),
+            vec![],
+        )
+        .await?;
+        assert_eq!(
+            all, 1,
+            "{table}: an unfiltered read returns only the caller's workspace"
+        );
+    }
+    // Without a claim nobody is a member of anything.
+    let anonymous = count_as(
+        &test_db,
+        new_id(),
+        "SELECT count(*) FROM integration_connections",
+        vec![],
+    )
+    .await?;
+    assert_eq!(anonymous, 0);
+    // Writing into another workspace through RLS alone touches nothing.
+    let updated = execute_as(
+        &test_db,
+        alpha.user_id,
+        "UPDATE entity_attribute_provenance SET override_by_user = TRUE, override_at = CURRENT_TIMESTAMP WHERE entity_id = $1",
+        vec![v(beta.entity_id)],
+    )
+    .await?;
+    assert_eq!(updated, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_manage_connections_under_rls() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let member = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let admin = Tenant::create(&test_db, "ADMIN", "hubspot").await?;
+    let stripe = definition_id(&test_db, "stripe").await?;
+    let insert = "INSERT INTO integration_connections (id, workspace_id, integration_id) VALUES ($1, $2, $3)";
+
+    let by_member = execute_as(
+        &test_db,
+        member.user_id,
+        insert,
+        vec![v(new_id()), v(member.workspace_id), v(stripe)],
+    )
+    .await;
+    let error = by_member.expect_err("a MEMBER inserted a connection");
+    assert!(error.to_string().contains("row-level security"), "{error}");
+    let by_admin = execute_as(
+        &test_db,
+        admin.user_id,
+        insert,
+        vec![v(new_id()), v(admin.workspace_id), v(stripe)],
+    )
+    .await?;
+    assert_eq!(by_admin, 1, "an ADMIN connects an integration");
+    let admin_elsewhere = execute_as(
+        &test_db,
+        admin.user_id,
+        insert,
+        vec![v(new_id()), v(member.workspace_id), v(stripe)],
+    )
+    .await;
+    assert!(
+        admin_elsewhere.is_err(),
+        "an ADMIN of one workspace inserted into another"
+    );
+
+    let update = "UPDATE integration_connections SET status = 'PAUSED' WHERE id = $1";
+    assert_eq!(
+        execute_as(
+            &test_db,
+            member.user_id,
+            update,
+            vec![v(member.connection_id)]
+        )
+        .await?,
+        0
+    );
+    assert_eq!(
+        execute_as(
+            &test_db,
+            admin.user_id,
+            update,
+            vec![v(admin.connection_id)]
+        )
+        .await?,
+        1
+    );
+    let delete = "DELETE FROM integration_connections WHERE id = $1";
+    assert_eq!(
+        execute_as(
+            &test_db,
+            member.user_id,
+            delete,
+            vec![v(member.connection_id)]
+        )
+        .await?,
+        0
+    );
+    assert_eq!(
+        execute_as(
+            &test_db,
+            admin.user_id,
+            delete,
+            vec![v(admin.connection_id)]
+        )
+        .await?,
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_api_role_cannot_read_credentials_or_oauth_states() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let admin = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+    test_db
+        .execute(
+            "INSERT INTO integration_credentials (connection_id, credential_type, key_id, sealed_secret)
+             VALUES ($1, 'OAUTH2', 'k1', $2)",
+            vec![v(admin.connection_id), v(vec![9_u8; 40])],
+        )
+        .await?;
+    for table in [
+        "integration_credentials",
+        "oauth_states",
+        "job_queue",
+        "integration_cache",
+        "webhook_events",
+    ] {
+        let outcome = count_as(
+            &test_db,
+            admin.user_id,
+            &format!("SELECT count(*) FROM {table}"),
+            vec![],
+        )
+        .await;
+        let error = outcome.expect_err("the API role read a server-only table");
+        assert!(
+            error.to_string().contains("permission denied"),
+            "{table}: {error}"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The server at this stage: it runs on the embedded SQLite default (migrating it on start) and
+//! answers `/healthz` and `/readyz`, which tells a migrated database from one that is not.
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use server::{AppState, Settings};
+use tests::{Backend, TestDb};
+use tower::ServiceExt as _;
+
+async fn get(app: axum::Router, path: &str) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+    let response = app.oneshot(Request::get(path).body(Body::empty())?).await?;
+    let status = response.status();
+    let body = to_bytes(response.into_body(), 64 * 1024).await?;
+    Ok((status, serde_json::from_slice(&body)?))
+}
+
+#[tokio::test]
+async fn the_server_migrates_an_embedded_sqlite_database_and_is_ready() -> anyhow::Result<()> {
+    let path = std::env::temp_dir()
+        .join(format!("server-{}", std::process::id()))
+        .join("platform.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let settings = Settings::from_lookup(|name| (name == "DATABASE_URL").then(|| url.clone()))?;
+    assert!(settings.is_sqlite());
+    let app = server::build(&settings).await?;
+    let (status, body) = get(app.clone(), "/healthz").await?;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = get(app, "/readyz").await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["schema_version"].as_str(),
+        Some("m20260104_000002_job_queue")
+    );
+    if let Some(folder) = path.parent() {
+        std::fs::remove_dir_all(folder)?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn readyz_reports_pending_migrations_on_postgres_until_migrated() -> anyhow::Result<()> {
+    let test_db = TestDb::empty(Backend::Postgres).await?;
+    let app = server::router(AppState {
+        db: test_db.db.clone(),
+    });
+    let (status, body) = get(app.clone(), "/readyz").await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body["pending_migrations"].as_array().map(Vec::len),
+        Some(migration::Migrator::migrations_len())
+    );
+    use migration::MigratorTrait as _;
+    migration::Migrator::up(&test_db.db, None).await?;
+    let (status, _) = get(app, "/readyz").await?;
+    assert_eq!(status, StatusCode::OK);
+    Ok(())
+}
+
+#[test]
+fn settings_default_to_the_embedded_database_and_reject_a_bad_bind_address() -> anyhow::Result<()> {
+    let settings = Settings::from_lookup(|_| None)?;
+    assert_eq!(settings.database_url, migration::DEFAULT_DATABASE_URL);
+    assert_eq!(settings.bind_addr.to_string(), "127.0.0.1:8080");
+    let bad = Settings::from_lookup(|name| (name == "BIND_ADDR").then(|| "localhost".to_owned()));
+    let error = bad.expect_err("an address without a port was accepted");
+    assert!(
+        error.to_string().starts_with("BIND_ADDR is invalid"),
+        "{error}"
+    );
+    Ok(())
+}
