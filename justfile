@@ -19,7 +19,8 @@ migrate *args:
 
 # Run the whole test suite: unit and end-to-end tests on PostgreSQL and SQLite, plus doc tests.
 test: tools
-    cargo nextest run --workspace --no-fail-fast
+    cargo build --workspace --bins --locked
+    cargo nextest run --workspace --locked --no-fail-fast
     cargo test --workspace --doc
 
 # Check formatting and lints as CI does.
