@@ -1,6 +1,10 @@
 //! Provider adapters for HubSpot, Salesforce, Stripe, Zendesk, Intercom and Gmail, as a plain library
-//! that other services can depend on: no database, no server, no environment, no files.
+//! that other services can depend on: no database, no server, no environment, no files. Everything
+//! (client ids and secrets, base URLs, keys, the clock) comes in as values.
 //!
-//! This crate is a skeleton until its own issue lands (OAuth2, token sealing, validation,
-//! incremental readers, rate limits, webhook verification). Its one rule already holds and is
-//! tested: it has no dependency on any crate of this workspace.
+//! The adapters land module by module; what is here is complete and tested:
+//! - [`ProviderKind`]: the six providers and their stable names.
+
+mod provider;
+
+pub use provider::ProviderKind;
