@@ -39,4 +39,4 @@ bench-migrate:
 # Install the tools the recipes use (sea-orm-cli for entity generation), if missing.
 [private]
 tools:
-    @command -v sea-orm-cli >/dev/null && sea-orm-cli --version | grep -q ' 2.0.4' || cargo install sea-orm-cli@2.0.4 --locked --no-default-features --features codegen,sqlx-postgres,runtime-tokio
+    @[[ "$(sea-orm-cli --version 2>/dev/null)" == "sea-orm-cli 2.0.4" ]] || cargo install sea-orm-cli@2.0.4 --locked --no-default-features --features codegen,sqlx-postgres,runtime-tokio
