@@ -4,7 +4,11 @@
 //!
 //! The adapters land module by module; what is here is complete and tested:
 //! - [`ProviderKind`]: the six providers and their stable names.
+//! - [`Keyring`]: AES-256-GCM sealing of tokens with key ids, caller-bound associated data and
+//!   rotation.
 
 mod provider;
+mod sealing;
 
 pub use provider::ProviderKind;
+pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
