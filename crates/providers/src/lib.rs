@@ -6,9 +6,18 @@
 //! - [`ProviderKind`]: the six providers and their stable names.
 //! - [`Keyring`]: AES-256-GCM sealing of tokens with key ids, caller-bound associated data and
 //!   rotation.
+//! - [`HttpCore`]: the shared HTTP client — timeouts, bounded retries with backoff and jitter,
+//!   provider-specific waits — and [`ProviderError`], whose variants say what to do next.
+//!
+//! Building an [`HttpCore`] installs ring as the process's default rustls crypto provider when the
+//! process has none.
 
+mod error;
+mod http;
 mod provider;
 mod sealing;
 
+pub use error::ProviderError;
+pub use http::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
 pub use provider::ProviderKind;
 pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
