@@ -56,7 +56,7 @@ pub fn default_catalog() -> Vec<CatalogEntry> {
             auth_config: json!({
                 "mode": "OAUTH2",
                 "authorize_url": "https://app.hubspot.com/oauth/authorize",
-                "token_url": "https://api.hubapi.com/oauth/v1/token",
+                "token_url": "https://api.hubapi.com/oauth/v3/token",
                 "scopes": ["oauth", "crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read"],
                 "pkce": true,
                 "refresh": true,

@@ -9,6 +9,9 @@
 //! - [`HttpCore`]: the shared HTTP client — timeouts, bounded retries with backoff and jitter,
 //!   provider-specific waits — and [`ProviderError`], whose variants say what to do next.
 //!
+//! - [`ProviderSpec`]: each provider as data (endpoints, scopes, PKCE, token lifetimes, paging,
+//!   rate-limit headers), every URL overridable.
+//!
 //! Building an [`HttpCore`] installs ring as the process's default rustls crypto provider when the
 //! process has none.
 
@@ -16,8 +19,10 @@ mod error;
 mod http;
 mod provider;
 mod sealing;
+mod spec;
 
 pub use error::ProviderError;
 pub use http::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
 pub use provider::ProviderKind;
 pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
+pub use spec::{AuthMode, ConnectionConfig, IntercomRegion, Pagination, ProviderSpec};
