@@ -157,6 +157,18 @@ impl HttpCore {
     /// Sends `request`, retrying what is worth retrying, and returns a 2xx response or the
     /// classified failure. The request's body must be cloneable (bytes, form or JSON).
     pub async fn send(&self, request: reqwest::Request) -> Result<Response, ProviderError> {
+        self.send_accepting(request, |status| (200..300).contains(&status))
+            .await
+    }
+
+    /// Like [`HttpCore::send`], but also returns (rather than classifies) responses whose status
+    /// `accept` allows: an OAuth token endpoint's 400 carries an error body the caller parses.
+    /// 429 and 5xx are still retried.
+    pub async fn send_accepting(
+        &self,
+        request: reqwest::Request,
+        accept: fn(u16) -> bool,
+    ) -> Result<Response, ProviderError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.policy.min_delay)
             .with_max_delay(self.policy.max_delay)
@@ -171,7 +183,7 @@ impl HttpCore {
                     reason: "a streaming request body cannot be retried".to_owned(),
                 });
             };
-            match self.attempt(this_try).await {
+            match self.attempt(this_try, accept).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { error, wait } => {
@@ -217,7 +229,7 @@ impl HttpCore {
         })
     }
 
-    async fn attempt(&self, request: reqwest::Request) -> Attempt {
+    async fn attempt(&self, request: reqwest::Request, accept: fn(u16) -> bool) -> Attempt {
         let provider = self.provider;
         let outcome = self.client.execute(request).await;
         let response = match outcome {
@@ -261,15 +273,15 @@ impl HttpCore {
                 };
             }
         };
-        classify(
-            provider,
-            Response {
-                status,
-                headers,
-                body,
-            },
-            self.clock.now(),
-        )
+        let response = Response {
+            status,
+            headers,
+            body,
+        };
+        if accept(status) && status != 429 && status < 500 {
+            return Attempt::Done(response);
+        }
+        classify(provider, response, self.clock.now())
     }
 }
 
@@ -418,4 +430,4 @@ fn error_message(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -17,12 +17,14 @@
 
 mod error;
 mod http;
+mod oauth;
 mod provider;
 mod sealing;
 mod spec;
 
 pub use error::ProviderError;
 pub use http::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
+pub use oauth::{AuthorizationRequest, OAuthClient, OAuthCredentials, Revocation, TokenSet};
 pub use provider::ProviderKind;
 pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
 pub use spec::{AuthMode, ConnectionConfig, IntercomRegion, Pagination, ProviderSpec};

@@ -226,12 +226,10 @@ impl ProviderSpec {
                 *url = url.replace("://login.salesforce.com", "://test.salesforce.com");
             }
         }
-        if self.kind == ProviderKind::Intercom {
-            if let Some(region) = config.intercom_region {
-                self.api_base_url = self
-                    .api_base_url
-                    .replace("://api.intercom.io", region.api_host());
-            }
+        if let (ProviderKind::Intercom, Some(region)) = (self.kind, config.intercom_region) {
+            self.api_base_url = self
+                .api_base_url
+                .replace("://api.intercom.io", region.api_host());
         }
         let needs_subdomain = [&self.authorize_url, &self.token_url, &self.api_base_url]
             .iter()
