@@ -15,16 +15,24 @@
 //! Building an [`HttpCore`] installs ring as the process's default rustls crypto provider when the
 //! process has none.
 
+mod client;
 mod error;
 mod http;
+mod hubspot;
 mod oauth;
 mod provider;
+mod records;
 mod sealing;
 mod spec;
+#[cfg(test)]
+mod test_support;
+mod validation;
 
+pub use client::{AccountInfo, INTERCOM_API_VERSION, ProviderClient, STRIPE_API_VERSION, objects};
 pub use error::ProviderError;
 pub use http::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
 pub use oauth::{AuthorizationRequest, OAuthClient, OAuthCredentials, Revocation, TokenSet};
 pub use provider::ProviderKind;
+pub use records::{Cursor, Page, ReadOptions, Record};
 pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
 pub use spec::{AuthMode, ConnectionConfig, IntercomRegion, Pagination, ProviderSpec};

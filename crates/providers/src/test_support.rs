@@ -1,0 +1,38 @@
+//! Helpers shared by the adapters' tests: test data files and clients pointed at a local mock.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::http::tests::{FixedClock, RecordingSleeper, fixed_now};
+use crate::{ConnectionConfig, HttpCore, ProviderClient, ProviderKind, ProviderSpec, RetryPolicy};
+
+/// A file under `test_data/<provider>/`.
+pub(crate) fn test_data(kind: ProviderKind, file: &str) -> String {
+    let path = format!(
+        "{}/test_data/{}/{file}",
+        env!("CARGO_MANIFEST_DIR"),
+        kind.slug()
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+/// A client for `kind` whose API is the mock at `base_url`, calling with token `test-token`.
+pub(crate) fn api_client(kind: ProviderKind, base_url: &str) -> ProviderClient {
+    let config = ConnectionConfig {
+        zendesk_subdomain: Some("acme".to_owned()),
+        ..ConnectionConfig::default()
+    };
+    let spec = ProviderSpec::for_provider(kind)
+        .with_api_base_url(base_url)
+        .and_then(|spec| spec.for_connection(&config))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let http = HttpCore::new(
+        kind,
+        RetryPolicy::default(),
+        Arc::new(FixedClock(fixed_now())),
+        Arc::new(RecordingSleeper::default()),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    ProviderClient::new(spec, http, SecretString::from("test-token"))
+}

@@ -1,0 +1,142 @@
+//! Connection validation: each provider's documented account-info call, reduced to an
+//! [`AccountInfo`] of allow-listed, non-secret facts.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+use crate::client::{AccountInfo, ProviderClient};
+use crate::{ProviderError, ProviderKind};
+
+/// The call, the field holding the account id, the field holding the display name, and the
+/// fields worth keeping, per provider (JSON pointers).
+struct Probe {
+    path: &'static str,
+    account_id: &'static str,
+    display_name: &'static [&'static str],
+    details: &'static [(&'static str, &'static str)],
+}
+
+fn probe(kind: ProviderKind) -> Probe {
+    match kind {
+        ProviderKind::HubSpot => Probe {
+            path: "/account-info/v3/details",
+            account_id: "/portalId",
+            display_name: &["/uiDomain"],
+            details: &[
+                ("account_type", "/accountType"),
+                ("time_zone", "/timeZone"),
+                ("currency", "/companyCurrency"),
+                ("data_hosting_location", "/dataHostingLocation"),
+            ],
+        },
+        ProviderKind::Salesforce => Probe {
+            path: "/services/oauth2/userinfo",
+            account_id: "/organization_id",
+            display_name: &["/name", "/preferred_username"],
+            details: &[
+                ("user_id", "/user_id"),
+                ("username", "/preferred_username"),
+                ("locale", "/locale"),
+                ("time_zone", "/zoneinfo"),
+            ],
+        },
+        ProviderKind::Stripe => Probe {
+            path: "/v1/account",
+            account_id: "/id",
+            display_name: &["/settings/dashboard/display_name", "/business_profile/name"],
+            details: &[
+                ("country", "/country"),
+                ("default_currency", "/default_currency"),
+                ("charges_enabled", "/charges_enabled"),
+                ("type", "/type"),
+            ],
+        },
+        ProviderKind::Zendesk => Probe {
+            path: "/api/v2/users/me.json",
+            account_id: "/user/url",
+            display_name: &["/user/name"],
+            details: &[
+                ("user_id", "/user/id"),
+                ("role", "/user/role"),
+                ("time_zone", "/user/iana_time_zone"),
+            ],
+        },
+        ProviderKind::Intercom => Probe {
+            path: "/me",
+            account_id: "/app/id_code",
+            display_name: &["/app/name"],
+            details: &[
+                ("region", "/app/region"),
+                ("time_zone", "/app/timezone"),
+                ("admin_id", "/id"),
+            ],
+        },
+        ProviderKind::Gmail => Probe {
+            path: "/gmail/v1/users/me/profile",
+            account_id: "/emailAddress",
+            display_name: &["/emailAddress"],
+            details: &[
+                ("history_id", "/historyId"),
+                ("messages_total", "/messagesTotal"),
+            ],
+        },
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// Calls the provider's account-info endpoint and keeps only what [`Probe`] allows.
+pub(crate) async fn validate(client: &ProviderClient) -> Result<AccountInfo, ProviderError> {
+    let kind = client.provider();
+    let probe = probe(kind);
+    let what = format!("GET {}", probe.path);
+    let body: Value = client
+        .call(client.request(Method::GET, probe.path), &what)
+        .await?;
+    let raw_id = body
+        .pointer(probe.account_id)
+        .and_then(text)
+        .ok_or_else(|| client.missing(&what, probe.account_id.trim_start_matches('/')))?;
+    // Zendesk identifies the account by subdomain, read from the user's API URL.
+    let external_account_id = if kind == ProviderKind::Zendesk {
+        url::Url::parse(&raw_id)
+            .ok()
+            .and_then(|url| {
+                url.host_str()
+                    .map(|host| host.split('.').next().unwrap_or(host).to_owned())
+            })
+            .ok_or_else(|| client.missing(&what, "user.url"))?
+    } else {
+        raw_id
+    };
+    let display_name = probe
+        .display_name
+        .iter()
+        .find_map(|pointer| body.pointer(pointer).and_then(text));
+    let details: Map<String, Value> = probe
+        .details
+        .iter()
+        .filter_map(|(name, pointer)| {
+            body.pointer(pointer)
+                .filter(|value| !value.is_null())
+                .map(|value| ((*name).to_owned(), value.clone()))
+        })
+        .collect();
+    Ok(AccountInfo {
+        external_account_id,
+        display_name,
+        details,
+        response_time: Duration::ZERO,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+//! Each provider's account-info call, answered by a mock in the provider's documented shape.
+
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::test_support::{api_client, test_data};
+use crate::{ProviderError, ProviderKind};
+
+#[tokio::test]
+async fn every_provider_validates_to_a_sanitized_account() -> Result<(), ProviderError> {
+    let cases = [
+        (
+            ProviderKind::HubSpot,
+            "/account-info/v3/details",
+            "account_info.json",
+            "62515",
+            Some("app.hubspot.com"),
+        ),
+        (
+            ProviderKind::Salesforce,
+            "/services/oauth2/userinfo",
+            "userinfo.json",
+            "00Dxx0000001gPLEAY",
+            Some("Ada Admin"),
+        ),
+        (
+            ProviderKind::Stripe,
+            "/v1/account",
+            "account.json",
+            "acct_1Nv0FGQ9RKHgCVdK",
+            Some("Acme"),
+        ),
+        (
+            ProviderKind::Zendesk,
+            "/api/v2/users/me.json",
+            "users_me.json",
+            "acme",
+            Some("Johnny Agent"),
+        ),
+        (
+            ProviderKind::Intercom,
+            "/me",
+            "me.json",
+            "abc123de",
+            Some("Acme Support"),
+        ),
+        (
+            ProviderKind::Gmail,
+            "/gmail/v1/users/me/profile",
+            "profile.json",
+            "ada@example.com",
+            Some("ada@example.com"),
+        ),
+    ];
+    for (kind, endpoint, file, account_id, display_name) in cases {
+        let server = MockServer::start().await;
+        let mut mock = Mock::given(method("GET"))
+            .and(path(endpoint))
+            .and(header("authorization", "Bearer test-token"));
+        mock = match kind {
+            ProviderKind::Stripe => mock.and(header("stripe-version", crate::STRIPE_API_VERSION)),
+            ProviderKind::Intercom => {
+                mock.and(header("intercom-version", crate::INTERCOM_API_VERSION))
+            }
+            _ => mock,
+        };
+        mock.respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(test_data(kind, &format!("api/{file}")), "application/json"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+        let info = api_client(kind, &server.uri()).validate().await?;
+        assert_eq!(info.external_account_id, account_id, "{kind}");
+        assert_eq!(info.display_name.as_deref(), display_name, "{kind}");
+        let details = serde_json::Value::Object(info.details.clone()).to_string();
+        assert!(
+            !details.contains("token") && !details.contains("email\""),
+            "{kind}: {details}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn intercom_reports_its_region_and_hubspot_its_time_zone() -> Result<(), ProviderError> {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/me"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            test_data(ProviderKind::Intercom, "api/me.json"),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let info = api_client(ProviderKind::Intercom, &server.uri())
+        .validate()
+        .await?;
+    assert_eq!(
+        info.details.get("region").and_then(|value| value.as_str()),
+        Some("EU")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_response_without_the_account_id_is_a_decode_error_and_401_is_unauthorized() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/account"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"object":"account"}"#))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/gmail/v1/users/me/profile"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let error = api_client(ProviderKind::Stripe, &server.uri())
+        .validate()
+        .await
+        .expect_err("no id");
+    assert_eq!(
+        error.to_string(),
+        "Stripe: unexpected response for GET /v1/account: no `id` in the response"
+    );
+    let error = api_client(ProviderKind::Gmail, &server.uri())
+        .validate()
+        .await
+        .expect_err("401");
+    assert_eq!(
+        error,
+        ProviderError::Unauthorized {
+            provider: ProviderKind::Gmail
+        }
+    );
+}
