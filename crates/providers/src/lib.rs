@@ -4,7 +4,13 @@
 //!
 //! The adapters land module by module; what is here is complete and tested:
 //! - [`ProviderKind`]: the six providers and their stable names.
+//! - [`webhooks`]: verifying webhook requests over their raw bytes (signatures, tokens, replay
+//!   windows) and turning them into [`VerifiedEvent`]s with dedupe keys.
 
 mod provider;
+pub mod webhooks;
 
 pub use provider::ProviderKind;
+pub use webhooks::{
+    VerifiedEvent, WebhookError, WebhookRejection, WebhookRequest, WebhookVerifier,
+};
