@@ -140,8 +140,12 @@ impl GmailPushVerifier {
             })?
             .claims;
 
+        // jsonwebtoken has already required `exp`; a token without one is never accepted.
+        let exp = claims
+            .exp
+            .ok_or_else(|| invalid("missing exp, iss or aud"))?;
         let now = now.timestamp();
-        if now > claims.exp.saturating_add(CLOCK_SKEW_SECONDS) {
+        if now > exp.saturating_add(CLOCK_SKEW_SECONDS) {
             return Err(invalid("expired"));
         }
         if claims
@@ -172,7 +176,7 @@ impl GmailPushVerifier {
 /// The claims read from Google's token beyond those jsonwebtoken checks.
 #[derive(Debug, Deserialize)]
 struct GoogleClaims {
-    exp: i64,
+    exp: Option<i64>,
     nbf: Option<i64>,
     iat: Option<i64>,
     email: Option<String>,
