@@ -3,78 +3,26 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::LazyLock;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::DateTime;
 use http::HeaderMap;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use super::GmailPushVerifier;
 use crate::ProviderKind;
-use crate::webhooks::test_support::{NOW_UNIX, headers, now, now_plus, post, rejection};
+use crate::webhooks::test_support::{
+    GMAIL_AUDIENCE as AUDIENCE, GMAIL_KEY as KEY, GMAIL_KEY_ID as KEY_ID,
+    GMAIL_OTHER_KEY as OTHER_KEY, GMAIL_OTHER_KEY_ID as OTHER_KEY_ID,
+    GMAIL_SERVICE_ACCOUNT as SERVICE_ACCOUNT, NOW_UNIX, gmail_claims as claims, gmail_jwks as jwks,
+    gmail_token as token, headers, now, now_plus, post, rejection,
+};
 use crate::webhooks::{VerifiedEvent, WebhookError, WebhookRejection};
 
 const PUSH: &[u8] = include_bytes!("../../../test_data/gmail/webhooks/push_notification.json");
-const AUDIENCE: &str = "https://hooks.example.com/webhooks/gmail";
-const SERVICE_ACCOUNT: &str = "gmail-push@example-project.iam.gserviceaccount.com";
-const KEY_ID: &str = "4b7a1e0c9d3f2a6b8e5d7c1f0a9b3e2d6c4f8a1b";
-const OTHER_KEY_ID: &str = "0f3e9d2c8b1a7f6e5d4c3b2a1f0e9d8c7b6a5f4e";
-
-/// Test-only RSA keys, generated for these tests and used nowhere else.
-static KEY: LazyLock<EncodingKey> = LazyLock::new(|| {
-    key_from_pem(include_str!(
-        "../../../test_data/gmail/webhooks/test_only_rsa_key.pem"
-    ))
-});
-static OTHER_KEY: LazyLock<EncodingKey> = LazyLock::new(|| {
-    key_from_pem(include_str!(
-        "../../../test_data/gmail/webhooks/test_only_other_rsa_key.pem"
-    ))
-});
-
-/// A PKCS#1 PEM private key as jsonwebtoken's DER key.
-fn key_from_pem(pem: &str) -> EncodingKey {
-    let base64_text: String = pem
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .collect();
-    EncodingKey::from_rsa_der(&STANDARD.decode(base64_text).unwrap())
-}
-
-/// A JWKS entry for `key` in the shape Google publishes.
-fn google_jwk(key: &EncodingKey, key_id: &str) -> Value {
-    let jwk = Jwk::from_encoding_key(key, Algorithm::RS256).unwrap();
-    let AlgorithmParameters::RSA(rsa) = jwk.algorithm else {
-        panic!("an RSA key makes an RSA JWK");
-    };
-    json!({"e": rsa.e, "kid": key_id, "n": rsa.n, "use": "sig", "alg": "RS256", "kty": "RSA"})
-}
-
-/// Google's JWKS with both test keys.
-fn jwks() -> String {
-    json!({"keys": [google_jwk(&KEY, KEY_ID), google_jwk(&OTHER_KEY, OTHER_KEY_ID)]}).to_string()
-}
-
 fn verifier() -> GmailPushVerifier {
     GmailPushVerifier::new(&jwks(), AUDIENCE, SERVICE_ACCOUNT).unwrap()
-}
-
-/// The claims of a token Pub/Sub sends, issued 10 minutes before `now`, valid for an hour.
-fn claims() -> Value {
-    json!({
-        "aud": AUDIENCE,
-        "azp": "113774264463038321964",
-        "email": SERVICE_ACCOUNT,
-        "email_verified": true,
-        "exp": NOW_UNIX + 3000,
-        "iat": NOW_UNIX - 600,
-        "iss": "https://accounts.google.com",
-        "sub": "113774264463038321964"
-    })
 }
 
 /// `claims()` with `changes` applied; a `null` removes the claim.
@@ -88,12 +36,6 @@ fn claims_with(changes: Value) -> Value {
         }
     }
     claims
-}
-
-fn token(key: &EncodingKey, key_id: Option<&str>, claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = key_id.map(str::to_owned);
-    jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
 fn verify_token(token: &str) -> Result<Vec<VerifiedEvent>, WebhookError> {
