@@ -11,6 +11,8 @@
 //!
 //! - [`ProviderSpec`]: each provider as data (endpoints, scopes, PKCE, token lifetimes, paging,
 //!   rate-limit headers), every URL overridable.
+//! - [`webhooks`]: verifying webhook requests over their raw bytes (signatures, tokens, replay
+//!   windows) and turning them into [`VerifiedEvent`]s with dedupe keys.
 //!
 //! Building an [`HttpCore`] installs ring as the process's default rustls crypto provider when the
 //! process has none.
@@ -27,6 +29,7 @@ mod spec;
 #[cfg(test)]
 mod test_support;
 mod validation;
+pub mod webhooks;
 
 pub use client::{AccountInfo, INTERCOM_API_VERSION, ProviderClient, STRIPE_API_VERSION, objects};
 pub use error::ProviderError;
@@ -36,3 +39,6 @@ pub use provider::ProviderKind;
 pub use records::{Cursor, Page, ReadOptions, Record};
 pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
 pub use spec::{AuthMode, ConnectionConfig, IntercomRegion, Pagination, ProviderSpec};
+pub use webhooks::{
+    VerifiedEvent, WebhookError, WebhookRejection, WebhookRequest, WebhookVerifier,
+};

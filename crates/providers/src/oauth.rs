@@ -416,7 +416,7 @@ impl OAuthClient {
                 let response = http
                     .send_accepting(request, |status| (200..500).contains(&status))
                     .await?;
-                let mut builder = oauth2::http::Response::builder().status(response.status);
+                let mut builder = http::Response::builder().status(response.status);
                 for (name, value) in &response.headers {
                     builder = builder.header(name, value);
                 }
