@@ -160,6 +160,12 @@ impl ProviderClient {
         self.http.send_json(request, what).await
     }
 
+    /// Decodes `body` as the JSON value a reader would (for tests of untrusted input).
+    #[cfg(test)]
+    pub(crate) fn decode_for_test(&self, body: &[u8]) -> Result<Value, ProviderError> {
+        self.http.decode(body, "test body")
+    }
+
     /// A decode error for a response that lacks something the adapter needs.
     pub(crate) fn missing(&self, what: &str, field: &str) -> ProviderError {
         ProviderError::Decode {

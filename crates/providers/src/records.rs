@@ -106,3 +106,6 @@ fn epoch(value: i64) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp(value, 0)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
 use crate::client::{AccountInfo, ProviderClient};
@@ -136,6 +137,47 @@ pub(crate) async fn validate(client: &ProviderClient) -> Result<AccountInfo, Pro
         details,
         response_time: Duration::ZERO,
     })
+}
+
+/// The kinds of Stripe API key a connection may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripeKeyKind {
+    /// `rk_live_…` / `rk_test_…`: a restricted key, the recommended kind (read-only permissions).
+    Restricted,
+    /// `sk_live_…` / `sk_test_…`: a full secret key; it works, but grants more than a sync needs.
+    Secret,
+}
+
+/// Checks the shape of a Stripe API key an admin entered before any call is made, so a publishable
+/// key or a webhook secret pasted by mistake gets a clear error. The key never appears in the error.
+pub fn check_stripe_api_key(key: &SecretString) -> Result<StripeKeyKind, ProviderError> {
+    let key = key.expose_secret().trim();
+    let refuse = |reason: &str| ProviderError::Misconfigured {
+        provider: ProviderKind::Stripe,
+        reason: reason.to_owned(),
+    };
+    let kind = if key.starts_with("rk_live_") || key.starts_with("rk_test_") {
+        StripeKeyKind::Restricted
+    } else if key.starts_with("sk_live_") || key.starts_with("sk_test_") {
+        StripeKeyKind::Secret
+    } else if key.starts_with("pk_") {
+        return Err(refuse(
+            "a publishable key (pk_…) cannot read data; use a restricted key (rk_…)",
+        ));
+    } else if key.starts_with("whsec_") {
+        return Err(refuse(
+            "that is a webhook signing secret (whsec_…), not an API key",
+        ));
+    } else {
+        return Err(refuse(
+            "not a Stripe API key: expected rk_live_…, rk_test_…, sk_live_… or sk_test_…",
+        ));
+    };
+    let body = key.splitn(3, '_').nth(2).unwrap_or_default();
+    if body.len() < 16 || !body.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(refuse("the API key is truncated or has stray characters"));
+    }
+    Ok(kind)
 }
 
 #[cfg(test)]

@@ -136,3 +136,36 @@ async fn a_response_without_the_account_id_is_a_decode_error_and_401_is_unauthor
         }
     );
 }
+
+#[test]
+fn stripe_api_keys_are_checked_before_use_without_echoing_them() {
+    use secrecy::SecretString;
+
+    use crate::validation::{StripeKeyKind, check_stripe_api_key};
+    let key = |text: &str| SecretString::from(text.to_owned());
+    assert_eq!(
+        check_stripe_api_key(&key("rk_live_51Nv0FGQ9RKHgCVdKabcdef")).ok(),
+        Some(StripeKeyKind::Restricted)
+    );
+    assert_eq!(
+        check_stripe_api_key(&key(" sk_test_51Nv0FGQ9RKHgCVdKabcdef\n")).ok(),
+        Some(StripeKeyKind::Secret)
+    );
+    for bad in [
+        "pk_live_51Nv0FGQ9RKHgCVdKabcdef",
+        "whsec_51Nv0FGQ9RKHgCVdKabcdef",
+        "rk_live_short",
+        "rk_live_51Nv0FGQ9RK HgCVdKabcdef",
+        "hunter2",
+    ] {
+        let error = check_stripe_api_key(&key(bad)).expect_err("a bad key was accepted");
+        assert!(
+            matches!(error, ProviderError::Misconfigured { .. }),
+            "{bad}: {error}"
+        );
+        assert!(
+            !error.to_string().contains(bad.trim()),
+            "{bad} leaked into the error"
+        );
+    }
+}
