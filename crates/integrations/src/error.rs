@@ -1,0 +1,35 @@
+//! The engine's error: the cases callers branch on (not found, conflict, bad input, the provider's
+//! own classified failure) and everything else as `Unexpected`, logged and never shown to users.
+
+use providers::ProviderError;
+
+/// What went wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The thing asked for does not exist (or is not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state (a stale `sync_version`, a sync already
+    /// running, a connection that is not active).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The input is invalid; nothing was changed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The provider failed; the variant says what to do next.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// Another worker took over this sync (our lease expired); our page was not written.
+    #[error("the sync lease was lost to another worker")]
+    LeaseLost,
+    /// Anything else: a database failure, a broken invariant.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for EngineError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Unexpected(anyhow::Error::new(error))
+    }
+}

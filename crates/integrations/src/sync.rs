@@ -1,0 +1,711 @@
+//! The sync engine: claims one (connection, object type) at a time, reads pages from the provider
+//! adapter, and writes each page — entities, attribute values, per-attribute provenance, counters and
+//! the cursor checkpoint — in one transaction, so a crash resumes from the last page with no
+//! duplicate. Attributes a user has overridden are never written; they are counted as conflicts.
+//!
+//! A page costs a fixed number of statements whatever its size: three reads (entities, values,
+//! provenance), three upserts, one archive update and one checkpoint.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+use entity::{
+    attribute_definitions, entities, entity_attribute_provenance as provenance,
+    entity_attribute_values as attribute_values, integration_connections as connections,
+    integration_definitions as definitions, integration_sync_states as sync_states,
+};
+use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions, Record};
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait as _, Condition, DatabaseConnection, EntityTrait as _, QueryFilter as _,
+    TransactionTrait as _,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::EngineError;
+use crate::mapping::{ObjectMapping, object_mapping};
+
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 2_000;
+
+/// What one sync run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Pages read.
+    pub pages: u32,
+    /// Entities created.
+    pub created: u32,
+    /// Entities with at least one attribute changed (or unarchived).
+    pub updated: u32,
+    /// Entities archived because the provider deleted the record.
+    pub deleted: u32,
+    /// Records that changed nothing.
+    pub unchanged: u32,
+    /// Attribute values not written because a user override pins them.
+    pub conflicts: u32,
+}
+
+/// A claimed sync: this worker may write the (connection, object type) until its lease ends.
+#[derive(Debug, Clone)]
+pub struct SyncClaim {
+    state_id: Uuid,
+    lease_owner: String,
+    /// The connection.
+    pub connection_id: Uuid,
+    /// Its workspace.
+    pub workspace_id: Uuid,
+    /// The catalog definition it connects.
+    pub integration_id: Uuid,
+    /// The provider.
+    pub provider: ProviderKind,
+    /// The object type being synced.
+    pub object_type: String,
+    /// Where the last run stopped (`None`: from the beginning).
+    pub cursor: Option<Cursor>,
+    mapping: ObjectMapping,
+    last_modified: Option<DateTime<FixedOffset>>,
+}
+
+/// Runs syncs against one database.
+#[derive(Debug, Clone)]
+pub struct SyncEngine {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    worker_id: String,
+    lease: chrono::Duration,
+}
+
+impl SyncEngine {
+    /// An engine on `db`; `worker_id` names this process in leases.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        worker_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            worker_id: worker_id.into(),
+            lease: chrono::Duration::minutes(10),
+        }
+    }
+
+    /// How long a claim lasts without a page being written; a sync silent for longer is taken over.
+    pub fn with_lease(mut self, lease: chrono::Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now().fixed_offset()
+    }
+
+    /// Claims the sync of `object_type` on `connection_id`. `Ok(None)` when another worker holds
+    /// an unexpired claim (a second concurrent claim is refused, not queued).
+    pub async fn claim(
+        &self,
+        connection_id: Uuid,
+        object_type: &str,
+    ) -> Result<Option<SyncClaim>, EngineError> {
+        let connection = connections::Entity::find_by_id(connection_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))?;
+        let definition = definitions::Entity::find_by_id(connection.integration_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("integration {}", connection.integration_id))
+            })?;
+        let provider = ProviderKind::from_slug(&definition.slug).ok_or_else(|| {
+            EngineError::InvalidInput(format!("no adapter for integration `{}`", definition.slug))
+        })?;
+        if connection.status != "ACTIVE"
+            || !connection.is_active
+            || connection.sync_status == "disabled"
+        {
+            return Err(EngineError::Conflict(format!(
+                "connection {connection_id} is not active (status {}, sync {})",
+                connection.status, connection.sync_status
+            )));
+        }
+        let mapping = object_mapping(provider, object_type, connection.property_mappings.as_ref())?;
+
+        let now = self.now();
+        let lease_owner = format!("{}:{}", self.worker_id, Uuid::new_v4());
+        let new_state = sync_states::ActiveModel {
+            id: sea_orm::Set(Uuid::new_v4()),
+            connection_id: sea_orm::Set(connection_id),
+            object_type: sea_orm::Set(object_type.to_owned()),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+            ..Default::default()
+        };
+        sync_states::Entity::insert(new_state)
+            .on_conflict_do_nothing_on([
+                sync_states::Column::ConnectionId,
+                sync_states::Column::ObjectType,
+            ])
+            .exec_without_returning(&self.db)
+            .await?;
+        let claimable = Condition::any()
+            .add(sync_states::Column::SyncStatus.is_in(["idle", "error"]))
+            .add(
+                Condition::all()
+                    .add(sync_states::Column::SyncStatus.eq("syncing"))
+                    .add(
+                        Condition::any()
+                            .add(sync_states::Column::LeaseExpiresAt.is_null())
+                            .add(sync_states::Column::LeaseExpiresAt.lt(now)),
+                    ),
+            );
+        let claimed = sync_states::Entity::update_many()
+            .col_expr(sync_states::Column::SyncStatus, Expr::value("syncing"))
+            .col_expr(
+                sync_states::Column::LeaseOwner,
+                Expr::value(lease_owner.clone()),
+            )
+            .col_expr(
+                sync_states::Column::LeaseExpiresAt,
+                Expr::value(now + self.lease),
+            )
+            .col_expr(sync_states::Column::LastSyncStartedAt, Expr::value(now))
+            .col_expr(sync_states::Column::LastSyncCreated, Expr::value(0))
+            .col_expr(sync_states::Column::LastSyncUpdated, Expr::value(0))
+            .col_expr(sync_states::Column::LastSyncDeleted, Expr::value(0))
+            .col_expr(sync_states::Column::LastSyncConflicts, Expr::value(0))
+            .col_expr(sync_states::Column::UpdatedAt, Expr::value(now))
+            .filter(sync_states::Column::ConnectionId.eq(connection_id))
+            .filter(sync_states::Column::ObjectType.eq(object_type))
+            .filter(claimable)
+            .exec(&self.db)
+            .await?;
+        if claimed.rows_affected == 0 {
+            return Ok(None);
+        }
+        let state = sync_states::Entity::find()
+            .filter(sync_states::Column::ConnectionId.eq(connection_id))
+            .filter(sync_states::Column::ObjectType.eq(object_type))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("sync state of {connection_id}/{object_type}"))
+            })?;
+        connections::Entity::update_many()
+            .col_expr(connections::Column::SyncStatus, Expr::value("syncing"))
+            .filter(connections::Column::Id.eq(connection_id))
+            .exec(&self.db)
+            .await?;
+        Ok(Some(SyncClaim {
+            state_id: state.id,
+            lease_owner,
+            connection_id,
+            workspace_id: connection.workspace_id,
+            integration_id: connection.integration_id,
+            provider,
+            object_type: object_type.to_owned(),
+            cursor: state
+                .sync_cursor
+                .filter(|text| !text.is_empty())
+                .map(Cursor::from_stored),
+            mapping,
+            last_modified: state.last_modified_sync,
+        }))
+    }
+
+    /// Reads every page from `client` and writes it, checkpointing after each page. On failure the
+    /// state records the error (and the next run resumes from the last checkpoint).
+    pub async fn run(
+        &self,
+        mut claim: SyncClaim,
+        client: &ProviderClient,
+        options: &ReadOptions,
+    ) -> Result<SyncReport, EngineError> {
+        let outcome = self.pages(&mut claim, client, options).await;
+        match outcome {
+            Ok(report) => {
+                self.finish(&claim, &report).await?;
+                Ok(report)
+            }
+            Err(EngineError::LeaseLost) => Err(EngineError::LeaseLost),
+            Err(error) => {
+                self.fail(&claim, &error.to_string()).await?;
+                Err(error)
+            }
+        }
+    }
+
+    async fn pages(
+        &self,
+        claim: &mut SyncClaim,
+        client: &ProviderClient,
+        options: &ReadOptions,
+    ) -> Result<SyncReport, EngineError> {
+        let attribute_ids = self.ensure_attributes(claim).await?;
+        let mut report = SyncReport::default();
+        loop {
+            let page = client
+                .read_page(&claim.object_type, claim.cursor.as_ref(), options)
+                .await?;
+            let has_more = page.has_more;
+            let cursor = page.cursor.clone();
+            let counts = self.write_page(claim, &attribute_ids, page).await?;
+            report.pages += 1;
+            report.created += counts.created;
+            report.updated += counts.updated;
+            report.deleted += counts.deleted;
+            report.unchanged += counts.unchanged;
+            report.conflicts += counts.conflicts;
+            claim.cursor = Some(cursor);
+            if !has_more {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Makes sure every attribute the mapping writes is defined for the workspace and entity type,
+    /// and returns key → id.
+    async fn ensure_attributes(
+        &self,
+        claim: &SyncClaim,
+    ) -> Result<HashMap<String, Uuid>, EngineError> {
+        let keys: BTreeSet<&String> = claim.mapping.fields.values().collect();
+        let now = self.now();
+        let models = keys.iter().map(|key| attribute_definitions::ActiveModel {
+            id: sea_orm::Set(Uuid::new_v4()),
+            workspace_id: sea_orm::Set(claim.workspace_id),
+            entity_type: sea_orm::Set(claim.mapping.entity_type.to_owned()),
+            key: sea_orm::Set((*key).clone()),
+            label: sea_orm::Set(label(key)),
+            data_type: sea_orm::Set("TEXT".to_owned()),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+        });
+        attribute_definitions::Entity::insert_many(models)
+            .on_conflict_do_nothing_on([
+                attribute_definitions::Column::WorkspaceId,
+                attribute_definitions::Column::EntityType,
+                attribute_definitions::Column::Key,
+            ])
+            .exec_without_returning(&self.db)
+            .await?;
+        let rows = attribute_definitions::Entity::find()
+            .filter(attribute_definitions::Column::WorkspaceId.eq(claim.workspace_id))
+            .filter(attribute_definitions::Column::EntityType.eq(claim.mapping.entity_type))
+            .filter(attribute_definitions::Column::Key.is_in(keys.iter().map(|key| key.as_str())))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.key, row.id)).collect())
+    }
+
+    async fn write_page(
+        &self,
+        claim: &mut SyncClaim,
+        attribute_ids: &HashMap<String, Uuid>,
+        page: Page,
+    ) -> Result<SyncReport, EngineError> {
+        let now = self.now();
+        let transaction = self.db.begin().await?;
+        // The last version of a record in a page wins.
+        let mut records: HashMap<String, Record> = HashMap::new();
+        for record in page.records {
+            records.insert(record.external_id.clone(), record);
+        }
+        let external_ids: Vec<String> = records.keys().cloned().collect();
+
+        let mut existing: HashMap<String, entities::Model> = HashMap::new();
+        for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows = entities::Entity::find()
+                .filter(entities::Column::WorkspaceId.eq(claim.workspace_id))
+                .filter(entities::Column::SourceIntegrationId.eq(claim.integration_id))
+                .filter(entities::Column::SourceExternalId.is_in(chunk.iter().map(String::as_str)))
+                .all(&transaction)
+                .await?;
+            for row in rows {
+                if let Some(external_id) = row.source_external_id.clone() {
+                    existing.insert(external_id, row);
+                }
+            }
+        }
+        let existing_ids: Vec<Uuid> = existing.values().map(|row| row.id).collect();
+        let mut values: HashMap<(Uuid, Uuid), Value> = HashMap::new();
+        let mut origins: HashMap<(Uuid, Uuid), provenance::Model> = HashMap::new();
+        for chunk in existing_ids.chunks(ROWS_PER_STATEMENT) {
+            for row in attribute_values::Entity::find()
+                .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
+                .all(&transaction)
+                .await?
+            {
+                values.insert((row.entity_id, row.attribute_id), row.value);
+            }
+            for row in provenance::Entity::find()
+                .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
+                .all(&transaction)
+                .await?
+            {
+                origins.insert((row.entity_id, row.attribute_id), row);
+            }
+        }
+
+        let mut counts = SyncReport::default();
+        let mut entity_rows = Vec::new();
+        let mut value_rows = Vec::new();
+        let mut provenance_rows = Vec::new();
+        let mut archive_ids = Vec::new();
+        let mut newest = claim.last_modified;
+        for record in records.into_values() {
+            let updated_at = record.updated_at.map(|time| time.fixed_offset());
+            newest = Ord::max(newest, updated_at);
+            let current = existing.get(&record.external_id);
+            if record.deleted {
+                if let Some(entity) = current.filter(|entity| entity.archived_at.is_none()) {
+                    archive_ids.push(entity.id);
+                    counts.deleted += 1;
+                } else {
+                    counts.unchanged += 1;
+                }
+                continue;
+            }
+            let entity_id = current.map_or_else(Uuid::new_v4, |entity| entity.id);
+            let mut changed = current.is_some_and(|entity| entity.archived_at.is_some());
+            let mut mapped: HashMap<&str, &Value> = HashMap::new();
+            for (external_field, key) in &claim.mapping.fields {
+                let (Some(value), Some(attribute_id)) =
+                    (record.fields.get(external_field), attribute_ids.get(key))
+                else {
+                    continue;
+                };
+                mapped.insert(key.as_str(), value);
+                let slot = (entity_id, *attribute_id);
+                let origin = origins.get(&slot);
+                if origin.is_some_and(|origin| origin.override_by_user) {
+                    if values.get(&slot) != Some(value) {
+                        counts.conflicts += 1;
+                    }
+                    continue;
+                }
+                let same_value = values.get(&slot) == Some(value);
+                let same_origin = origin.is_some_and(|origin| {
+                    origin.source_integration_id == Some(claim.integration_id)
+                        && origin.source_external_field.as_deref() == Some(external_field.as_str())
+                });
+                if same_value && same_origin {
+                    continue;
+                }
+                changed = true;
+                value_rows.push(attribute_values::ActiveModel {
+                    entity_id: sea_orm::Set(entity_id),
+                    attribute_id: sea_orm::Set(*attribute_id),
+                    value: sea_orm::Set(value.clone()),
+                    updated_at: sea_orm::Set(now),
+                });
+                provenance_rows.push(provenance::ActiveModel {
+                    id: sea_orm::Set(Uuid::new_v4()),
+                    entity_id: sea_orm::Set(entity_id),
+                    attribute_id: sea_orm::Set(*attribute_id),
+                    source_type: sea_orm::Set("INTEGRATION".to_owned()),
+                    source_integration_id: sea_orm::Set(Some(claim.integration_id)),
+                    source_external_field: sea_orm::Set(Some(external_field.clone())),
+                    last_updated_at: sea_orm::Set(updated_at.unwrap_or(now)),
+                    override_by_user: sea_orm::Set(false),
+                    override_at: sea_orm::Set(None),
+                });
+            }
+            let delta = if current.is_none() {
+                counts.created += 1;
+                1
+            } else if changed {
+                counts.updated += 1;
+                1
+            } else {
+                counts.unchanged += 1;
+                0
+            };
+            entity_rows.push(entities::ActiveModel {
+                id: sea_orm::Set(entity_id),
+                workspace_id: sea_orm::Set(claim.workspace_id),
+                entity_type: sea_orm::Set(claim.mapping.entity_type.to_owned()),
+                display_name: sea_orm::Set(display_name(&mapped, &record.external_id)),
+                archived_at: sea_orm::Set(None),
+                created_by: sea_orm::Set(None),
+                created_at: sea_orm::Set(now),
+                updated_at: sea_orm::Set(now),
+                source_type: sea_orm::Set("INTEGRATION".to_owned()),
+                source_integration_id: sea_orm::Set(Some(claim.integration_id)),
+                source_external_id: sea_orm::Set(Some(record.external_id.clone())),
+                source_url: sea_orm::Set(record.source_url.clone()),
+                first_synced_at: sea_orm::Set(Some(now)),
+                last_synced_at: sea_orm::Set(Some(now)),
+                // For a new row this is its version; for an existing one, the increment.
+                sync_version: sea_orm::Set(delta),
+            });
+        }
+
+        for chunk in entity_rows.chunks(ROWS_PER_STATEMENT) {
+            entities::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        entities::Column::WorkspaceId,
+                        entities::Column::SourceIntegrationId,
+                        entities::Column::SourceExternalId,
+                    ])
+                    .target_and_where(Expr::cust(
+                        "source_integration_id IS NOT NULL AND source_external_id IS NOT NULL",
+                    ))
+                    .update_columns([
+                        entities::Column::LastSyncedAt,
+                        entities::Column::SourceUrl,
+                        entities::Column::DisplayName,
+                        entities::Column::ArchivedAt,
+                    ])
+                    .value(
+                        entities::Column::SyncVersion,
+                        Expr::cust("entities.sync_version + excluded.sync_version"),
+                    )
+                    .value(
+                        entities::Column::UpdatedAt,
+                        Expr::cust(
+                            "CASE WHEN excluded.sync_version > 0 THEN excluded.updated_at ELSE entities.updated_at END",
+                        ),
+                    )
+                    .to_owned(),
+                )
+                .exec_without_returning(&transaction)
+                .await?;
+        }
+        for chunk in value_rows.chunks(ROWS_PER_STATEMENT) {
+            attribute_values::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([attribute_values::Column::EntityId, attribute_values::Column::AttributeId])
+                        .update_columns([attribute_values::Column::Value, attribute_values::Column::UpdatedAt])
+                        // An override written since our read still wins.
+                        .action_and_where(Expr::cust(
+                            "NOT EXISTS (SELECT 1 FROM entity_attribute_provenance p
+                             WHERE p.entity_id = excluded.entity_id AND p.attribute_id = excluded.attribute_id
+                             AND p.override_by_user)",
+                        ))
+                        .to_owned(),
+                )
+                .exec_without_returning(&transaction)
+                .await?;
+        }
+        for chunk in provenance_rows.chunks(ROWS_PER_STATEMENT) {
+            provenance::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        provenance::Column::EntityId,
+                        provenance::Column::AttributeId,
+                    ])
+                    .update_columns([
+                        provenance::Column::SourceType,
+                        provenance::Column::SourceIntegrationId,
+                        provenance::Column::SourceExternalField,
+                        provenance::Column::LastUpdatedAt,
+                    ])
+                    .action_and_where(Expr::cust(
+                        "entity_attribute_provenance.override_by_user = FALSE",
+                    ))
+                    .to_owned(),
+                )
+                .exec_without_returning(&transaction)
+                .await?;
+        }
+        for chunk in archive_ids.chunks(ROWS_PER_STATEMENT) {
+            entities::Entity::update_many()
+                .col_expr(entities::Column::ArchivedAt, Expr::value(now))
+                .col_expr(entities::Column::LastSyncedAt, Expr::value(now))
+                .col_expr(entities::Column::UpdatedAt, Expr::value(now))
+                .col_expr(
+                    entities::Column::SyncVersion,
+                    Expr::col(entities::Column::SyncVersion).add(1),
+                )
+                .filter(entities::Column::Id.is_in(chunk.iter().copied()))
+                .filter(entities::Column::ArchivedAt.is_null())
+                .exec(&transaction)
+                .await?;
+        }
+
+        let checkpoint = sync_states::Entity::update_many()
+            .col_expr(
+                sync_states::Column::SyncCursor,
+                Expr::value(page.cursor.as_str().to_owned()),
+            )
+            .col_expr(
+                sync_states::Column::LeaseExpiresAt,
+                Expr::value(now + self.lease),
+            )
+            .col_expr(sync_states::Column::LastModifiedSync, Expr::value(newest))
+            .col_expr(
+                sync_states::Column::LastSyncCreated,
+                Expr::col(sync_states::Column::LastSyncCreated).add(counts.created),
+            )
+            .col_expr(
+                sync_states::Column::LastSyncUpdated,
+                Expr::col(sync_states::Column::LastSyncUpdated).add(counts.updated),
+            )
+            .col_expr(
+                sync_states::Column::LastSyncDeleted,
+                Expr::col(sync_states::Column::LastSyncDeleted).add(counts.deleted),
+            )
+            .col_expr(
+                sync_states::Column::LastSyncConflicts,
+                Expr::col(sync_states::Column::LastSyncConflicts).add(counts.conflicts),
+            )
+            .col_expr(sync_states::Column::UpdatedAt, Expr::value(now))
+            .filter(sync_states::Column::Id.eq(claim.state_id))
+            .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
+            .exec(&transaction)
+            .await?;
+        if checkpoint.rows_affected != 1 {
+            transaction.rollback().await?;
+            return Err(EngineError::LeaseLost);
+        }
+        transaction.commit().await?;
+        claim.last_modified = newest;
+        Ok(counts)
+    }
+
+    async fn finish(&self, claim: &SyncClaim, report: &SyncReport) -> Result<(), EngineError> {
+        let now = self.now();
+        let transaction = self.db.begin().await?;
+        let released = sync_states::Entity::update_many()
+            .col_expr(sync_states::Column::SyncStatus, Expr::value("idle"))
+            .col_expr(
+                sync_states::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                sync_states::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(sync_states::Column::LastSyncCompletedAt, Expr::value(now))
+            .col_expr(sync_states::Column::ErrorCount, Expr::value(0))
+            .col_expr(
+                sync_states::Column::LastErrorMessage,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(sync_states::Column::UpdatedAt, Expr::value(now))
+            .filter(sync_states::Column::Id.eq(claim.state_id))
+            .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
+            .exec(&transaction)
+            .await?;
+        if released.rows_affected != 1 {
+            transaction.rollback().await?;
+            return Err(EngineError::LeaseLost);
+        }
+        connections::Entity::update_many()
+            .col_expr(connections::Column::LastSyncAt, Expr::value(now))
+            .col_expr(
+                connections::Column::LastSyncCreated,
+                Expr::value(report.created),
+            )
+            .col_expr(
+                connections::Column::LastSyncUpdated,
+                Expr::value(report.updated),
+            )
+            .col_expr(
+                connections::Column::LastModifiedSync,
+                Expr::value(claim.last_modified),
+            )
+            .col_expr(connections::Column::ErrorCount, Expr::value(0))
+            .col_expr(
+                connections::Column::LastErrorMessage,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(connections::Column::SyncStatus, Expr::value("idle"))
+            .filter(connections::Column::Id.eq(claim.connection_id))
+            .filter(connections::Column::SyncStatus.ne("disabled"))
+            .filter(
+                Expr::exists(
+                    Query::select()
+                        .expr(Expr::val(1))
+                        .from(sync_states::Entity)
+                        .and_where(sync_states::Column::ConnectionId.eq(claim.connection_id))
+                        .and_where(sync_states::Column::SyncStatus.eq("syncing"))
+                        .to_owned(),
+                )
+                .not(),
+            )
+            .exec(&transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(&self, claim: &SyncClaim, message: &str) -> Result<(), EngineError> {
+        let now = self.now();
+        let message: String = message.chars().take(1_000).collect();
+        sync_states::Entity::update_many()
+            .col_expr(sync_states::Column::SyncStatus, Expr::value("error"))
+            .col_expr(
+                sync_states::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                sync_states::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(
+                sync_states::Column::ErrorCount,
+                Expr::col(sync_states::Column::ErrorCount).add(1),
+            )
+            .col_expr(
+                sync_states::Column::LastErrorMessage,
+                Expr::value(message.clone()),
+            )
+            .col_expr(sync_states::Column::UpdatedAt, Expr::value(now))
+            .filter(sync_states::Column::Id.eq(claim.state_id))
+            .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
+            .exec(&self.db)
+            .await?;
+        connections::Entity::update_many()
+            .col_expr(connections::Column::SyncStatus, Expr::value("error"))
+            .col_expr(
+                connections::Column::ErrorCount,
+                Expr::col(connections::Column::ErrorCount).add(1),
+            )
+            .col_expr(connections::Column::LastErrorMessage, Expr::value(message))
+            .filter(connections::Column::Id.eq(claim.connection_id))
+            .filter(connections::Column::SyncStatus.ne("disabled"))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A label for an attribute key: `first_name` → `First name`.
+fn label(key: &str) -> String {
+    let text = key.replace('_', " ");
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The name to show for an entity: its name, first and last name, email, subject or external id.
+fn display_name(mapped: &HashMap<&str, &Value>, external_id: &str) -> Option<String> {
+    let text = |key: &str| {
+        mapped
+            .get(key)
+            .and_then(|value| value.as_str())
+            .filter(|text| !text.trim().is_empty())
+    };
+    if let Some(name) = text("name") {
+        return Some(name.to_owned());
+    }
+    let full_name: Vec<&str> = ["first_name", "last_name"]
+        .into_iter()
+        .filter_map(text)
+        .collect();
+    if !full_name.is_empty() {
+        return Some(full_name.join(" "));
+    }
+    ["email", "subject", "title", "number"]
+        .into_iter()
+        .find_map(text)
+        .map(str::to_owned)
+        .or_else(|| Some(external_id.to_owned()))
+}

@@ -1,0 +1,507 @@
+//! The sync engine end to end: a mocked HubSpot answering in its documented shapes, the real
+//! adapter, and a fresh database per test on PostgreSQL and SQLite.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use integrations::{EngineError, SyncEngine};
+use providers::secrecy::SecretString;
+use providers::{
+    Clock, HttpCore, ProviderClient, ProviderKind, ProviderSpec, ReadOptions, RetryPolicy, Sleeper,
+};
+use serde_json::{Value, json};
+use tests::fixtures::{definition_id, new_id, v};
+use tests::{Backend, TestDb};
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
+
+/// A clock tests move by hand.
+#[derive(Debug)]
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(
+            Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )))
+    }
+    fn advance(&self, by: chrono::Duration) {
+        if let Ok(mut now) = self.0.lock() {
+            *now += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map(|now| *now).unwrap_or_default()
+    }
+}
+
+/// Never waits.
+#[derive(Debug)]
+struct NoWait;
+
+impl Sleeper for NoWait {
+    fn sleep(&self, _: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async {})
+    }
+}
+
+struct World {
+    test_db: TestDb,
+    clock: Arc<ManualClock>,
+    connection_id: uuid::Uuid,
+    workspace_id: uuid::Uuid,
+}
+
+impl World {
+    async fn new(backend: Backend) -> anyhow::Result<Self> {
+        let test_db = TestDb::migrated(backend).await?;
+        let workspace_id = new_id();
+        let connection_id = new_id();
+        let hubspot = definition_id(&test_db, "hubspot").await?;
+        test_db
+            .execute(
+                "INSERT INTO workspaces (id, name) VALUES ($1, 'Acme')",
+                vec![v(workspace_id)],
+            )
+            .await?;
+        test_db
+            .execute(
+                "INSERT INTO integration_connections (id, workspace_id, integration_id, status, connection_status)
+                 VALUES ($1, $2, $3, 'ACTIVE', 'connected')",
+                vec![v(connection_id), v(workspace_id), v(hubspot)],
+            )
+            .await?;
+        Ok(Self {
+            test_db,
+            clock: ManualClock::new(),
+            connection_id,
+            workspace_id,
+        })
+    }
+
+    fn engine(&self) -> SyncEngine {
+        SyncEngine::new(self.test_db.db.clone(), self.clock.clone(), "test-worker")
+    }
+
+    fn client(&self, server: &MockServer) -> anyhow::Result<ProviderClient> {
+        let spec =
+            ProviderSpec::for_provider(ProviderKind::HubSpot).with_api_base_url(&server.uri())?;
+        let http = HttpCore::new(
+            ProviderKind::HubSpot,
+            RetryPolicy::default(),
+            self.clock.clone(),
+            Arc::new(NoWait),
+        )?;
+        Ok(ProviderClient::new(spec, http, SecretString::from("token")))
+    }
+
+    async fn sync(&self, server: &MockServer) -> anyhow::Result<integrations::SyncReport> {
+        let claim = self
+            .engine()
+            .claim(self.connection_id, "contacts")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("not claimed"))?;
+        Ok(self
+            .engine()
+            .run(claim, &self.client(server)?, &ReadOptions::default())
+            .await?)
+    }
+
+    async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        self.test_db.count(sql, vec![]).await
+    }
+
+    /// The stored value of `key` for the contact with external id `external_id`.
+    async fn value(&self, external_id: &str, key: &str) -> anyhow::Result<Value> {
+        use sea_orm::ConnectionTrait as _;
+        let row = self
+            .test_db
+            .db
+            .query_one_raw(self.test_db.statement(
+                "SELECT v.value FROM entity_attribute_values v
+                 JOIN entities e ON e.id = v.entity_id
+                 JOIN attribute_definitions a ON a.id = v.attribute_id
+                 WHERE e.source_external_id = $1 AND a.key = $2",
+                vec![v(external_id), v(key)],
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no value {external_id}.{key}"))?;
+        Ok(row.try_get_by_index::<Value>(0)?)
+    }
+}
+
+fn contact(id: &str, email: &str, first: &str, modified: &str) -> Value {
+    json!({"id": id, "properties": {"email": email, "firstname": first, "lastname": "Doe", "lastmodifieddate": modified}, "updatedAt": modified, "archived": false})
+}
+
+/// A HubSpot whose contacts search serves `pages` in order (chained by `after`), with no archived
+/// contacts.
+async fn hubspot(pages: Vec<Vec<Value>>) -> MockServer {
+    let server = MockServer::start().await;
+    let n_pages = pages.len();
+    for (index, results) in pages.into_iter().enumerate().rev() {
+        let mut body = json!({"total": 0, "results": results});
+        if index + 1 < n_pages {
+            body["paging"] = json!({"next": {"after": (index + 1).to_string()}});
+        }
+        let mut mock = Mock::given(method("POST")).and(path("/crm/v3/objects/contacts/search"));
+        if index > 0 {
+            mock = mock.and(body_partial_json(json!({"after": index.to_string()})));
+        }
+        mock.respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/objects/contacts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_full_sync_then_an_incremental_one_count_created_and_updated_right() -> anyhow::Result<()>
+{
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        let first = hubspot(vec![
+            vec![
+                contact("1", "ada@example.com", "Ada", "2026-11-01T10:00:00.000Z"),
+                contact(
+                    "2",
+                    "grace@example.com",
+                    "Grace",
+                    "2026-11-02T10:00:00.000Z",
+                ),
+            ],
+            vec![contact(
+                "3",
+                "jose@example.com",
+                "José",
+                "2026-11-03T10:00:00.000Z",
+            )],
+        ])
+        .await;
+        let report = world.sync(&first).await?;
+        assert_eq!(
+            (report.created, report.updated, report.pages),
+            (3, 0, 3),
+            "{backend:?}"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM entities WHERE source_type = 'INTEGRATION' AND sync_version = 1").await?, 3);
+        assert_eq!(world.count("SELECT count(*) FROM entity_attribute_provenance WHERE source_type = 'INTEGRATION'").await?, 9);
+        assert_eq!(world.value("3", "first_name").await?, json!("José"));
+        assert_eq!(world.count("SELECT count(*) FROM integration_sync_states WHERE sync_status = 'idle' AND last_sync_created = 3 AND sync_cursor IS NOT NULL").await?, 1);
+        assert_eq!(world.count("SELECT count(*) FROM integration_connections WHERE sync_status = 'idle' AND last_sync_created = 3").await?, 1);
+
+        let second = hubspot(vec![vec![
+            contact("3", "jose@example.com", "José", "2026-11-03T10:00:00.000Z"),
+            contact(
+                "2",
+                "grace.hopper@example.com",
+                "Grace",
+                "2026-11-04T10:00:00.000Z",
+            ),
+            contact("4", "alan@example.com", "Alan", "2026-11-05T10:00:00.000Z"),
+        ]])
+        .await;
+        let report = world.sync(&second).await?;
+        assert_eq!(
+            (report.created, report.updated, report.unchanged),
+            (1, 1, 1),
+            "{backend:?}"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM entities").await?, 4);
+        assert_eq!(world.count("SELECT count(*) FROM entities WHERE source_external_id = '2' AND sync_version = 2").await?, 1);
+        assert_eq!(world.count("SELECT count(*) FROM entities WHERE source_external_id = '3' AND sync_version = 1").await?, 1, "unchanged keeps its version");
+        assert_eq!(
+            world.value("2", "email").await?,
+            json!("grace.hopper@example.com")
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_user_override_survives_the_next_sync_and_clearing_it_lets_the_sync_win()
+-> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        world
+            .sync(
+                &hubspot(vec![vec![contact(
+                    "1",
+                    "ada@example.com",
+                    "Ada",
+                    "2026-11-01T10:00:00.000Z",
+                )]])
+                .await,
+            )
+            .await?;
+        let pin = "UPDATE entity_attribute_values SET value = '\"ada@mine.example\"' WHERE attribute_id IN (SELECT id FROM attribute_definitions WHERE key = 'email')";
+        world.test_db.execute(pin, vec![]).await?;
+        world.test_db.execute(
+            "UPDATE entity_attribute_provenance SET override_by_user = TRUE, override_at = CURRENT_TIMESTAMP, source_type = 'USER_OVERRIDE'
+             WHERE attribute_id IN (SELECT id FROM attribute_definitions WHERE key = 'email')", vec![]).await?;
+
+        let changed = hubspot(vec![vec![contact(
+            "1",
+            "ada@provider.example",
+            "Ada",
+            "2026-11-06T10:00:00.000Z",
+        )]])
+        .await;
+        let report = world.sync(&changed).await?;
+        assert_eq!(report.conflicts, 1, "{backend:?}");
+        assert_eq!(
+            world.value("1", "email").await?,
+            json!("ada@mine.example"),
+            "{backend:?}: the override held"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM entity_attribute_provenance WHERE override_by_user AND source_type = 'USER_OVERRIDE'").await?, 1);
+
+        world.test_db.execute("UPDATE entity_attribute_provenance SET override_by_user = FALSE, override_at = NULL", vec![]).await?;
+        let report = world.sync(&changed).await?;
+        assert_eq!((report.conflicts, report.updated), (0, 1), "{backend:?}");
+        assert_eq!(
+            world.value("1", "email").await?,
+            json!("ada@provider.example"),
+            "{backend:?}: the sync won once cleared"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crash_after_page_two_resumes_without_duplicates() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        let server = MockServer::start().await;
+        let page = |index: usize, ids: &[&str], next: Option<&str>| {
+            let results: Vec<Value> = ids
+                .iter()
+                .map(|id| {
+                    contact(
+                        id,
+                        &format!("{id}@example.com"),
+                        "N",
+                        &format!("2026-11-0{}T10:00:00.000Z", index + 1),
+                    )
+                })
+                .collect();
+            let mut body = json!({"results": results});
+            if let Some(next) = next {
+                body["paging"] = json!({"next": {"after": next}});
+            }
+            body
+        };
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"after": "2"})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(page(2, &["5", "6"], None))
+                    .set_delay(Duration::from_secs(20)),
+            )
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"after": "2"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(2, &["5", "6"], None)))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"after": "1"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(1, &["3", "4"], Some("2"))))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(0, &["1", "2"], Some("1"))))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&server)
+            .await;
+
+        let claim = world
+            .engine()
+            .claim(world.connection_id, "contacts")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("claim"))?;
+        let engine = world.engine();
+        let client = world.client(&server)?;
+        let running =
+            tokio::spawn(async move { engine.run(claim, &client, &ReadOptions::default()).await });
+        // Wait (bounded) until page two is checkpointed, then kill the run mid-page-three.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while world.count("SELECT count(*) FROM entities").await? < 4 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend:?}: pages one and two never landed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        running.abort();
+        let _ = running.await;
+        assert_eq!(world.count("SELECT count(*) FROM integration_sync_states WHERE sync_status = 'syncing' AND last_sync_created = 4").await?, 1);
+
+        // The dead worker's lease runs out; the next run takes over from the checkpoint.
+        world.clock.advance(chrono::Duration::minutes(11));
+        let report = world.sync(&server).await?;
+        assert_eq!(
+            (report.created, report.pages),
+            (2, 2),
+            "{backend:?}: resumed at page three"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM entities").await?, 6);
+        assert_eq!(
+            world
+                .count("SELECT count(DISTINCT source_external_id) FROM entities")
+                .await?,
+            6
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_claims_let_one_sync_run_and_a_stuck_one_is_reclaimed() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        let (engine_a, engine_b) = (world.engine(), world.engine());
+        let (first, second) = tokio::join!(
+            engine_a.claim(world.connection_id, "contacts"),
+            engine_b.claim(world.connection_id, "contacts"),
+        );
+        let claims: Vec<_> = [first?, second?].into_iter().flatten().collect();
+        assert_eq!(claims.len(), 1, "{backend:?}");
+        assert!(
+            world
+                .engine()
+                .claim(world.connection_id, "contacts")
+                .await?
+                .is_none(),
+            "held until the lease ends"
+        );
+
+        world.clock.advance(chrono::Duration::minutes(11));
+        let taken_over = world
+            .engine()
+            .claim(world.connection_id, "contacts")
+            .await?;
+        assert!(
+            taken_over.is_some(),
+            "{backend:?}: a stuck sync is reclaimed"
+        );
+        // The stale claim can no longer write.
+        let server = hubspot(vec![vec![contact(
+            "1",
+            "a@example.com",
+            "A",
+            "2026-11-01T10:00:00.000Z",
+        )]])
+        .await;
+        let stale = claims
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("claim"))?;
+        let outcome = world
+            .engine()
+            .run(stale, &world.client(&server)?, &ReadOptions::default())
+            .await;
+        assert!(
+            matches!(outcome, Err(EngineError::LeaseLost)),
+            "{backend:?}: {outcome:?}"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM entities").await?, 0);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_that_changes_nothing() -> anyhow::Result<()> {
+    let world = World::new(Backend::Sqlite).await?;
+    let unknown = world.engine().claim(new_id(), "contacts").await;
+    assert!(
+        matches!(unknown, Err(EngineError::NotFound(_))),
+        "{unknown:?}"
+    );
+    let not_synced = world.engine().claim(world.connection_id, "tickets").await;
+    assert!(
+        matches!(not_synced, Err(EngineError::InvalidInput(_))),
+        "{not_synced:?}"
+    );
+    world.test_db.execute("UPDATE integration_connections SET property_mappings = '{\"contacts\": {\"x\": \"not a key\"}}'", vec![]).await?;
+    let bad_mapping = world.engine().claim(world.connection_id, "contacts").await;
+    assert!(
+        matches!(bad_mapping, Err(EngineError::InvalidInput(_))),
+        "{bad_mapping:?}"
+    );
+    world
+        .test_db
+        .execute(
+            "UPDATE integration_connections SET property_mappings = NULL, status = 'PAUSED'",
+            vec![],
+        )
+        .await?;
+    let paused = world.engine().claim(world.connection_id, "contacts").await;
+    assert!(
+        matches!(paused, Err(EngineError::Conflict(_))),
+        "{paused:?}"
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM integration_sync_states")
+            .await?,
+        0
+    );
+    let _ = world.workspace_id;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_delete_archives_the_entity_and_keeps_its_provenance() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        world
+            .sync(
+                &hubspot(vec![vec![contact(
+                    "9",
+                    "gone@example.com",
+                    "Gone",
+                    "2026-11-01T10:00:00.000Z",
+                )]])
+                .await,
+            )
+            .await?;
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
+            {"id": "9", "properties": {"email": "gone@example.com"}, "archived": true, "archivedAt": "2026-11-10T00:00:00.000Z"}
+        ]}))).mount(&server).await;
+        let report = world.sync(&server).await?;
+        assert_eq!(report.deleted, 1, "{backend:?}");
+        assert_eq!(world.count("SELECT count(*) FROM entities WHERE archived_at IS NOT NULL AND sync_version = 2").await?, 1);
+        assert_eq!(
+            world
+                .count("SELECT count(*) FROM entity_attribute_provenance")
+                .await?,
+            3,
+            "provenance is kept"
+        );
+    }
+    Ok(())
+}
