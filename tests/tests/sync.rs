@@ -505,3 +505,83 @@ async fn a_provider_delete_archives_the_entity_and_keeps_its_provenance() -> any
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn user_edits_use_the_sync_version_and_win_over_syncs_until_cleared() -> anyhow::Result<()> {
+    use integrations::AttributeEditor;
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        world
+            .sync(
+                &hubspot(vec![vec![contact(
+                    "1",
+                    "ada@example.com",
+                    "Ada",
+                    "2026-11-01T10:00:00.000Z",
+                )]])
+                .await,
+            )
+            .await?;
+        let entity_id = {
+            use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+            entity::entities::Entity::find()
+                .filter(entity::entities::Column::SourceExternalId.eq("1"))
+                .one(&world.test_db.db)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("entity"))?
+                .id
+        };
+        let editor = AttributeEditor::new(world.test_db.db.clone(), world.clock.clone());
+        let stale = editor
+            .update_attribute(entity_id, "email", json!("x@example.com"), 0)
+            .await;
+        assert!(
+            matches!(stale, Err(EngineError::Conflict(_))),
+            "{backend:?}: {stale:?}"
+        );
+        assert_eq!(
+            world.value("1", "email").await?,
+            json!("ada@example.com"),
+            "a stale edit changed nothing"
+        );
+        let version = editor
+            .update_attribute(entity_id, "email", json!("ada@mine.example"), 1)
+            .await?;
+        assert_eq!(version, 2);
+        let bad_key = editor
+            .update_attribute(entity_id, "not a key", json!(1), 2)
+            .await;
+        assert!(matches!(bad_key, Err(EngineError::InvalidInput(_))));
+        let missing = editor
+            .update_attribute(new_id(), "email", json!(1), 0)
+            .await;
+        assert!(matches!(missing, Err(EngineError::NotFound(_))));
+
+        let changed = hubspot(vec![vec![contact(
+            "1",
+            "ada@provider.example",
+            "Ada",
+            "2026-11-06T10:00:00.000Z",
+        )]])
+        .await;
+        assert_eq!(world.sync(&changed).await?.conflicts, 1);
+        assert_eq!(
+            world.value("1", "email").await?,
+            json!("ada@mine.example"),
+            "{backend:?}"
+        );
+        let version = editor.clear_override(entity_id, "email", 2).await?;
+        assert_eq!(version, 3);
+        world.sync(&changed).await?;
+        assert_eq!(
+            world.value("1", "email").await?,
+            json!("ada@provider.example"),
+            "{backend:?}"
+        );
+        assert!(matches!(
+            editor.clear_override(entity_id, "email", 4).await,
+            Err(EngineError::NotFound(_))
+        ));
+    }
+    Ok(())
+}

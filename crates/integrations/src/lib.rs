@@ -6,13 +6,17 @@
 //! - [`SyncEngine`]: claims a (connection, object type), reads pages through a
 //!   [`providers::ProviderClient`], and writes entities, values and provenance per page in one
 //!   transaction with the cursor checkpoint; user overrides always win.
+//! - [`AttributeEditor`]: user edits with optimistic concurrency on `sync_version`; an edit is an
+//!   override no sync overwrites until it is cleared.
 //! - [`object_mapping`]: the default field mapping of every synced object plus a connection's
 //!   `property_mappings`.
 
+mod edits;
 mod error;
 mod mapping;
 mod sync;
 
+pub use edits::AttributeEditor;
 pub use error::EngineError;
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use sync::{SyncClaim, SyncEngine, SyncReport};

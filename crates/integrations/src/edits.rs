@@ -1,0 +1,211 @@
+//! User edits of entity attributes: a user's value always wins over later syncs. An edit names the
+//! `sync_version` it was made against (optimistic concurrency); a stale one is a conflict that
+//! changes nothing. Clearing an override lets the next sync write the provider's value again.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+use entity::{
+    attribute_definitions, entities, entity_attribute_provenance as provenance,
+    entity_attribute_values as attribute_values,
+};
+use providers::Clock;
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
+use sea_orm::{
+    ColumnTrait as _, DatabaseConnection, DatabaseTransaction, EntityTrait as _, QueryFilter as _,
+    Set, TransactionTrait as _,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{EngineError, is_attribute_key};
+
+/// Writes user edits.
+#[derive(Debug, Clone)]
+pub struct AttributeEditor {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+}
+
+impl AttributeEditor {
+    /// An editor on `db`.
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now().fixed_offset()
+    }
+
+    /// Sets attribute `key` of `entity_id` to `value` as a user override, if the entity is still
+    /// at `expected_sync_version`. Returns the new version. A key the entity type does not have yet
+    /// is defined on the fly.
+    pub async fn update_attribute(
+        &self,
+        entity_id: Uuid,
+        key: &str,
+        value: Value,
+        expected_sync_version: i64,
+    ) -> Result<i64, EngineError> {
+        if !is_attribute_key(key) {
+            return Err(EngineError::InvalidInput(format!(
+                "`{key}` is not an attribute key"
+            )));
+        }
+        let now = self.now();
+        let transaction = self.db.begin().await?;
+        let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
+        let attribute_id = attribute_id(&transaction, &entity, key, now).await?;
+        attribute_values::Entity::insert(attribute_values::ActiveModel {
+            entity_id: Set(entity_id),
+            attribute_id: Set(attribute_id),
+            value: Set(value),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                attribute_values::Column::EntityId,
+                attribute_values::Column::AttributeId,
+            ])
+            .update_columns([
+                attribute_values::Column::Value,
+                attribute_values::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(&transaction)
+        .await?;
+        provenance::Entity::insert(provenance::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            entity_id: Set(entity_id),
+            attribute_id: Set(attribute_id),
+            source_type: Set("USER_OVERRIDE".to_owned()),
+            source_integration_id: Set(None),
+            source_external_field: Set(None),
+            last_updated_at: Set(now),
+            override_by_user: Set(true),
+            override_at: Set(Some(now)),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                provenance::Column::EntityId,
+                provenance::Column::AttributeId,
+            ])
+            .update_columns([
+                provenance::Column::SourceType,
+                provenance::Column::SourceIntegrationId,
+                provenance::Column::SourceExternalField,
+                provenance::Column::LastUpdatedAt,
+                provenance::Column::OverrideByUser,
+                provenance::Column::OverrideAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(&transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(expected_sync_version + 1)
+    }
+
+    /// Removes the user override of attribute `key` on `entity_id` (the value stays until the next
+    /// sync writes the provider's), if the entity is still at `expected_sync_version`.
+    pub async fn clear_override(
+        &self,
+        entity_id: Uuid,
+        key: &str,
+        expected_sync_version: i64,
+    ) -> Result<i64, EngineError> {
+        let now = self.now();
+        let transaction = self.db.begin().await?;
+        let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
+        let attribute = attribute_definitions::Entity::find()
+            .filter(attribute_definitions::Column::WorkspaceId.eq(entity.workspace_id))
+            .filter(attribute_definitions::Column::EntityType.eq(entity.entity_type.clone()))
+            .filter(attribute_definitions::Column::Key.eq(key))
+            .one(&transaction)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("attribute `{key}`")))?;
+        let cleared = provenance::Entity::update_many()
+            .col_expr(provenance::Column::OverrideByUser, Expr::value(false))
+            .col_expr(
+                provenance::Column::OverrideAt,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(provenance::Column::LastUpdatedAt, Expr::value(now))
+            .filter(provenance::Column::EntityId.eq(entity_id))
+            .filter(provenance::Column::AttributeId.eq(attribute.id))
+            .filter(provenance::Column::OverrideByUser.eq(true))
+            .exec(&transaction)
+            .await?;
+        if cleared.rows_affected == 0 {
+            transaction.rollback().await?;
+            return Err(EngineError::NotFound(format!("an override of `{key}`")));
+        }
+        transaction.commit().await?;
+        Ok(expected_sync_version + 1)
+    }
+}
+
+/// Moves the entity from `expected` to the next version, or explains why not.
+async fn bump_version(
+    transaction: &DatabaseTransaction,
+    entity_id: Uuid,
+    expected: i64,
+    now: DateTime<FixedOffset>,
+) -> Result<entities::Model, EngineError> {
+    let bumped = entities::Entity::update_many()
+        .col_expr(
+            entities::Column::SyncVersion,
+            Expr::col(entities::Column::SyncVersion).add(1),
+        )
+        .col_expr(entities::Column::UpdatedAt, Expr::value(now))
+        .filter(entities::Column::Id.eq(entity_id))
+        .filter(entities::Column::SyncVersion.eq(expected))
+        .exec(transaction)
+        .await?;
+    let entity = entities::Entity::find_by_id(entity_id)
+        .one(transaction)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("entity {entity_id}")))?;
+    if bumped.rows_affected == 0 {
+        return Err(EngineError::Conflict(format!(
+            "entity {entity_id} is at sync_version {}, not {expected}: reload and retry",
+            entity.sync_version
+        )));
+    }
+    Ok(entity)
+}
+
+/// The id of attribute `key` of the entity's type, defining it when new.
+async fn attribute_id(
+    transaction: &DatabaseTransaction,
+    entity: &entities::Model,
+    key: &str,
+    now: DateTime<FixedOffset>,
+) -> Result<Uuid, EngineError> {
+    attribute_definitions::Entity::insert(attribute_definitions::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        workspace_id: Set(entity.workspace_id),
+        entity_type: Set(entity.entity_type.clone()),
+        key: Set(key.to_owned()),
+        label: Set(key.replace('_', " ")),
+        data_type: Set("TEXT".to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict_do_nothing_on([
+        attribute_definitions::Column::WorkspaceId,
+        attribute_definitions::Column::EntityType,
+        attribute_definitions::Column::Key,
+    ])
+    .exec_without_returning(transaction)
+    .await?;
+    let attribute = attribute_definitions::Entity::find()
+        .filter(attribute_definitions::Column::WorkspaceId.eq(entity.workspace_id))
+        .filter(attribute_definitions::Column::EntityType.eq(entity.entity_type.clone()))
+        .filter(attribute_definitions::Column::Key.eq(key))
+        .one(transaction)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("attribute `{key}`")))?;
+    Ok(attribute.id)
+}
