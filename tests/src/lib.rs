@@ -2,11 +2,13 @@
 //! PostgreSQL and SQLite, schema inventories and dumps, and entity generation with sea-orm-cli.
 
 pub mod catalog;
+pub mod clock;
 pub mod codegen;
 pub mod fixtures;
 pub mod test_db;
 
 pub use catalog::{Inventory, dump, inventory};
+pub use clock::{ManualClock, NoWait};
 pub use test_db::{Backend, TestDb};
 
 /// The workspace root (the folder holding the root `Cargo.toml`).

@@ -1,10 +1,9 @@
 //! The sync engine end to end: a mocked HubSpot answering in its documented shapes, the real
 //! adapter, and a fresh database per test on PostgreSQL and SQLite.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
 use integrations::{EngineError, SyncEngine};
 use providers::secrecy::SecretString;
 use providers::{
@@ -12,46 +11,11 @@ use providers::{
 };
 use serde_json::{Value, json};
 use tests::fixtures::{definition_id, new_id, v};
-use tests::{Backend, TestDb};
+use tests::{Backend, ManualClock, NoWait, TestDb};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
-
-/// A clock tests move by hand.
-#[derive(Debug)]
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(
-            Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0)
-                .single()
-                .unwrap_or_default(),
-        )))
-    }
-    fn advance(&self, by: chrono::Duration) {
-        if let Ok(mut now) = self.0.lock() {
-            *now += by;
-        }
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0.lock().map(|now| *now).unwrap_or_default()
-    }
-}
-
-/// Never waits.
-#[derive(Debug)]
-struct NoWait;
-
-impl Sleeper for NoWait {
-    fn sleep(&self, _: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async {})
-    }
-}
 
 struct World {
     test_db: TestDb,

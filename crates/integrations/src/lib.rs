@@ -8,15 +8,25 @@
 //!   transaction with the cursor checkpoint; user overrides always win.
 //! - [`AttributeEditor`]: user edits with optimistic concurrency on `sync_version`; an edit is an
 //!   override no sync overwrites until it is cleared.
+//! - [`WebhookInbox`]: exactly-once intake of verified webhook events (dedupe table with 30-day
+//!   expiry, routing by account id, processing through the job queue).
+//! - [`JobQueue`]: idempotent enqueue, `SKIP LOCKED` claims, retries with backoff, lock takeover.
+//! - [`IntegrationCache`]: TTL cache of provider data that refuses credentials.
 //! - [`object_mapping`]: the default field mapping of every synced object plus a connection's
 //!   `property_mappings`.
 
+mod cache;
 mod edits;
 mod error;
+mod inbox;
+mod jobs;
 mod mapping;
 mod sync;
 
+pub use cache::IntegrationCache;
 pub use edits::AttributeEditor;
 pub use error::EngineError;
+pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
+pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use sync::{SyncClaim, SyncEngine, SyncReport};

@@ -1,0 +1,249 @@
+//! The job queue on our own `job_queue` table: enqueue is idempotent on `job_key` (the same cron
+//! tick from several replicas, the same webhook twice → one row); a claim takes one due job with
+//! `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serializes writers), so each job runs once however
+//! many workers poll; a failed job is retried with exponential backoff until its attempts run out;
+//! a job whose worker died is taken over when its lock expires.
+//!
+//! Why not a job crate: the schema must also run on SQLite (the embedded default), and the
+//! PostgreSQL-only queues (`graphile_worker`, `apalis-postgres`) would give two code paths and a
+//! second schema; this queue is one table and a few statements on sea-orm's pool.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+use entity::job_queue;
+use providers::Clock;
+use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait as _, Condition, DatabaseConnection, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _, Set, TransactionTrait as _,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::EngineError;
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// What to do (`sync`, `health_check`, `webhook`, `cleanup`, …).
+    pub kind: String,
+    /// Its arguments.
+    pub payload: Value,
+    /// Deduplication: a second job with the same key is not enqueued.
+    pub job_key: Option<String>,
+    /// Not before this time (now when `None`).
+    pub run_at: Option<DateTime<FixedOffset>>,
+    /// Attempts before it is marked failed.
+    pub max_attempts: i32,
+}
+
+impl NewJob {
+    /// A job of `kind` with `payload`, due now, five attempts, no key.
+    pub fn new(kind: impl Into<String>, payload: Value) -> Self {
+        Self {
+            kind: kind.into(),
+            payload,
+            job_key: None,
+            run_at: None,
+            max_attempts: 5,
+        }
+    }
+
+    /// Deduplicates on `key`.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.job_key = Some(key.into());
+        self
+    }
+}
+
+/// The queue.
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    worker_id: String,
+    lock_for: chrono::Duration,
+}
+
+impl JobQueue {
+    /// A queue on `db`; `worker_id` names this process in locks.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        worker_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            worker_id: worker_id.into(),
+            lock_for: chrono::Duration::minutes(5),
+        }
+    }
+
+    /// How long a claimed job stays locked before another worker may take it over.
+    pub fn with_lock(mut self, lock_for: chrono::Duration) -> Self {
+        self.lock_for = lock_for;
+        self
+    }
+
+    fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now().fixed_offset()
+    }
+
+    /// Enqueues `job`; `false` when a job with its key already exists.
+    pub async fn enqueue(&self, job: NewJob) -> Result<bool, EngineError> {
+        enqueue_on(&self.db, self.now(), job).await
+    }
+
+    /// Claims the next due job of `kinds`, or `None`.
+    pub async fn claim(&self, kinds: &[&str]) -> Result<Option<job_queue::Model>, EngineError> {
+        let now = self.now();
+        let due = Condition::any()
+            .add(
+                Condition::all()
+                    .add(job_queue::Column::Status.eq("queued"))
+                    .add(job_queue::Column::RunAt.lte(now)),
+            )
+            .add(
+                Condition::all()
+                    .add(job_queue::Column::Status.eq("running"))
+                    .add(job_queue::Column::LockedUntil.lt(now)),
+            );
+        // Pick then update, in one transaction. (`UPDATE … WHERE id IN (SELECT … LIMIT 1 FOR UPDATE
+        // SKIP LOCKED)` is a trap: PostgreSQL may re-run the subquery per row and claim them all.)
+        // On SQLite two workers can pick the same row; the update re-checks it, and the loser picks
+        // again.
+        for _ in 0..8 {
+            let transaction = self.db.begin().await?;
+            let next = job_queue::Entity::find()
+                .select_only()
+                .column(job_queue::Column::Id)
+                .filter(due.clone())
+                .filter(job_queue::Column::Kind.is_in(kinds.iter().copied()))
+                .order_by_desc(job_queue::Column::Priority)
+                .order_by_asc(job_queue::Column::RunAt)
+                .limit(1)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .into_tuple::<Uuid>()
+                .one(&transaction)
+                .await?;
+            let Some(id) = next else {
+                transaction.commit().await?;
+                return Ok(None);
+            };
+            let claimed = job_queue::Entity::update_many()
+                .col_expr(job_queue::Column::Status, Expr::value("running"))
+                .col_expr(
+                    job_queue::Column::LockedBy,
+                    Expr::value(self.worker_id.clone()),
+                )
+                .col_expr(
+                    job_queue::Column::LockedUntil,
+                    Expr::value(now + self.lock_for),
+                )
+                .col_expr(
+                    job_queue::Column::Attempts,
+                    Expr::col(job_queue::Column::Attempts).add(1),
+                )
+                .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
+                .filter(job_queue::Column::Id.eq(id))
+                .filter(due.clone())
+                .exec_with_returning(&transaction)
+                .await?;
+            transaction.commit().await?;
+            if let Some(job) = claimed.into_iter().next() {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks a claimed job done.
+    pub async fn complete(&self, job: &job_queue::Model) -> Result<(), EngineError> {
+        let now = self.now();
+        job_queue::Entity::update_many()
+            .col_expr(job_queue::Column::Status, Expr::value("succeeded"))
+            .col_expr(job_queue::Column::FinishedAt, Expr::value(now))
+            .col_expr(
+                job_queue::Column::LockedUntil,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
+            .filter(job_queue::Column::Id.eq(job.id))
+            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failure: the job runs again after a backoff (30 s × 2^attempts, at most an hour),
+    /// or is marked failed when its attempts are used up. `retry_after` (a provider's wait) is
+    /// honoured when longer.
+    pub async fn fail(
+        &self,
+        job: &job_queue::Model,
+        error: &str,
+        retry_after: Option<chrono::Duration>,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let exhausted = job.attempts >= job.max_attempts;
+        let backoff = chrono::Duration::seconds(
+            30 * 2_i64.pow(u32::try_from(job.attempts.clamp(0, 7)).unwrap_or(7)),
+        )
+        .min(chrono::Duration::hours(1));
+        let delay = retry_after.map_or(backoff, |wait| wait.max(backoff));
+        let message: String = error.chars().take(1_000).collect();
+        job_queue::Entity::update_many()
+            .col_expr(
+                job_queue::Column::Status,
+                Expr::value(if exhausted { "failed" } else { "queued" }),
+            )
+            .col_expr(job_queue::Column::RunAt, Expr::value(now + delay))
+            .col_expr(job_queue::Column::LastError, Expr::value(message))
+            .col_expr(
+                job_queue::Column::LockedUntil,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(
+                job_queue::Column::FinishedAt,
+                Expr::value(exhausted.then_some(now)),
+            )
+            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
+            .filter(job_queue::Column::Id.eq(job.id))
+            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Enqueues on any connection (a transaction included), `false` when the key exists.
+pub(crate) async fn enqueue_on<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    now: DateTime<FixedOffset>,
+    job: NewJob,
+) -> Result<bool, EngineError> {
+    let inserted = job_queue::Entity::insert(job_queue::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        queue: Set("default".to_owned()),
+        kind: Set(job.kind),
+        payload: Set(job.payload),
+        job_key: Set(job.job_key),
+        status: Set("queued".to_owned()),
+        priority: Set(0),
+        attempts: Set(0),
+        max_attempts: Set(Ord::max(job.max_attempts, 1)),
+        run_at: Set(job.run_at.unwrap_or(now)),
+        locked_by: Set(None),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    })
+    .on_conflict_do_nothing_on([job_queue::Column::JobKey])
+    .exec_without_returning(db)
+    .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
+}

@@ -1,0 +1,295 @@
+//! The engine's inbox, queue and cache on a fresh database: exactly-once webhook intake, jobs that
+//! run once across workers, retries with backoff, and cleanup of expired rows.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use integrations::{EngineError, Intake, IntegrationCache, JobQueue, NewJob, WebhookInbox};
+use providers::{ProviderKind, VerifiedEvent};
+use serde_json::json;
+use tests::fixtures::{Tenant, v};
+use tests::{Backend, ManualClock, TestDb};
+
+fn hubspot_event(event_id: u32) -> VerifiedEvent {
+    VerifiedEvent {
+        provider: ProviderKind::HubSpot,
+        dedupe_key: format!("hubspot:62515:7:{event_id}"),
+        account_id: Some("62515".to_owned()),
+        event_type: "contact.propertyChange".to_owned(),
+        object_type: Some("contact".to_owned()),
+        object_id: Some("101".to_owned()),
+        occurred_at: None,
+        payload: json!({"eventId": event_id, "portalId": 62515, "objectId": 101}),
+    }
+}
+
+async fn routed_tenant(test_db: &TestDb) -> anyhow::Result<Tenant> {
+    let tenant = Tenant::create(test_db, "OWNER", "hubspot").await?;
+    test_db
+        .execute(
+            "UPDATE integration_connections SET connection_metadata = '{\"external_account_id\": \"62515\"}' WHERE id = $1",
+            vec![v(tenant.connection_id)],
+        )
+        .await?;
+    Ok(tenant)
+}
+
+#[tokio::test]
+async fn the_same_webhook_delivered_a_hundred_times_at_once_is_processed_once() -> anyhow::Result<()>
+{
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = routed_tenant(&test_db).await?;
+        let inbox = WebhookInbox::new(test_db.db.clone(), ManualClock::new());
+        let mut deliveries = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let inbox = inbox.clone();
+            deliveries.spawn(async move { inbox.take(&hubspot_event(1), None).await });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = deliveries.join_next().await {
+            outcomes.push(outcome??);
+        }
+        let accepted = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Intake::Accepted { .. }))
+            .count();
+        let duplicates = outcomes
+            .iter()
+            .filter(|outcome| **outcome == Intake::Duplicate)
+            .count();
+        assert_eq!((accepted, duplicates), (1, 99), "{backend:?}");
+        assert!(outcomes.contains(&Intake::Accepted {
+            connection_id: tenant.connection_id
+        }));
+        assert_eq!(
+            test_db
+                .count("SELECT count(*) FROM webhook_events", vec![])
+                .await?,
+            1
+        );
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM job_queue WHERE kind = 'webhook'",
+                    vec![]
+                )
+                .await?,
+            1,
+            "{backend:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_webhook_for_an_unknown_account_is_acknowledged_and_not_stored() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Sqlite).await?;
+    routed_tenant(&test_db).await?;
+    let inbox = WebhookInbox::new(test_db.db.clone(), ManualClock::new());
+    let mut stranger = hubspot_event(2);
+    stranger.account_id = Some("99999".to_owned());
+    assert_eq!(inbox.take(&stranger, None).await?, Intake::UnknownAccount);
+    assert_eq!(
+        test_db
+            .count("SELECT count(*) FROM webhook_events", vec![])
+            .await?,
+        0
+    );
+    assert_eq!(
+        test_db
+            .count("SELECT count(*) FROM job_queue", vec![])
+            .await?,
+        0
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_webhook_keys_and_cache_rows_are_cleaned_and_fresh_ones_kept() -> anyhow::Result<()>
+{
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = routed_tenant(&test_db).await?;
+        let clock = ManualClock::new();
+        let inbox = WebhookInbox::new(test_db.db.clone(), clock.clone());
+        let cache = IntegrationCache::new(test_db.db.clone(), clock.clone());
+        inbox.take(&hubspot_event(1), None).await?;
+        cache
+            .put(
+                tenant.connection_id,
+                "account_info",
+                json!({"portalId": 62515}),
+                chrono::Duration::hours(1),
+            )
+            .await?;
+        assert_eq!(
+            cache.get(tenant.connection_id, "account_info").await?,
+            Some(json!({"portalId": 62515}))
+        );
+
+        clock.advance(chrono::Duration::hours(2));
+        assert_eq!(
+            cache.get(tenant.connection_id, "account_info").await?,
+            None,
+            "{backend:?}: expired is a miss"
+        );
+        inbox.take(&hubspot_event(2), None).await?;
+        clock.advance(chrono::Duration::days(30) - chrono::Duration::hours(1));
+        assert_eq!(
+            inbox.cleanup_expired().await?,
+            1,
+            "{backend:?}: only the first key is past 30 days"
+        );
+        assert_eq!(cache.cleanup_expired().await?, 1);
+        assert_eq!(
+            test_db
+                .count("SELECT count(*) FROM webhook_events", vec![])
+                .await?,
+            1
+        );
+        assert_eq!(
+            inbox.take(&hubspot_event(2), None).await?,
+            Intake::Duplicate,
+            "{backend:?}: the kept key still dedupes"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_cache_refuses_anything_that_looks_like_a_credential() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Sqlite).await?;
+    let tenant = routed_tenant(&test_db).await?;
+    let cache = IntegrationCache::new(test_db.db.clone(), ManualClock::new());
+    for value in [
+        json!({"access_token": "x"}),
+        json!({"account": {"Refresh_Token": "x"}}),
+        json!([{"api_key": "x"}]),
+    ] {
+        let refused = cache
+            .put(
+                tenant.connection_id,
+                "k",
+                value.clone(),
+                chrono::Duration::hours(1),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(EngineError::InvalidInput(_))),
+            "{value}"
+        );
+    }
+    assert_eq!(
+        test_db
+            .count("SELECT count(*) FROM integration_cache", vec![])
+            .await?,
+        0
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn jobs_enqueued_by_several_instances_run_once_each_across_workers() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let clock = ManualClock::new();
+    let instance_a = JobQueue::new(test_db.db.clone(), clock.clone(), "instance-a");
+    let instance_b = JobQueue::new(test_db.db.clone(), clock.clone(), "instance-b");
+    // The same cron tick fired by two replicas is one job.
+    for tick in 0..50 {
+        let job = || {
+            NewJob::new("sync", json!({"tick": tick}))
+                .with_key(format!("sync:hubspot:2026-11-22T12:{tick:02}"))
+        };
+        let from_a = instance_a.enqueue(job()).await?;
+        let from_b = instance_b.enqueue(job()).await?;
+        assert!(from_a && !from_b, "tick {tick}");
+    }
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let queue = JobQueue::new(
+            test_db.db.clone(),
+            clock.clone(),
+            format!("worker-{worker}"),
+        );
+        workers.spawn(async move {
+            let mut done = Vec::new();
+            while let Some(job) = queue.claim(&["sync"]).await? {
+                queue.complete(&job).await?;
+                done.push(job.id);
+            }
+            anyhow::Ok(done)
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        all.extend(done??);
+    }
+    let distinct: HashSet<_> = all.iter().collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (50, 50),
+        "every job ran exactly once"
+    );
+    assert_eq!(
+        test_db
+            .count(
+                "SELECT count(*) FROM job_queue WHERE status = 'succeeded' AND attempts = 1",
+                vec![]
+            )
+            .await?,
+        50
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failing_job_backs_off_then_fails_and_a_dead_workers_job_is_taken_over()
+-> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let clock = ManualClock::new();
+        let queue = JobQueue::new(test_db.db.clone(), clock.clone(), "worker");
+        let mut job = NewJob::new("health_check", json!({}));
+        job.max_attempts = 2;
+        queue.enqueue(job).await?;
+        let first = queue
+            .claim(&["health_check"])
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("due"))?;
+        queue
+            .fail(&first, "HubSpot: unavailable (HTTP 503)", None)
+            .await?;
+        assert!(
+            queue.claim(&["health_check"]).await?.is_none(),
+            "{backend:?}: backing off"
+        );
+        clock.advance(chrono::Duration::seconds(61));
+        let second = queue
+            .claim(&["health_check"])
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("retry due"))?;
+        assert_eq!(second.attempts, 2);
+        queue
+            .fail(&second, "still down", Some(chrono::Duration::minutes(10)))
+            .await?;
+        assert_eq!(test_db.count("SELECT count(*) FROM job_queue WHERE status = 'failed' AND last_error = 'still down'", vec![]).await?, 1, "{backend:?}");
+
+        queue.enqueue(NewJob::new("cleanup", json!({}))).await?;
+        let crashed = JobQueue::new(test_db.db.clone(), clock.clone(), "crashed")
+            .with_lock(chrono::Duration::minutes(5));
+        assert!(crashed.claim(&["cleanup"]).await?.is_some());
+        assert!(
+            queue.claim(&["cleanup"]).await?.is_none(),
+            "{backend:?}: locked"
+        );
+        clock.advance(chrono::Duration::minutes(6));
+        let taken = queue
+            .claim(&["cleanup"])
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("lock expired"))?;
+        assert_eq!(taken.locked_by.as_deref(), Some("worker"));
+    }
+    let _ = Arc::new(());
+    Ok(())
+}
