@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use integrations::{EngineError, SyncEngine};
 use providers::secrecy::SecretString;
-use providers::{
-    Clock, HttpCore, ProviderClient, ProviderKind, ProviderSpec, ReadOptions, RetryPolicy, Sleeper,
-};
+use providers::{HttpCore, ProviderClient, ProviderKind, ProviderSpec, ReadOptions, RetryPolicy};
 use serde_json::{Value, json};
 use tests::fixtures::{definition_id, new_id, v};
 use tests::{Backend, ManualClock, NoWait, TestDb};
