@@ -24,6 +24,7 @@ mod hubspot;
 mod oauth;
 mod provider;
 mod records;
+mod salesforce;
 mod sealing;
 mod spec;
 #[cfg(test)]
