@@ -116,6 +116,9 @@ impl ProviderClient {
             ProviderKind::Salesforce => {
                 crate::salesforce::read_page(self, object_type, cursor, options).await
             }
+            ProviderKind::Gmail => {
+                crate::gmail::read_page(self, object_type, cursor, options).await
+            }
             other => Err(ProviderError::Misconfigured {
                 provider: other,
                 reason: "incremental reading of this provider is not available in this build"

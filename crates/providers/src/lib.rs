@@ -19,6 +19,7 @@
 
 mod client;
 mod error;
+mod gmail;
 mod http;
 mod hubspot;
 mod oauth;

@@ -236,6 +236,7 @@ fn escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
+/// Asks for `options.page_size` records per batch (within what Salesforce accepts).
 fn with_batch_size(
     builder: reqwest::RequestBuilder,
     options: &ReadOptions,
