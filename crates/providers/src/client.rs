@@ -113,6 +113,12 @@ impl ProviderClient {
             ProviderKind::HubSpot => {
                 crate::hubspot::read_page(self, object_type, cursor, options).await
             }
+            ProviderKind::Salesforce => {
+                crate::salesforce::read_page(self, object_type, cursor, options).await
+            }
+            ProviderKind::Gmail => {
+                crate::gmail::read_page(self, object_type, cursor, options).await
+            }
             other => Err(ProviderError::Misconfigured {
                 provider: other,
                 reason: "incremental reading of this provider is not available in this build"

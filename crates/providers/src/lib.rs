@@ -77,11 +77,13 @@
 
 mod client;
 mod error;
+mod gmail;
 mod http;
 mod hubspot;
 mod oauth;
 mod provider;
 mod records;
+mod salesforce;
 mod sealing;
 mod spec;
 #[cfg(test)]
