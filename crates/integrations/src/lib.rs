@@ -8,6 +8,8 @@
 //!   transaction with the cursor checkpoint; user overrides always win.
 //! - [`AttributeEditor`]: user edits with optimistic concurrency on `sync_version`; an edit is an
 //!   override no sync overwrites until it is cleared.
+//! - [`CredentialStore`]: sealed credentials bound to their row; access tokens refreshed ahead of
+//!   expiry with one refresh per connection at a time across processes.
 //! - [`WebhookInbox`]: exactly-once intake of verified webhook events (dedupe table with 30-day
 //!   expiry, routing by account id, processing through the job queue).
 //! - [`JobQueue`]: idempotent enqueue, `SKIP LOCKED` claims, retries with backoff, lock takeover.
@@ -16,6 +18,7 @@
 //!   `property_mappings`.
 
 mod cache;
+mod credentials;
 mod edits;
 mod error;
 mod inbox;
@@ -24,6 +27,7 @@ mod mapping;
 mod sync;
 
 pub use cache::IntegrationCache;
+pub use credentials::{CredentialKind, CredentialStore, TokenRefresher, credential_binding};
 pub use edits::AttributeEditor;
 pub use error::EngineError;
 pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};

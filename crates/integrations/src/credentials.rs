@@ -1,0 +1,252 @@
+//! Credentials: a connection's tokens (or API key) stored only sealed, bound to the workspace and
+//! connection by the associated data, and handed out fresh. Getting an access token refreshes ahead
+//! of expiry, and across every process only one refresh per connection runs at a time: the refresh
+//! happens inside a transaction that first locks the credential row (a row lock on PostgreSQL, the
+//! write lock on SQLite) and re-reads it, so the waiters find the new token instead of refreshing
+//! again. A revoked grant marks the connection disconnected after exactly one provider call, and
+//! later requests fail at once without calling the provider.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+use entity::{integration_connections as connections, integration_credentials as credentials};
+use providers::secrecy::SecretString;
+use providers::{Clock, Keyring, OAuthClient, ProviderError, SealedSecret, TokenSet};
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _,
+    Set, TransactionTrait as _,
+};
+use uuid::Uuid;
+
+use crate::EngineError;
+
+/// Refreshes a token set (the OAuth client of the connection's provider, in production).
+pub trait TokenRefresher: Send + Sync {
+    /// Exchanges `current`'s refresh token for new tokens.
+    fn refresh<'a>(
+        &'a self,
+        current: &'a TokenSet,
+    ) -> Pin<Box<dyn Future<Output = Result<TokenSet, ProviderError>> + Send + 'a>>;
+}
+
+impl TokenRefresher for OAuthClient {
+    fn refresh<'a>(
+        &'a self,
+        current: &'a TokenSet,
+    ) -> Pin<Box<dyn Future<Output = Result<TokenSet, ProviderError>> + Send + 'a>> {
+        Box::pin(OAuthClient::refresh(self, current))
+    }
+}
+
+/// How a connection authenticates, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// OAuth2 tokens.
+    OAuth2,
+    /// An API key (Stripe).
+    ApiKey,
+}
+
+impl CredentialKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::OAuth2 => "OAUTH2",
+            Self::ApiKey => "API_KEY",
+        }
+    }
+}
+
+/// Sealed storage of connection credentials.
+#[derive(Debug, Clone)]
+pub struct CredentialStore {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    keyring: Arc<Keyring>,
+    refresh_margin: chrono::Duration,
+}
+
+/// The associated data binding a sealed credential to its row: a ciphertext copied to another
+/// connection (or workspace) does not open.
+pub fn credential_binding(workspace_id: Uuid, connection_id: Uuid) -> Vec<u8> {
+    format!("workspace:{workspace_id}/connection:{connection_id}/credentials").into_bytes()
+}
+
+impl CredentialStore {
+    /// A store on `db` sealing with `keyring`; tokens are refreshed five minutes before expiry.
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, keyring: Arc<Keyring>) -> Self {
+        Self {
+            db,
+            clock,
+            keyring,
+            refresh_margin: chrono::Duration::minutes(5),
+        }
+    }
+
+    fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now().fixed_offset()
+    }
+
+    async fn connection<C: ConnectionTrait>(&self, db: &C, connection_id: Uuid) -> Result<connections::Model, EngineError> {
+        connections::Entity::find_by_id(connection_id)
+            .one(db)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))
+    }
+
+    /// Stores `tokens` for the connection, sealed, replacing what was there.
+    pub async fn store(&self, connection_id: Uuid, kind: CredentialKind, tokens: &TokenSet) -> Result<(), EngineError> {
+        let connection = self.connection(&self.db, connection_id).await?;
+        let sealed = tokens
+            .seal(&self.keyring, &credential_binding(connection.workspace_id, connection_id))
+            .map_err(|error| anyhow::anyhow!("sealing credentials: {error}"))?;
+        let now = self.now();
+        credentials::Entity::insert(credentials::ActiveModel {
+            connection_id: Set(connection_id),
+            credential_type: Set(kind.as_str().to_owned()),
+            key_id: Set(sealed.key_id),
+            sealed_secret: Set(sealed.bytes),
+            sealed_webhook_secret: Set(None),
+            scopes: Set(Some(tokens.scopes.join(" ")).filter(|scopes| !scopes.is_empty())),
+            access_token_expires_at: Set(tokens.expires_at.map(|time| time.fixed_offset())),
+            refreshed_at: Set(Some(now)),
+            version: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(credentials::Column::ConnectionId)
+                .update_columns([
+                    credentials::Column::CredentialType,
+                    credentials::Column::KeyId,
+                    credentials::Column::SealedSecret,
+                    credentials::Column::Scopes,
+                    credentials::Column::AccessTokenExpiresAt,
+                    credentials::Column::RefreshedAt,
+                    credentials::Column::UpdatedAt,
+                ])
+                .value(credentials::Column::Version, Expr::col(credentials::Column::Version).add(1))
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The connection's tokens, opened.
+    pub async fn load(&self, connection_id: Uuid) -> Result<TokenSet, EngineError> {
+        let connection = self.connection(&self.db, connection_id).await?;
+        let row = credentials::Entity::find_by_id(connection_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("credentials of connection {connection_id}")))?;
+        self.open(&connection, &row)
+    }
+
+    fn open(&self, connection: &connections::Model, row: &credentials::Model) -> Result<TokenSet, EngineError> {
+        let sealed = SealedSecret {
+            key_id: row.key_id.clone(),
+            bytes: row.sealed_secret.clone(),
+        };
+        TokenSet::open(&self.keyring, &sealed, &credential_binding(connection.workspace_id, connection.id))
+            .map_err(|error| EngineError::Unexpected(anyhow::anyhow!("opening credentials of {}: {error}", connection.id)))
+    }
+
+    /// A valid access token for the connection, refreshed first when it expires within the
+    /// margin. One refresh per connection at a time across processes; `invalid_grant` disconnects
+    /// the connection.
+    pub async fn access_token(&self, connection_id: Uuid, refresher: &dyn TokenRefresher) -> Result<SecretString, EngineError> {
+        let tokens = self.load(connection_id).await?;
+        if !tokens.expires_within(self.clock.now(), self.refresh_margin) {
+            return Ok(tokens.access_token);
+        }
+        let transaction = self.db.begin().await?;
+        // Take the row's lock first (PostgreSQL: row lock; SQLite: the write lock), then re-read.
+        let locked = credentials::Entity::update_many()
+            .col_expr(credentials::Column::Version, Expr::col(credentials::Column::Version))
+            .filter(credentials::Column::ConnectionId.eq(connection_id))
+            .exec(&transaction)
+            .await?;
+        if locked.rows_affected == 0 {
+            return Err(EngineError::NotFound(format!("credentials of connection {connection_id}")));
+        }
+        let connection = self.connection(&transaction, connection_id).await?;
+        if connection.connection_status == "disconnected" {
+            return Err(EngineError::Provider(ProviderError::Reauthorize {
+                provider: provider_of(&transaction, &connection).await?,
+                reason: connection.validation_error.unwrap_or_else(|| "the connection is disconnected".to_owned()),
+            }));
+        }
+        let row = credentials::Entity::find_by_id(connection_id)
+            .one(&transaction)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("credentials of connection {connection_id}")))?;
+        let current = self.open(&connection, &row)?;
+        if !current.expires_within(self.clock.now(), self.refresh_margin) {
+            // Another worker refreshed while we waited for the lock.
+            transaction.commit().await?;
+            return Ok(current.access_token);
+        }
+        match refresher.refresh(&current).await {
+            Ok(refreshed) => {
+                let sealed = refreshed
+                    .seal(&self.keyring, &credential_binding(connection.workspace_id, connection_id))
+                    .map_err(|error| anyhow::anyhow!("sealing credentials: {error}"))?;
+                let now = self.now();
+                credentials::Entity::update_many()
+                    .col_expr(credentials::Column::KeyId, Expr::value(sealed.key_id))
+                    .col_expr(credentials::Column::SealedSecret, Expr::value(sealed.bytes))
+                    .col_expr(
+                        credentials::Column::AccessTokenExpiresAt,
+                        Expr::value(refreshed.expires_at.map(|time| time.fixed_offset())),
+                    )
+                    .col_expr(credentials::Column::RefreshedAt, Expr::value(now))
+                    .col_expr(credentials::Column::Version, Expr::col(credentials::Column::Version).add(1))
+                    .col_expr(credentials::Column::UpdatedAt, Expr::value(now))
+                    .filter(credentials::Column::ConnectionId.eq(connection_id))
+                    .exec(&transaction)
+                    .await?;
+                transaction.commit().await?;
+                Ok(refreshed.access_token)
+            }
+            Err(error @ ProviderError::Reauthorize { .. }) => {
+                let now = self.now();
+                connections::Entity::update_many()
+                    .col_expr(connections::Column::ConnectionStatus, Expr::value("disconnected"))
+                    .col_expr(connections::Column::Status, Expr::value("DISCONNECTED"))
+                    .col_expr(connections::Column::HealthStatus, Expr::value("ERROR"))
+                    .col_expr(connections::Column::ValidationError, Expr::value(error.to_string()))
+                    .col_expr(connections::Column::LastConnectionValidation, Expr::value(now))
+                    .col_expr(connections::Column::SyncStatus, Expr::value("disabled"))
+                    .col_expr(connections::Column::UpdatedAt, Expr::value(now))
+                    .filter(connections::Column::Id.eq(connection_id))
+                    .exec(&transaction)
+                    .await?;
+                transaction.commit().await?;
+                tracing::warn!(%connection_id, "grant revoked; connection marked disconnected");
+                Err(EngineError::Provider(error))
+            }
+            Err(error) => {
+                transaction.rollback().await?;
+                Err(EngineError::Provider(error))
+            }
+        }
+    }
+
+    /// Deletes the connection's credentials; returns whether there were any.
+    pub async fn delete(&self, connection_id: Uuid) -> Result<bool, EngineError> {
+        let deleted = credentials::Entity::delete_by_id(connection_id).exec(&self.db).await?;
+        Ok(deleted.rows_affected > 0)
+    }
+}
+
+async fn provider_of<C: ConnectionTrait>(db: &C, connection: &connections::Model) -> Result<providers::ProviderKind, EngineError> {
+    let definition = entity::integration_definitions::Entity::find_by_id(connection.integration_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("integration {}", connection.integration_id)))?;
+    providers::ProviderKind::from_slug(&definition.slug)
+        .ok_or_else(|| EngineError::InvalidInput(format!("no adapter for `{}`", definition.slug)))
+}
