@@ -26,6 +26,7 @@ mod provider;
 mod records;
 mod sealing;
 mod spec;
+mod stripe;
 #[cfg(test)]
 mod test_support;
 mod validation;
