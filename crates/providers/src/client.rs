@@ -122,6 +122,9 @@ impl ProviderClient {
             ProviderKind::Stripe => {
                 crate::stripe::read_page(self, object_type, cursor, options).await
             }
+            ProviderKind::Zendesk => {
+                crate::zendesk::read_page(self, object_type, cursor, options).await
+            }
             other => Err(ProviderError::Misconfigured {
                 provider: other,
                 reason: "incremental reading of this provider is not available in this build"

@@ -31,6 +31,7 @@ mod stripe;
 mod test_support;
 mod validation;
 pub mod webhooks;
+mod zendesk;
 
 pub use client::{AccountInfo, INTERCOM_API_VERSION, ProviderClient, STRIPE_API_VERSION, objects};
 pub use error::ProviderError;
