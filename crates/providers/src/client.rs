@@ -125,6 +125,9 @@ impl ProviderClient {
             ProviderKind::Zendesk => {
                 crate::zendesk::read_page(self, object_type, cursor, options).await
             }
+            ProviderKind::Intercom => {
+                crate::intercom::read_page(self, object_type, cursor, options).await
+            }
             other => Err(ProviderError::Misconfigured {
                 provider: other,
                 reason: "incremental reading of this provider is not available in this build"

@@ -21,6 +21,7 @@ mod client;
 mod error;
 mod http;
 mod hubspot;
+mod intercom;
 mod oauth;
 mod provider;
 mod records;
