@@ -16,8 +16,8 @@ use providers::secrecy::SecretString;
 use providers::{Clock, Keyring, OAuthClient, ProviderError, SealedSecret, TokenSet};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _,
-    Set, TransactionTrait as _,
+    ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set,
+    TransactionTrait as _,
 };
 use uuid::Uuid;
 
@@ -89,7 +89,11 @@ impl CredentialStore {
         self.clock.now().fixed_offset()
     }
 
-    async fn connection<C: ConnectionTrait>(&self, db: &C, connection_id: Uuid) -> Result<connections::Model, EngineError> {
+    async fn connection<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        connection_id: Uuid,
+    ) -> Result<connections::Model, EngineError> {
         connections::Entity::find_by_id(connection_id)
             .one(db)
             .await?
@@ -97,10 +101,18 @@ impl CredentialStore {
     }
 
     /// Stores `tokens` for the connection, sealed, replacing what was there.
-    pub async fn store(&self, connection_id: Uuid, kind: CredentialKind, tokens: &TokenSet) -> Result<(), EngineError> {
+    pub async fn store(
+        &self,
+        connection_id: Uuid,
+        kind: CredentialKind,
+        tokens: &TokenSet,
+    ) -> Result<(), EngineError> {
         let connection = self.connection(&self.db, connection_id).await?;
         let sealed = tokens
-            .seal(&self.keyring, &credential_binding(connection.workspace_id, connection_id))
+            .seal(
+                &self.keyring,
+                &credential_binding(connection.workspace_id, connection_id),
+            )
             .map_err(|error| anyhow::anyhow!("sealing credentials: {error}"))?;
         let now = self.now();
         credentials::Entity::insert(credentials::ActiveModel {
@@ -127,7 +139,10 @@ impl CredentialStore {
                     credentials::Column::RefreshedAt,
                     credentials::Column::UpdatedAt,
                 ])
-                .value(credentials::Column::Version, Expr::col(credentials::Column::Version).add(1))
+                .value(
+                    credentials::Column::Version,
+                    Expr::col(credentials::Column::Version).add(1),
+                )
                 .to_owned(),
         )
         .exec_without_returning(&self.db)
@@ -141,23 +156,42 @@ impl CredentialStore {
         let row = credentials::Entity::find_by_id(connection_id)
             .one(&self.db)
             .await?
-            .ok_or_else(|| EngineError::NotFound(format!("credentials of connection {connection_id}")))?;
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("credentials of connection {connection_id}"))
+            })?;
         self.open(&connection, &row)
     }
 
-    fn open(&self, connection: &connections::Model, row: &credentials::Model) -> Result<TokenSet, EngineError> {
+    fn open(
+        &self,
+        connection: &connections::Model,
+        row: &credentials::Model,
+    ) -> Result<TokenSet, EngineError> {
         let sealed = SealedSecret {
             key_id: row.key_id.clone(),
             bytes: row.sealed_secret.clone(),
         };
-        TokenSet::open(&self.keyring, &sealed, &credential_binding(connection.workspace_id, connection.id))
-            .map_err(|error| EngineError::Unexpected(anyhow::anyhow!("opening credentials of {}: {error}", connection.id)))
+        TokenSet::open(
+            &self.keyring,
+            &sealed,
+            &credential_binding(connection.workspace_id, connection.id),
+        )
+        .map_err(|error| {
+            EngineError::Unexpected(anyhow::anyhow!(
+                "opening credentials of {}: {error}",
+                connection.id
+            ))
+        })
     }
 
     /// A valid access token for the connection, refreshed first when it expires within the
     /// margin. One refresh per connection at a time across processes; `invalid_grant` disconnects
     /// the connection.
-    pub async fn access_token(&self, connection_id: Uuid, refresher: &dyn TokenRefresher) -> Result<SecretString, EngineError> {
+    pub async fn access_token(
+        &self,
+        connection_id: Uuid,
+        refresher: &dyn TokenRefresher,
+    ) -> Result<SecretString, EngineError> {
         let tokens = self.load(connection_id).await?;
         if !tokens.expires_within(self.clock.now(), self.refresh_margin) {
             return Ok(tokens.access_token);
@@ -165,24 +199,33 @@ impl CredentialStore {
         let transaction = self.db.begin().await?;
         // Take the row's lock first (PostgreSQL: row lock; SQLite: the write lock), then re-read.
         let locked = credentials::Entity::update_many()
-            .col_expr(credentials::Column::Version, Expr::col(credentials::Column::Version))
+            .col_expr(
+                credentials::Column::Version,
+                Expr::col(credentials::Column::Version),
+            )
             .filter(credentials::Column::ConnectionId.eq(connection_id))
             .exec(&transaction)
             .await?;
         if locked.rows_affected == 0 {
-            return Err(EngineError::NotFound(format!("credentials of connection {connection_id}")));
+            return Err(EngineError::NotFound(format!(
+                "credentials of connection {connection_id}"
+            )));
         }
         let connection = self.connection(&transaction, connection_id).await?;
         if connection.connection_status == "disconnected" {
             return Err(EngineError::Provider(ProviderError::Reauthorize {
                 provider: provider_of(&transaction, &connection).await?,
-                reason: connection.validation_error.unwrap_or_else(|| "the connection is disconnected".to_owned()),
+                reason: connection
+                    .validation_error
+                    .unwrap_or_else(|| "the connection is disconnected".to_owned()),
             }));
         }
         let row = credentials::Entity::find_by_id(connection_id)
             .one(&transaction)
             .await?
-            .ok_or_else(|| EngineError::NotFound(format!("credentials of connection {connection_id}")))?;
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("credentials of connection {connection_id}"))
+            })?;
         let current = self.open(&connection, &row)?;
         if !current.expires_within(self.clock.now(), self.refresh_margin) {
             // Another worker refreshed while we waited for the lock.
@@ -192,7 +235,10 @@ impl CredentialStore {
         match refresher.refresh(&current).await {
             Ok(refreshed) => {
                 let sealed = refreshed
-                    .seal(&self.keyring, &credential_binding(connection.workspace_id, connection_id))
+                    .seal(
+                        &self.keyring,
+                        &credential_binding(connection.workspace_id, connection_id),
+                    )
                     .map_err(|error| anyhow::anyhow!("sealing credentials: {error}"))?;
                 let now = self.now();
                 credentials::Entity::update_many()
@@ -203,7 +249,10 @@ impl CredentialStore {
                         Expr::value(refreshed.expires_at.map(|time| time.fixed_offset())),
                     )
                     .col_expr(credentials::Column::RefreshedAt, Expr::value(now))
-                    .col_expr(credentials::Column::Version, Expr::col(credentials::Column::Version).add(1))
+                    .col_expr(
+                        credentials::Column::Version,
+                        Expr::col(credentials::Column::Version).add(1),
+                    )
                     .col_expr(credentials::Column::UpdatedAt, Expr::value(now))
                     .filter(credentials::Column::ConnectionId.eq(connection_id))
                     .exec(&transaction)
@@ -214,11 +263,20 @@ impl CredentialStore {
             Err(error @ ProviderError::Reauthorize { .. }) => {
                 let now = self.now();
                 connections::Entity::update_many()
-                    .col_expr(connections::Column::ConnectionStatus, Expr::value("disconnected"))
+                    .col_expr(
+                        connections::Column::ConnectionStatus,
+                        Expr::value("disconnected"),
+                    )
                     .col_expr(connections::Column::Status, Expr::value("DISCONNECTED"))
                     .col_expr(connections::Column::HealthStatus, Expr::value("ERROR"))
-                    .col_expr(connections::Column::ValidationError, Expr::value(error.to_string()))
-                    .col_expr(connections::Column::LastConnectionValidation, Expr::value(now))
+                    .col_expr(
+                        connections::Column::ValidationError,
+                        Expr::value(error.to_string()),
+                    )
+                    .col_expr(
+                        connections::Column::LastConnectionValidation,
+                        Expr::value(now),
+                    )
                     .col_expr(connections::Column::SyncStatus, Expr::value("disabled"))
                     .col_expr(connections::Column::UpdatedAt, Expr::value(now))
                     .filter(connections::Column::Id.eq(connection_id))
@@ -237,16 +295,23 @@ impl CredentialStore {
 
     /// Deletes the connection's credentials; returns whether there were any.
     pub async fn delete(&self, connection_id: Uuid) -> Result<bool, EngineError> {
-        let deleted = credentials::Entity::delete_by_id(connection_id).exec(&self.db).await?;
+        let deleted = credentials::Entity::delete_by_id(connection_id)
+            .exec(&self.db)
+            .await?;
         Ok(deleted.rows_affected > 0)
     }
 }
 
-async fn provider_of<C: ConnectionTrait>(db: &C, connection: &connections::Model) -> Result<providers::ProviderKind, EngineError> {
+async fn provider_of<C: ConnectionTrait>(
+    db: &C,
+    connection: &connections::Model,
+) -> Result<providers::ProviderKind, EngineError> {
     let definition = entity::integration_definitions::Entity::find_by_id(connection.integration_id)
         .one(db)
         .await?
-        .ok_or_else(|| EngineError::NotFound(format!("integration {}", connection.integration_id)))?;
+        .ok_or_else(|| {
+            EngineError::NotFound(format!("integration {}", connection.integration_id))
+        })?;
     providers::ProviderKind::from_slug(&definition.slug)
         .ok_or_else(|| EngineError::InvalidInput(format!("no adapter for `{}`", definition.slug)))
 }

@@ -80,16 +80,19 @@ mod error;
 mod gmail;
 mod http;
 mod hubspot;
+mod intercom;
 mod oauth;
 mod provider;
 mod records;
 mod salesforce;
 mod sealing;
 mod spec;
+mod stripe;
 #[cfg(test)]
 mod test_support;
 mod validation;
 pub mod webhooks;
+mod zendesk;
 
 pub use client::{AccountInfo, INTERCOM_API_VERSION, ProviderClient, STRIPE_API_VERSION, objects};
 pub use error::ProviderError;
