@@ -547,3 +547,30 @@ async fn user_edits_use_the_sync_version_and_win_over_syncs_until_cleared() -> a
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn an_older_snapshot_on_a_later_page_does_not_overwrite_a_newer_one() -> anyhow::Result<()> {
+    let world = World::new(Backend::Postgres).await?;
+    let report = world
+        .sync(
+            &hubspot(vec![
+                vec![contact(
+                    "1",
+                    "new@example.com",
+                    "Ada",
+                    "2026-11-05T10:00:00.000Z",
+                )],
+                vec![contact(
+                    "1",
+                    "old@example.com",
+                    "Ada",
+                    "2026-11-01T10:00:00.000Z",
+                )],
+            ])
+            .await,
+        )
+        .await?;
+    assert_eq!(report.created, 1);
+    assert_eq!(world.value("1", "email").await?, json!("new@example.com"));
+    Ok(())
+}

@@ -141,7 +141,7 @@ impl CredentialStore {
                 ])
                 .value(
                     credentials::Column::Version,
-                    Expr::col(credentials::Column::Version).add(1),
+                    Expr::cust("integration_credentials.version + 1"),
                 )
                 .to_owned(),
         )

@@ -3,6 +3,9 @@
 //! the cursor checkpoint — in one transaction, so a crash resumes from the last page with no
 //! duplicate. Attributes a user has overridden are never written; they are counted as conflicts.
 //!
+//! A record older than what an attribute already holds from the same integration (by the
+//! provider's modification time) does not overwrite it.
+//!
 //! A page costs a fixed number of statements whatever its size: three reads (entities, values,
 //! provenance), three upserts, one archive update and one checkpoint.
 
@@ -384,6 +387,15 @@ impl SyncEngine {
                     if values.get(&slot) != Some(value) {
                         counts.conflicts += 1;
                     }
+                    continue;
+                }
+                // An older snapshot never overwrites a newer one (Stripe's events arrive newest
+                // first, so an object's earlier state can come on a later page).
+                let stale = origin.is_some_and(|origin| {
+                    origin.source_integration_id == Some(claim.integration_id)
+                        && updated_at.is_some_and(|incoming| origin.last_updated_at > incoming)
+                });
+                if stale {
                     continue;
                 }
                 let same_value = values.get(&slot) == Some(value);
