@@ -51,7 +51,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::OAuth2 => "OAUTH2",
             Self::ApiKey => "API_KEY",

@@ -10,6 +10,9 @@ pub enum EngineError {
     /// The thing asked for does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(String),
+    /// The caller may not do this (another user's authorization, another workspace's data).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The request conflicts with the current state (a stale `sync_version`, a sync already
     /// running, a connection that is not active).
     #[error("conflict: {0}")]

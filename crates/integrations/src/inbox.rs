@@ -117,7 +117,7 @@ impl WebhookInbox {
             )
             .filter(definitions::Column::Slug.eq(event.provider.slug()))
             .filter(
-                Expr::cust("integration_connections.connection_metadata ->> 'external_account_id'")
+                Expr::cust("CAST(integration_connections.connection_metadata ->> 'external_account_id' AS TEXT)")
                     .eq(account_id),
             )
             .one(&self.db)

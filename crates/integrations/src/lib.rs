@@ -8,6 +8,9 @@
 //!   transaction with the cursor checkpoint; user overrides always win.
 //! - [`AttributeEditor`]: user edits with optimistic concurrency on `sync_version`; an edit is an
 //!   override no sync overwrites until it is cleared.
+//! - [`ConnectionManager`]: start (single-use hashed `state`, sealed PKCE verifier, 10 minutes),
+//!   complete (exchange, seal, activate, queue validation and first sync), Stripe API keys,
+//!   disconnect (revoke, delete credentials, stop syncs).
 //! - [`CredentialStore`]: sealed credentials bound to their row; access tokens refreshed ahead of
 //!   expiry with one refresh per connection at a time across processes.
 //! - [`WebhookInbox`]: exactly-once intake of verified webhook events (dedupe table with 30-day
@@ -18,6 +21,7 @@
 //!   `property_mappings`.
 
 mod cache;
+mod connections;
 mod credentials;
 mod edits;
 mod error;
@@ -27,6 +31,10 @@ mod mapping;
 mod sync;
 
 pub use cache::IntegrationCache;
+pub use connections::{
+    ConnectionManager, Disconnected, OAUTH_STATE_LIFETIME_MINUTES, OAuthCallback, StartConnection,
+    Started, config_from_json, config_to_json,
+};
 pub use credentials::{CredentialKind, CredentialStore, TokenRefresher, credential_binding};
 pub use edits::AttributeEditor;
 pub use error::EngineError;

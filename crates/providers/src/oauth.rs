@@ -228,6 +228,11 @@ impl OAuthClient {
         self.spec.kind
     }
 
+    /// Where the provider sends the user back.
+    pub fn redirect_uri(&self) -> &str {
+        &self.credentials.redirect_uri
+    }
+
     fn misconfigured(&self, reason: String) -> ProviderError {
         ProviderError::Misconfigured {
             provider: self.provider(),
