@@ -3,6 +3,9 @@
 //! the models of `entity`, calling providers through `providers`.
 //!
 //! What is here and tested:
+//! - [`ConnectionValidator`]: asks the provider who the account is and moves `connection_status`
+//!   through `validating` to `connected`, `disconnected` or `error`, storing sanitized account info,
+//!   the account id for webhook routing and a cached copy; finds connections due for validation.
 //! - [`SyncEngine`]: claims a (connection, object type), reads pages through a
 //!   [`providers::ProviderClient`], and writes entities, values and provenance per page in one
 //!   transaction with the cursor checkpoint; user overrides always win.
@@ -22,6 +25,7 @@ mod inbox;
 mod jobs;
 mod mapping;
 mod sync;
+mod validation;
 
 pub use cache::IntegrationCache;
 pub use edits::AttributeEditor;
@@ -30,3 +34,7 @@ pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use sync::{SyncClaim, SyncEngine, SyncReport};
+pub use validation::{
+    ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
+    sanitized_account_info, validation_interval,
+};
