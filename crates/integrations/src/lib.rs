@@ -3,6 +3,11 @@
 //! the models of `entity`, calling providers through `providers`.
 //!
 //! What is here and tested:
+//! - [`ConnectionValidator`]: asks the provider who the account is and moves `connection_status`
+//!   through `validating` to `connected`, `disconnected` or `error`, storing sanitized account info,
+//!   the account id for webhook routing and a cached copy; finds connections due for validation.
+//! - [`HealthMonitor`]: timed, graded health checks (`HEALTHY`/`WARNING`/`ERROR`) logged in
+//!   `integration_health_logs`, with the newest logs and pruning of old ones.
 //! - [`SyncEngine`]: claims a (connection, object type), reads pages through a
 //!   [`providers::ProviderClient`], and writes entities, values and provenance per page in one
 //!   transaction with the cursor checkpoint; user overrides always win.
@@ -25,10 +30,12 @@ mod connections;
 mod credentials;
 mod edits;
 mod error;
+mod health;
 mod inbox;
 mod jobs;
 mod mapping;
 mod sync;
+mod validation;
 
 pub use cache::IntegrationCache;
 pub use connections::{
@@ -38,7 +45,15 @@ pub use connections::{
 pub use credentials::{CredentialKind, CredentialStore, TokenRefresher, credential_binding};
 pub use edits::AttributeEditor;
 pub use error::EngineError;
+pub use health::{
+    HEALTH_LOG_RETENTION_DAYS, HealthCheck, HealthMonitor, HealthStatus, failure_kind, grade,
+    log_message,
+};
 pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use sync::{SyncClaim, SyncEngine, SyncReport};
+pub use validation::{
+    ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
+    sanitized_account_info, validation_interval,
+};
