@@ -21,6 +21,9 @@
 //! - [`WebhookInbox`]: exactly-once intake of verified webhook events (dedupe table with 30-day
 //!   expiry, routing by account id, processing through the job queue).
 //! - [`JobQueue`]: idempotent enqueue, `SKIP LOCKED` claims, retries with backoff, lock takeover.
+//! - [`Scheduler`] and [`Worker`]: cron schedules per provider, validation, health and cleanup
+//!   as keyed jobs (each slot once across replicas), run by workers with clients from a
+//!   [`ProviderFactory`].
 //! - [`IntegrationCache`]: TTL cache of provider data that refuses credentials.
 //! - [`object_mapping`]: the default field mapping of every synced object plus a connection's
 //!   `property_mappings`.
@@ -34,8 +37,10 @@ mod health;
 mod inbox;
 mod jobs;
 mod mapping;
+mod scheduler;
 mod sync;
 mod validation;
+mod worker;
 
 pub use cache::IntegrationCache;
 pub use connections::{
@@ -52,8 +57,10 @@ pub use health::{
 pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
+pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{SyncClaim, SyncEngine, SyncReport};
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
     sanitized_account_info, validation_interval,
 };
+pub use worker::{JOB_KINDS, JobOutcome, ProviderFactory, Worker};

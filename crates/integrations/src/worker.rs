@@ -1,0 +1,303 @@
+//! The worker: claims jobs from the queue and runs them — syncs, validations, health checks,
+//! webhook follow-ups and cleanup — with the provider clients a [`ProviderFactory`] builds
+//! (base URLs and app credentials are the server's configuration, not the engine's). A failed job
+//! is retried with backoff; a provider that asks for a wait gets it.
+
+use std::sync::Arc;
+
+use entity::{
+    integration_connections as connections, integration_definitions as definitions, job_queue,
+};
+use providers::secrecy::SecretString;
+use providers::{
+    Clock, ConnectionConfig, OAuthClient, ProviderClient, ProviderError, ProviderKind, ReadOptions,
+};
+use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::jobs::{JobQueue, NewJob};
+use crate::{
+    ConnectionValidator, CredentialStore, EngineError, HealthMonitor, IntegrationCache, SyncEngine,
+    WebhookInbox, config_from_json,
+};
+
+/// Builds provider clients from the server's configuration.
+pub trait ProviderFactory: Send + Sync {
+    /// The OAuth client of `kind` for a connection with `config`.
+    fn oauth(
+        &self,
+        kind: ProviderKind,
+        config: &ConnectionConfig,
+    ) -> Result<OAuthClient, EngineError>;
+    /// The API client of `kind` for a connection with `config` and `metadata` (Salesforce's
+    /// `instance_url` is the API base), calling with `access_token`.
+    fn api(
+        &self,
+        kind: ProviderKind,
+        config: &ConnectionConfig,
+        metadata: &Value,
+        access_token: SecretString,
+    ) -> Result<ProviderClient, EngineError>;
+}
+
+/// The job kinds a worker runs.
+pub const JOB_KINDS: &[&str] = &["sync", "validate", "health_check", "webhook", "cleanup"];
+
+/// What one `run_once` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The job ran and succeeded.
+    Succeeded {
+        /// Its kind.
+        kind: String,
+    },
+    /// The job failed and was rescheduled or marked failed.
+    Failed {
+        /// Its kind.
+        kind: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Runs queued jobs.
+#[derive(Clone)]
+pub struct Worker {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    queue: JobQueue,
+    credentials: CredentialStore,
+    factory: Arc<dyn ProviderFactory>,
+    worker_id: String,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Worker")
+            .field("worker_id", &self.worker_id)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// A worker named `worker_id`.
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        credentials: CredentialStore,
+        factory: Arc<dyn ProviderFactory>,
+        worker_id: impl Into<String>,
+    ) -> Self {
+        let worker_id = worker_id.into();
+        Self {
+            queue: JobQueue::new(db.clone(), clock.clone(), worker_id.clone()),
+            db,
+            clock,
+            credentials,
+            factory,
+            worker_id,
+        }
+    }
+
+    /// Claims and runs one due job; `None` when nothing is due.
+    pub async fn run_once(&self) -> Result<Option<JobOutcome>, EngineError> {
+        let Some(job) = self.queue.claim(JOB_KINDS).await? else {
+            return Ok(None);
+        };
+        let kind = job.kind.clone();
+        match self.execute(&job).await {
+            Ok(()) => {
+                self.queue.complete(&job).await?;
+                Ok(Some(JobOutcome::Succeeded { kind }))
+            }
+            Err(error) => {
+                let retry_after = match &error {
+                    EngineError::Provider(ProviderError::RateLimited { wait, .. }) => {
+                        chrono::Duration::from_std(*wait).ok()
+                    }
+                    _ => None,
+                };
+                tracing::warn!(job = %job.id, %kind, %error, "job failed");
+                self.queue
+                    .fail(&job, &error.to_string(), retry_after)
+                    .await?;
+                Ok(Some(JobOutcome::Failed {
+                    kind,
+                    error: error.to_string(),
+                }))
+            }
+        }
+    }
+
+    fn connection_id(job: &job_queue::Model) -> Result<Uuid, EngineError> {
+        job.payload
+            .get("connection_id")
+            .and_then(Value::as_str)
+            .and_then(|text| Uuid::parse_str(text).ok())
+            .ok_or_else(|| {
+                EngineError::InvalidInput(format!("job {} has no connection_id", job.id))
+            })
+    }
+
+    async fn execute(&self, job: &job_queue::Model) -> Result<(), EngineError> {
+        match job.kind.as_str() {
+            "sync" => {
+                let connection_id = Self::connection_id(job)?;
+                let object_type = job
+                    .payload
+                    .get("object_type")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        EngineError::InvalidInput(format!("job {} has no object_type", job.id))
+                    })?;
+                let client = self.client(connection_id).await?;
+                let engine =
+                    SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone());
+                // Another worker running this sync is not a failure: the job is done.
+                if let Some(claim) = engine.claim(connection_id, object_type).await? {
+                    engine.run(claim, &client, &ReadOptions::default()).await?;
+                }
+                Ok(())
+            }
+            "validate" => {
+                let connection_id = Self::connection_id(job)?;
+                let client = self.client(connection_id).await?;
+                ConnectionValidator::new(self.db.clone(), self.clock.clone())
+                    .validate(connection_id, &client)
+                    .await?;
+                Ok(())
+            }
+            "health_check" => {
+                let connection_id = Self::connection_id(job)?;
+                let client = self.client(connection_id).await?;
+                HealthMonitor::new(self.db.clone(), self.clock.clone())
+                    .check(connection_id, &client)
+                    .await?;
+                Ok(())
+            }
+            "webhook" => self.follow_up_webhook(job).await,
+            "cleanup" => {
+                WebhookInbox::new(self.db.clone(), self.clock.clone())
+                    .cleanup_expired()
+                    .await?;
+                IntegrationCache::new(self.db.clone(), self.clock.clone())
+                    .cleanup_expired()
+                    .await?;
+                HealthMonitor::new(self.db.clone(), self.clock.clone())
+                    .prune_logs(chrono::Duration::days(crate::HEALTH_LOG_RETENTION_DAYS))
+                    .await?;
+                let now = self.clock.now().fixed_offset();
+                entity::oauth_states::Entity::delete_many()
+                    .filter(
+                        entity::oauth_states::Column::ExpiresAt.lt(now - chrono::Duration::days(1)),
+                    )
+                    .exec(&self.db)
+                    .await?;
+                Ok(())
+            }
+            other => Err(EngineError::InvalidInput(format!(
+                "unknown job kind `{other}`"
+            ))),
+        }
+    }
+
+    /// A webhook says a record changed: queue a sync of its object type, coalesced per minute, so
+    /// a burst of events costs one incremental read.
+    async fn follow_up_webhook(&self, job: &job_queue::Model) -> Result<(), EngineError> {
+        let connection_id = Self::connection_id(job)?;
+        let connection = self.connection(connection_id).await?;
+        let kind = self.kind(&connection).await?;
+        let object_type = job
+            .payload
+            .get("object_type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let synced = providers::objects(kind)
+            .iter()
+            .find(|synced| synced_object_matches(synced, object_type));
+        let minute = self.clock.now().format("%Y-%m-%dT%H:%M").to_string();
+        let targets: Vec<&str> = match synced {
+            Some(object) => vec![object],
+            // Gmail's push and unknown objects: read every object incrementally.
+            None => providers::objects(kind).to_vec(),
+        };
+        for object in targets {
+            self.queue
+                .enqueue(
+                    NewJob::new(
+                        "sync",
+                        json!({"connection_id": connection_id, "object_type": object}),
+                    )
+                    .with_key(format!("sync:{connection_id}:{object}:webhook:{minute}")),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn connection(&self, connection_id: Uuid) -> Result<connections::Model, EngineError> {
+        connections::Entity::find_by_id(connection_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))
+    }
+
+    async fn kind(&self, connection: &connections::Model) -> Result<ProviderKind, EngineError> {
+        let definition = definitions::Entity::find()
+            .filter(definitions::Column::Id.eq(connection.integration_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("integration {}", connection.integration_id))
+            })?;
+        ProviderKind::from_slug(&definition.slug).ok_or_else(|| {
+            EngineError::InvalidInput(format!("no adapter for `{}`", definition.slug))
+        })
+    }
+
+    /// An API client for the connection with a fresh access token.
+    async fn client(&self, connection_id: Uuid) -> Result<ProviderClient, EngineError> {
+        let connection = self.connection(connection_id).await?;
+        let kind = self.kind(&connection).await?;
+        let config = config_from_json(&connection.connection_metadata);
+        let stored = entity::integration_credentials::Entity::find_by_id(connection_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("credentials of connection {connection_id}"))
+            })?;
+        let access_token = if stored.credential_type == "API_KEY" {
+            self.credentials.load(connection_id).await?.access_token
+        } else {
+            let oauth = self.factory.oauth(kind, &config)?;
+            self.credentials.access_token(connection_id, &oauth).await?
+        };
+        let client =
+            self.factory
+                .api(kind, &config, &connection.connection_metadata, access_token)?;
+        Ok(
+            match connection
+                .connection_metadata
+                .get("external_account_id")
+                .and_then(Value::as_str)
+            {
+                Some(account) => client.with_account_id(account),
+                None => client,
+            },
+        )
+    }
+}
+
+/// Whether a webhook's object type (`contact`, `customer`, `Account`, `ticket`, …) is the synced
+/// object (`contacts`, `customers`, `Account`, `tickets`, …).
+fn synced_object_matches(synced: &str, event_object: &str) -> bool {
+    let event_object = event_object.to_ascii_lowercase();
+    let synced = synced.to_ascii_lowercase();
+    !event_object.is_empty()
+        && (synced == event_object
+            || synced == format!("{event_object}s")
+            || synced == format!("{}ies", event_object.trim_end_matches('y'))
+            || (synced == "charges" && event_object == "charge"))
+}

@@ -1,0 +1,263 @@
+//! Schedules and workers on a fresh database: each scheduled slot is enqueued once however many
+//! instances tick, and workers run sync, validation and webhook follow-up jobs against a mock.
+
+use std::sync::Arc;
+
+use integrations::{
+    CredentialKind, CredentialStore, EngineError, JobOutcome, JobQueue, NewJob, ProviderFactory,
+    Scheduler, Worker,
+};
+use providers::secrecy::SecretString;
+use providers::{
+    ConnectionConfig, HttpCore, Keyring, OAuthClient, OAuthCredentials, ProviderClient,
+    ProviderKind, ProviderSpec, RetryPolicy, TokenSet,
+};
+use serde_json::{Value, json};
+use tests::fixtures::{Tenant, v};
+use tests::{Backend, ManualClock, NoWait, TestDb};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct MockFactory {
+    base_url: String,
+    clock: Arc<ManualClock>,
+}
+
+impl ProviderFactory for MockFactory {
+    fn oauth(
+        &self,
+        kind: ProviderKind,
+        config: &ConnectionConfig,
+    ) -> Result<OAuthClient, EngineError> {
+        let spec = ProviderSpec::for_provider(kind)
+            .with_auth_base_url(&self.base_url)?
+            .for_connection(config)?;
+        let http = HttpCore::new(
+            kind,
+            RetryPolicy::default(),
+            self.clock.clone(),
+            Arc::new(NoWait),
+        )?;
+        Ok(OAuthClient::new(
+            spec,
+            OAuthCredentials {
+                client_id: "client".to_owned(),
+                client_secret: SecretString::from("secret"),
+                redirect_uri: "https://platform.example.com/oauth/callback".to_owned(),
+            },
+            http,
+        )?)
+    }
+
+    fn api(
+        &self,
+        kind: ProviderKind,
+        config: &ConnectionConfig,
+        _: &Value,
+        token: SecretString,
+    ) -> Result<ProviderClient, EngineError> {
+        let spec = ProviderSpec::for_provider(kind)
+            .with_api_base_url(&self.base_url)?
+            .for_connection(config)?;
+        let http = HttpCore::new(
+            kind,
+            RetryPolicy {
+                max_attempts: 2,
+                ..RetryPolicy::default()
+            },
+            self.clock.clone(),
+            Arc::new(NoWait),
+        )?;
+        Ok(ProviderClient::new(spec, http, token))
+    }
+}
+
+async fn active_tenant(test_db: &TestDb, slug: &str) -> anyhow::Result<Tenant> {
+    let tenant = Tenant::create(test_db, "OWNER", slug).await?;
+    test_db
+        .execute(
+            "UPDATE integration_connections SET status = 'ACTIVE' WHERE id = $1",
+            vec![v(tenant.connection_id)],
+        )
+        .await?;
+    Ok(tenant)
+}
+
+#[tokio::test]
+async fn two_instances_ticking_enqueue_each_scheduled_slot_once() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    active_tenant(&test_db, "hubspot").await?;
+    active_tenant(&test_db, "stripe").await?;
+    let clock = ManualClock::new();
+    let instance = |name: &str| {
+        Scheduler::new(
+            test_db.db.clone(),
+            clock.clone(),
+            JobQueue::new(test_db.db.clone(), clock.clone(), name),
+            &[(ProviderKind::HubSpot, "*/30 * * * *".to_owned())],
+        )
+    };
+    let (a, b) = (instance("a")?, instance("b")?);
+    let (first, second) = tokio::join!(a.tick(), b.tick());
+    let (first, second) = (first?, second?);
+    assert_eq!(
+        first.syncs + second.syncs,
+        6,
+        "3 HubSpot objects + 3 Stripe objects, once"
+    );
+    assert_eq!(first.health_checks + second.health_checks, 2);
+    assert_eq!(
+        first.validations + second.validations,
+        2,
+        "both connections are `unknown`"
+    );
+    assert_eq!(first.cleanups + second.cleanups, 1);
+    let again = a.tick().await?;
+    assert_eq!(
+        (again.syncs, again.health_checks, again.cleanups),
+        (0, 0, 0),
+        "the same slot is not enqueued twice"
+    );
+    clock.advance(chrono::Duration::minutes(30));
+    assert_eq!(b.tick().await?.syncs, 6, "the next slot");
+    assert_eq!(
+        test_db
+            .count("SELECT count(*) FROM job_queue WHERE kind = 'sync'", vec![])
+            .await?,
+        12
+    );
+
+    let bad = Scheduler::new(
+        test_db.db.clone(),
+        clock.clone(),
+        JobQueue::new(test_db.db.clone(), clock.clone(), "c"),
+        &[(ProviderKind::Zendesk, "every thirty minutes".to_owned())],
+    );
+    assert!(
+        matches!(&bad, Err(EngineError::InvalidInput(message)) if message.contains("ZENDESK_SYNC_SCHEDULE"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_runs_validation_sync_and_webhook_jobs_against_the_provider() -> anyhow::Result<()>
+{
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = active_tenant(&test_db, "hubspot").await?;
+        let clock = ManualClock::new();
+        let keyring = Arc::new(Keyring::parse(&SecretString::from(
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ))?);
+        let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
+        credentials
+            .store(
+                tenant.connection_id,
+                CredentialKind::OAuth2,
+                &TokenSet {
+                    access_token: SecretString::from("live-token"),
+                    refresh_token: Some(SecretString::from("refresh")),
+                    expires_at: Some(chrono::Utc::now() + chrono::Duration::days(3650)),
+                    scopes: Vec::new(),
+                    metadata: serde_json::Map::new(),
+                },
+            )
+            .await?;
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/account-info/v3/details"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"portalId": 62515, "uiDomain": "app.hubspot.com", "timeZone": "US/Eastern"}),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST")).and(path("/crm/v3/objects/contacts/search"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
+                {"id": "1", "properties": {"email": "ada@example.com", "firstname": "Ada", "lastmodifieddate": "2026-11-01T10:00:00.000Z"}}
+            ]})))
+            .mount(&server).await;
+        Mock::given(method("GET"))
+            .and(path("/crm/v3/objects/contacts"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/crm/v3/objects/deals/search"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+
+        let factory = Arc::new(MockFactory {
+            base_url: server.uri(),
+            clock: clock.clone(),
+        });
+        let worker = Worker::new(
+            test_db.db.clone(),
+            clock.clone(),
+            credentials,
+            factory,
+            "worker-1",
+        );
+        let queue = JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer");
+        queue
+            .enqueue(NewJob::new(
+                "validate",
+                json!({"connection_id": tenant.connection_id}),
+            ))
+            .await?;
+        queue
+            .enqueue(NewJob::new(
+                "sync",
+                json!({"connection_id": tenant.connection_id, "object_type": "contacts"}),
+            ))
+            .await?;
+        queue
+            .enqueue(NewJob::new(
+                "sync",
+                json!({"connection_id": tenant.connection_id, "object_type": "deals"}),
+            ))
+            .await?;
+        queue
+            .enqueue(NewJob::new(
+                "webhook",
+                json!({"connection_id": tenant.connection_id, "object_type": "contact"}),
+            ))
+            .await?;
+
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = worker.run_once().await? {
+            outcomes.push(outcome);
+            assert!(outcomes.len() < 20, "the queue never drains");
+        }
+        let succeeded = |kind: &str| {
+            outcomes.iter().filter(|outcome| matches!(outcome, JobOutcome::Succeeded { kind: done } if done == kind)).count()
+        };
+        assert_eq!(succeeded("validate"), 1, "{backend:?}: {outcomes:?}");
+        assert_eq!(succeeded("webhook"), 1);
+        assert_eq!(
+            succeeded("sync"),
+            2,
+            "{backend:?}: contacts, and the contacts sync the webhook queued"
+        );
+        assert!(
+            outcomes.iter().any(
+                |outcome| matches!(outcome, JobOutcome::Failed { kind, .. } if kind == "sync")
+            ),
+            "deals failed"
+        );
+        assert_eq!(test_db.count("SELECT count(*) FROM integration_connections WHERE connection_status = 'connected'
+            AND CAST(connection_metadata ->> 'external_account_id' AS TEXT) = '62515'", vec![]).await?, 1, "{backend:?}");
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM entities WHERE source_external_id = '1'",
+                    vec![]
+                )
+                .await?,
+            1
+        );
+        assert_eq!(test_db.count("SELECT count(*) FROM job_queue WHERE status = 'queued' AND attempts = 1 AND last_error LIKE '%HTTP 500%'", vec![]).await?, 1,
+            "{backend:?}: the failed sync waits for its retry");
+    }
+    Ok(())
+}
