@@ -344,7 +344,12 @@ async fn disconnect_revokes_deletes_credentials_and_stops_syncs() -> anyhow::Res
         let oauth = world.oauth(ProviderKind::HubSpot, &ConnectionConfig::default())?;
         let outcome = world
             .manager
-            .disconnect(connection_id, world.user_id, Some(&oauth))
+            .disconnect(
+                world.workspace_id,
+                connection_id,
+                world.user_id,
+                Some(&oauth),
+            )
             .await?;
         assert_eq!(
             outcome.revocation,
@@ -368,6 +373,93 @@ async fn disconnect_revokes_deletes_credentials_and_stops_syncs() -> anyhow::Res
         );
         // Reconnecting later is allowed.
         assert!(world.start("hubspot").await.is_ok());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn mappings_webhook_secrets_and_disconnects_are_checked_against_the_workspace()
+-> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let world = World::new(backend).await?;
+        let connection_id = world
+            .manager
+            .connect_with_api_key(
+                world.workspace_id,
+                world.user_id,
+                "stripe",
+                &SecretString::from("rk_test_51Nv0FGQ9RKHgCVdKabcdef"),
+            )
+            .await?;
+        let other_workspace = new_id();
+
+        let good = json!({"customers": {"metadata": "stripe_metadata"}});
+        let bad_object = json!({"tickets": {"subject": "subject"}});
+        let bad_key = json!({"customers": {"email": "e-mail"}});
+        for (mappings, why) in [(bad_object, "object"), (bad_key, "key")] {
+            let refused = world
+                .manager
+                .update_property_mappings(
+                    world.workspace_id,
+                    connection_id,
+                    world.user_id,
+                    mappings,
+                )
+                .await;
+            assert!(
+                matches!(refused, Err(EngineError::InvalidInput(_))),
+                "{backend:?} {why}: {refused:?}"
+            );
+        }
+        let foreign = world
+            .manager
+            .update_property_mappings(other_workspace, connection_id, world.user_id, good.clone())
+            .await;
+        assert!(
+            matches!(foreign, Err(EngineError::NotFound(_))),
+            "{backend:?}"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM integration_connections WHERE property_mappings IS NOT NULL").await?, 0);
+        world
+            .manager
+            .update_property_mappings(world.workspace_id, connection_id, world.user_id, good)
+            .await?;
+        assert_eq!(world.count("SELECT count(*) FROM integration_connections WHERE property_mappings IS NOT NULL").await?, 1);
+
+        let keyring = Arc::new(Keyring::parse(&SecretString::from(
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ))?);
+        let store = integrations::CredentialStore::new(
+            world.test_db.db.clone(),
+            world.clock.clone(),
+            keyring,
+        );
+        store
+            .set_webhook_secret(
+                connection_id,
+                &SecretString::from("whsec_plaintext_signing_secret"),
+            )
+            .await?;
+        let secret = store.webhook_secret(connection_id).await?.map(|secret| {
+            use providers::secrecy::ExposeSecret as _;
+            secret.expose_secret().to_owned()
+        });
+        assert_eq!(secret.as_deref(), Some("whsec_plaintext_signing_secret"));
+
+        let foreign = world
+            .manager
+            .disconnect(other_workspace, connection_id, world.user_id, None)
+            .await;
+        assert!(
+            matches!(foreign, Err(EngineError::NotFound(_))),
+            "{backend:?}"
+        );
+        assert_eq!(
+            world
+                .count("SELECT count(*) FROM integration_connections WHERE status = 'ACTIVE'")
+                .await?,
+            1
+        );
     }
     Ok(())
 }

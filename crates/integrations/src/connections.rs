@@ -454,19 +454,77 @@ impl ConnectionManager {
         Ok(())
     }
 
+    /// The connection, if it belongs to `workspace_id`: another workspace's is "not found".
+    async fn workspace_connection(
+        &self,
+        workspace_id: Uuid,
+        connection_id: Uuid,
+    ) -> Result<connections::Model, EngineError> {
+        connections::Entity::find_by_id(connection_id)
+            .filter(connections::Column::WorkspaceId.eq(workspace_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))
+    }
+
+    /// Replaces the connection's custom field mappings after checking every object is one its
+    /// provider syncs and every target is a valid attribute key; a bad mapping changes nothing.
+    pub async fn update_property_mappings(
+        &self,
+        workspace_id: Uuid,
+        connection_id: Uuid,
+        user_id: Uuid,
+        mappings: Value,
+    ) -> Result<(), EngineError> {
+        let connection = self
+            .workspace_connection(workspace_id, connection_id)
+            .await?;
+        let definition = definitions::Entity::find_by_id(connection.integration_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("integration {}", connection.integration_id))
+            })?;
+        let kind = ProviderKind::from_slug(&definition.slug).ok_or_else(|| {
+            EngineError::InvalidInput(format!("no adapter for `{}`", definition.slug))
+        })?;
+        let objects = mappings.as_object().ok_or_else(|| {
+            EngineError::InvalidInput(
+                "property mappings are an object keyed by object type".to_owned(),
+            )
+        })?;
+        for object_type in objects.keys() {
+            if !providers::objects(kind).contains(&object_type.as_str()) {
+                return Err(EngineError::InvalidInput(format!(
+                    "{kind} has no object `{object_type}`; it syncs {}",
+                    providers::objects(kind).join(", ")
+                )));
+            }
+            crate::object_mapping(kind, object_type, Some(&mappings))?;
+        }
+        connections::Entity::update_many()
+            .col_expr(connections::Column::PropertyMappings, Expr::value(mappings))
+            .col_expr(connections::Column::UpdatedBy, Expr::value(user_id))
+            .col_expr(connections::Column::UpdatedAt, Expr::value(self.now()))
+            .filter(connections::Column::Id.eq(connection.id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Disconnects: revokes at the provider when `oauth` is given and the connection used OAuth
     /// (a failure there is reported, not fatal: the grant is forgotten here regardless), deletes
     /// the credentials, disables syncs and cancels queued jobs of the connection.
     pub async fn disconnect(
         &self,
+        workspace_id: Uuid,
         connection_id: Uuid,
         user_id: Uuid,
         oauth: Option<&OAuthClient>,
     ) -> Result<Disconnected, EngineError> {
-        let connection = connections::Entity::find_by_id(connection_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))?;
+        let connection = self
+            .workspace_connection(workspace_id, connection_id)
+            .await?;
         let mut revocation = None;
         let stored = entity::integration_credentials::Entity::find_by_id(connection_id)
             .one(&self.db)

@@ -74,6 +74,10 @@ pub fn credential_binding(workspace_id: Uuid, connection_id: Uuid) -> Vec<u8> {
     format!("workspace:{workspace_id}/connection:{connection_id}/credentials").into_bytes()
 }
 
+fn webhook_binding(workspace_id: Uuid, connection_id: Uuid) -> Vec<u8> {
+    format!("workspace:{workspace_id}/connection:{connection_id}/webhook_secret").into_bytes()
+}
+
 impl CredentialStore {
     /// A store on `db` sealing with `keyring`; tokens are refreshed five minutes before expiry.
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, keyring: Arc<Keyring>) -> Self {
@@ -291,6 +295,73 @@ impl CredentialStore {
                 Err(EngineError::Provider(error))
             }
         }
+    }
+
+    /// Stores the per-account webhook signing secret (Zendesk, Stripe API-key endpoints), sealed
+    /// and bound to the connection, beside its credentials.
+    pub async fn set_webhook_secret(
+        &self,
+        connection_id: Uuid,
+        secret: &SecretString,
+    ) -> Result<(), EngineError> {
+        let connection = self.connection(&self.db, connection_id).await?;
+        let sealed = self
+            .keyring
+            .seal_text(
+                secret,
+                &webhook_binding(connection.workspace_id, connection_id),
+            )
+            .map_err(|error| anyhow::anyhow!("sealing the webhook secret: {error}"))?;
+        let stored = credentials::Entity::update_many()
+            .col_expr(
+                credentials::Column::SealedWebhookSecret,
+                Expr::value(sealed.bytes),
+            )
+            .col_expr(credentials::Column::UpdatedAt, Expr::value(self.now()))
+            // The webhook secret shares the row's key id: re-seal the credentials first after a
+            // rotation (they are, whenever the token refreshes).
+            .filter(credentials::Column::KeyId.eq(sealed.key_id))
+            .filter(credentials::Column::ConnectionId.eq(connection_id))
+            .exec(&self.db)
+            .await?;
+        if stored.rows_affected == 0 {
+            return Err(EngineError::Conflict(format!(
+                "connection {connection_id} has no credentials sealed with the current key; reconnect or refresh first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The per-account webhook signing secret, if one was set.
+    pub async fn webhook_secret(
+        &self,
+        connection_id: Uuid,
+    ) -> Result<Option<SecretString>, EngineError> {
+        let connection = self.connection(&self.db, connection_id).await?;
+        let Some(row) = credentials::Entity::find_by_id(connection_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(bytes) = row.sealed_webhook_secret else {
+            return Ok(None);
+        };
+        let secret = self
+            .keyring
+            .open_text(
+                &SealedSecret {
+                    key_id: row.key_id,
+                    bytes,
+                },
+                &webhook_binding(connection.workspace_id, connection_id),
+            )
+            .map_err(|error| {
+                EngineError::Unexpected(anyhow::anyhow!(
+                    "opening the webhook secret of {connection_id}: {error}"
+                ))
+            })?;
+        Ok(Some(secret))
     }
 
     /// Deletes the connection's credentials; returns whether there were any.

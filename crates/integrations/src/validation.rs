@@ -356,8 +356,9 @@ impl ConnectionValidator {
     /// (never, or before the injected clock's now minus [`validation_interval`]). Oldest
     /// validation first, never-validated ones before all.
     ///
-    /// A connection stuck in `validating` (its worker died mid-call) is not picked up by this
-    /// rule; it waits for an explicit validation.
+    /// A connection left in `validating` (its worker died mid-call) is treated like `error`: it is
+    /// picked up once its last validation is older than the interval. A validation in flight takes
+    /// seconds, and validating twice is harmless.
     pub async fn connections_needing_validation(&self) -> Result<Vec<Uuid>, EngineError> {
         let cutoff = self.now() - validation_interval();
         let ids = connections::Entity::find()
@@ -368,6 +369,7 @@ impl ConnectionValidator {
             .filter(connections::Column::ConnectionStatus.is_in([
                 ConnectionStatus::Unknown.as_str(),
                 ConnectionStatus::Error.as_str(),
+                ConnectionStatus::Validating.as_str(),
             ]))
             .filter(
                 Condition::any()
