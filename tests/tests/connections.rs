@@ -349,6 +349,7 @@ async fn disconnect_revokes_deletes_credentials_and_stops_syncs() -> anyhow::Res
                 connection_id,
                 world.user_id,
                 Some(&oauth),
+                None,
             )
             .await?;
         assert_eq!(
@@ -448,7 +449,7 @@ async fn mappings_webhook_secrets_and_disconnects_are_checked_against_the_worksp
 
         let foreign = world
             .manager
-            .disconnect(other_workspace, connection_id, world.user_id, None)
+            .disconnect(other_workspace, connection_id, world.user_id, None, None)
             .await;
         assert!(
             matches!(foreign, Err(EngineError::NotFound(_))),

@@ -261,3 +261,98 @@ async fn a_worker_runs_validation_sync_and_webhook_jobs_against_the_provider() -
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stripe_key_connection_registers_its_webhook_and_keeps_the_secret_sealed()
+-> anyhow::Result<()> {
+    use integrations::ConnectionManager;
+    use providers::secrecy::ExposeSecret as _;
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let tenant = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+    let clock = ManualClock::new();
+    let keyring = Arc::new(Keyring::parse(&SecretString::from(
+        "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ))?);
+    let manager = ConnectionManager::new(test_db.db.clone(), clock.clone(), keyring.clone());
+    let connection_id = manager
+        .connect_with_api_key(
+            tenant.workspace_id,
+            tenant.user_id,
+            "stripe",
+            &SecretString::from("rk_test_51Nv0FGQ9RKHgCVdKabcdef"),
+        )
+        .await?;
+    assert_eq!(
+        test_db
+            .count(
+                "SELECT count(*) FROM job_queue WHERE kind = 'register_webhook'",
+                vec![]
+            )
+            .await?,
+        1
+    );
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/webhook_endpoints"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "we_123", "object": "webhook_endpoint", "secret": "whsec_registered_plaintext"})))
+        .expect(1).mount(&server).await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/webhook_endpoints/we_123"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "we_123", "deleted": true})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "data": [], "has_more": false, "id": "acct_1"}),
+        ))
+        .mount(&server)
+        .await;
+    let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
+    let factory = Arc::new(MockFactory {
+        base_url: server.uri(),
+        clock: clock.clone(),
+    });
+    let worker = Worker::new(
+        test_db.db.clone(),
+        clock.clone(),
+        credentials.clone(),
+        factory.clone(),
+        "w",
+    )
+    .with_public_base_url("https://platform.example.com/");
+    let mut n_jobs = 0;
+    while worker.run_once().await?.is_some() {
+        n_jobs += 1;
+        assert!(n_jobs < 30, "the queue never drains");
+    }
+    assert_eq!(test_db.count("SELECT count(*) FROM job_queue WHERE kind = 'register_webhook' AND status = 'succeeded'", vec![]).await?, 1);
+    let secret = credentials
+        .webhook_secret(connection_id)
+        .await?
+        .map(|secret| secret.expose_secret().to_owned());
+    assert_eq!(secret.as_deref(), Some("whsec_registered_plaintext"));
+    assert_eq!(test_db.count("SELECT count(*) FROM integration_connections WHERE connection_metadata ->> 'webhook_id' = 'we_123'", vec![]).await?, 1);
+    assert_eq!(test_db.count("SELECT count(*) FROM integration_credentials WHERE position('whsec' in encode(sealed_webhook_secret, 'escape')) > 0", vec![]).await?, 0,
+        "the secret is stored sealed");
+
+    let api = factory.api(
+        ProviderKind::Stripe,
+        &ConnectionConfig::default(),
+        &json!({}),
+        SecretString::from("rk_test_51Nv0FGQ9RKHgCVdKabcdef"),
+    )?;
+    manager
+        .disconnect(
+            tenant.workspace_id,
+            connection_id,
+            tenant.user_id,
+            None,
+            Some(&api),
+        )
+        .await?;
+    server.verify().await;
+    Ok(())
+}

@@ -406,6 +406,8 @@ impl ConnectionManager {
         metadata: Value,
     ) -> Result<(), EngineError> {
         let now = self.now();
+        let metadata_is_api_key =
+            metadata.get("auth_mode").and_then(Value::as_str) == Some("api_key");
         let transaction = self.db.begin().await?;
         connections::Entity::update_many()
             .col_expr(connections::Column::Status, Expr::value("ACTIVE"))
@@ -436,6 +438,17 @@ impl ConnectionManager {
                 .with_key(format!("validate:{connection_id}:{stamp}")),
         )
         .await?;
+        let per_connection_webhooks =
+            kind == ProviderKind::Zendesk || (kind == ProviderKind::Stripe && metadata_is_api_key);
+        if per_connection_webhooks {
+            enqueue_on(
+                &transaction,
+                now,
+                NewJob::new("register_webhook", json!({"connection_id": connection_id}))
+                    .with_key(format!("register_webhook:{connection_id}:{stamp}")),
+            )
+            .await?;
+        }
         for object_type in providers::objects(kind) {
             enqueue_on(
                 &transaction,
@@ -512,19 +525,32 @@ impl ConnectionManager {
         Ok(())
     }
 
-    /// Disconnects: revokes at the provider when `oauth` is given and the connection used OAuth
-    /// (a failure there is reported, not fatal: the grant is forgotten here regardless), deletes
-    /// the credentials, disables syncs and cancels queued jobs of the connection.
+    /// Disconnects: removes the registered webhook when `api` is given, revokes at the provider
+    /// when `oauth` is given and the connection used OAuth (failures there are reported, not
+    /// fatal: the grant is forgotten here regardless), deletes the credentials, disables syncs and
+    /// cancels queued jobs of the connection.
     pub async fn disconnect(
         &self,
         workspace_id: Uuid,
         connection_id: Uuid,
         user_id: Uuid,
         oauth: Option<&OAuthClient>,
+        api: Option<&providers::ProviderClient>,
     ) -> Result<Disconnected, EngineError> {
         let connection = self
             .workspace_connection(workspace_id, connection_id)
             .await?;
+        if let (Some(api), Some(webhook_id)) = (
+            api,
+            connection
+                .connection_metadata
+                .get("webhook_id")
+                .and_then(Value::as_str),
+        ) {
+            if let Err(error) = api.unregister_webhook(webhook_id).await {
+                tracing::warn!(%connection_id, %error, "removing the provider webhook failed; disconnecting anyway");
+            }
+        }
         let mut revocation = None;
         let stored = entity::integration_credentials::Entity::find_by_id(connection_id)
             .one(&self.db)

@@ -42,7 +42,14 @@ pub trait ProviderFactory: Send + Sync {
 }
 
 /// The job kinds a worker runs.
-pub const JOB_KINDS: &[&str] = &["sync", "validate", "health_check", "webhook", "cleanup"];
+pub const JOB_KINDS: &[&str] = &[
+    "sync",
+    "validate",
+    "health_check",
+    "webhook",
+    "register_webhook",
+    "cleanup",
+];
 
 /// What one `run_once` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +77,7 @@ pub struct Worker {
     credentials: CredentialStore,
     factory: Arc<dyn ProviderFactory>,
     worker_id: String,
+    public_base_url: Option<String>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -98,7 +106,15 @@ impl Worker {
             credentials,
             factory,
             worker_id,
+            public_base_url: None,
         }
+    }
+
+    /// The platform's public URL (`PUBLIC_BASE_URL`), to register per-connection webhooks at
+    /// `{base}/webhooks/{slug}/{connection_id}`; without it registration jobs fail and retry.
+    pub fn with_public_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.public_base_url = Some(base_url.into().trim_end_matches('/').to_owned());
+        self
     }
 
     /// Claims and runs one due job; `None` when nothing is due.
@@ -178,6 +194,7 @@ impl Worker {
                 Ok(())
             }
             "webhook" => self.follow_up_webhook(job).await,
+            "register_webhook" => self.register_webhook(job).await,
             "cleanup" => {
                 WebhookInbox::new(self.db.clone(), self.clock.clone())
                     .cleanup_expired()
@@ -234,6 +251,43 @@ impl Worker {
                 )
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Registers the connection's webhook at the provider and keeps its signing secret sealed;
+    /// a connection that already has one is left alone.
+    async fn register_webhook(&self, job: &job_queue::Model) -> Result<(), EngineError> {
+        let connection_id = Self::connection_id(job)?;
+        let connection = self.connection(connection_id).await?;
+        if connection.connection_metadata.get("webhook_id").is_some() {
+            return Ok(());
+        }
+        let base_url = self.public_base_url.as_deref().ok_or_else(|| {
+            EngineError::InvalidInput("PUBLIC_BASE_URL is needed to register webhooks".to_owned())
+        })?;
+        let kind = self.kind(&connection).await?;
+        let client = self.client(connection_id).await?;
+        let endpoint = format!("{base_url}/webhooks/{}/{connection_id}", kind.slug());
+        let Some(registration) = client.register_webhook(&endpoint).await? else {
+            return Ok(());
+        };
+        self.credentials
+            .set_webhook_secret(connection_id, &registration.secret)
+            .await?;
+        let mut metadata = connection
+            .connection_metadata
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        metadata.insert("webhook_id".to_owned(), Value::String(registration.id));
+        connections::Entity::update_many()
+            .col_expr(
+                connections::Column::ConnectionMetadata,
+                sea_orm::sea_query::Expr::value(Value::Object(metadata)),
+            )
+            .filter(connections::Column::Id.eq(connection_id))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

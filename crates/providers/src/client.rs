@@ -72,6 +72,10 @@ impl ProviderClient {
         self
     }
 
+    pub(crate) fn http_core(&self) -> &HttpCore {
+        &self.http
+    }
+
     /// Which provider.
     pub fn provider(&self) -> ProviderKind {
         self.spec.kind

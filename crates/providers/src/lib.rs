@@ -84,6 +84,7 @@ mod intercom;
 mod oauth;
 mod provider;
 mod records;
+mod registration;
 mod salesforce;
 mod sealing;
 mod spec;
@@ -100,6 +101,7 @@ pub use http::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, Tok
 pub use oauth::{AuthorizationRequest, OAuthClient, OAuthCredentials, Revocation, TokenSet};
 pub use provider::ProviderKind;
 pub use records::{Cursor, Page, ReadOptions, Record};
+pub use registration::WebhookRegistration;
 pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
 /// The `secrecy` crate this API's secrets are typed with.
 pub use secrecy;
