@@ -540,16 +540,14 @@ impl ConnectionManager {
         let connection = self
             .workspace_connection(workspace_id, connection_id)
             .await?;
-        if let (Some(api), Some(webhook_id)) = (
-            api,
-            connection
-                .connection_metadata
-                .get("webhook_id")
-                .and_then(Value::as_str),
-        ) {
-            if let Err(error) = api.unregister_webhook(webhook_id).await {
-                tracing::warn!(%connection_id, %error, "removing the provider webhook failed; disconnecting anyway");
-            }
+        let webhook_id = connection
+            .connection_metadata
+            .get("webhook_id")
+            .and_then(Value::as_str);
+        if let (Some(api), Some(webhook_id)) = (api, webhook_id)
+            && let Err(error) = api.unregister_webhook(webhook_id).await
+        {
+            tracing::warn!(%connection_id, %error, "removing the provider webhook failed; disconnecting anyway");
         }
         let mut revocation = None;
         let stored = entity::integration_credentials::Entity::find_by_id(connection_id)
