@@ -77,6 +77,7 @@
 
 mod client;
 mod error;
+mod fields;
 mod gmail;
 mod http;
 mod hubspot;
