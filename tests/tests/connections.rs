@@ -405,6 +405,7 @@ async fn mappings_webhook_secrets_and_disconnects_are_checked_against_the_worksp
                     connection_id,
                     world.user_id,
                     mappings,
+                    None,
                 )
                 .await;
             assert!(
@@ -414,7 +415,13 @@ async fn mappings_webhook_secrets_and_disconnects_are_checked_against_the_worksp
         }
         let foreign = world
             .manager
-            .update_property_mappings(other_workspace, connection_id, world.user_id, good.clone())
+            .update_property_mappings(
+                other_workspace,
+                connection_id,
+                world.user_id,
+                good.clone(),
+                None,
+            )
             .await;
         assert!(
             matches!(foreign, Err(EngineError::NotFound(_))),
@@ -423,7 +430,7 @@ async fn mappings_webhook_secrets_and_disconnects_are_checked_against_the_worksp
         assert_eq!(world.count("SELECT count(*) FROM integration_connections WHERE property_mappings IS NOT NULL").await?, 0);
         world
             .manager
-            .update_property_mappings(world.workspace_id, connection_id, world.user_id, good)
+            .update_property_mappings(world.workspace_id, connection_id, world.user_id, good, None)
             .await?;
         assert_eq!(world.count("SELECT count(*) FROM integration_connections WHERE property_mappings IS NOT NULL").await?, 1);
 

@@ -481,13 +481,16 @@ impl ConnectionManager {
     }
 
     /// Replaces the connection's custom field mappings after checking every object is one its
-    /// provider syncs and every target is a valid attribute key; a bad mapping changes nothing.
+    /// provider syncs, every target is a valid attribute key and — when `provider` (the
+    /// connection's API client) is given — every mapped field exists at the provider; a bad
+    /// mapping changes nothing.
     pub async fn update_property_mappings(
         &self,
         workspace_id: Uuid,
         connection_id: Uuid,
         user_id: Uuid,
         mappings: Value,
+        provider: Option<&providers::ProviderClient>,
     ) -> Result<(), EngineError> {
         let connection = self
             .workspace_connection(workspace_id, connection_id)
@@ -514,6 +517,17 @@ impl ConnectionManager {
                 )));
             }
             crate::object_mapping(kind, object_type, Some(&mappings))?;
+            // With a client, ask the provider whether the mapped fields exist on the object.
+            if let (Some(client), Some(fields)) = (provider, objects[object_type].as_object()) {
+                let named: Vec<String> = fields.keys().cloned().collect();
+                let missing = client.missing_fields(object_type, &named).await?;
+                if !missing.is_empty() {
+                    return Err(EngineError::InvalidInput(format!(
+                        "{kind} {object_type} has no field {}",
+                        missing.join(", ")
+                    )));
+                }
+            }
         }
         connections::Entity::update_many()
             .col_expr(connections::Column::PropertyMappings, Expr::value(mappings))

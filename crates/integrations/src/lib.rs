@@ -58,7 +58,7 @@ pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
-pub use sync::{SyncClaim, SyncEngine, SyncReport};
+pub use sync::{SyncClaim, SyncEngine, SyncReport, field_value};
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
     sanitized_account_info, validation_interval,

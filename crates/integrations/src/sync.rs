@@ -375,9 +375,10 @@ impl SyncEngine {
             let mut changed = current.is_some_and(|entity| entity.archived_at.is_some());
             let mut mapped: HashMap<&str, &Value> = HashMap::new();
             for (external_field, key) in &claim.mapping.fields {
-                let (Some(value), Some(attribute_id)) =
-                    (record.fields.get(external_field), attribute_ids.get(key))
-                else {
+                let (Some(value), Some(attribute_id)) = (
+                    field_value(&record.fields, external_field),
+                    attribute_ids.get(key),
+                ) else {
                     continue;
                 };
                 mapped.insert(key.as_str(), value);
@@ -687,6 +688,36 @@ impl SyncEngine {
     }
 }
 
+/// The value at `path` in a record's fields: the key itself when present, else a dotted path
+/// through objects (`custom_attributes.plan`, `Owner.Name`, `metadata.tier`) and through arrays of
+/// `{id, value}` items by id (Zendesk's `custom_fields.360001234`).
+pub fn field_value<'a>(
+    fields: &'a serde_json::Map<String, Value>,
+    path: &str,
+) -> Option<&'a Value> {
+    if let Some(value) = fields.get(path) {
+        return Some(value);
+    }
+    let mut segments = path.split('.');
+    let mut current = fields.get(segments.next()?)?;
+    for segment in segments {
+        current = match current {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items
+                .iter()
+                .find(|item| {
+                    item.get("id").is_some_and(|id| match id {
+                        Value::String(text) => text == segment,
+                        other => other.to_string() == segment,
+                    })
+                })
+                .and_then(|item| item.get("value"))?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
 /// A label for an attribute key: `first_name` → `First name`.
 fn label(key: &str) -> String {
     let text = key.replace('_', " ");
@@ -721,3 +752,6 @@ fn display_name(mapped: &HashMap<&str, &Value>, external_id: &str) -> Option<Str
         .map(str::to_owned)
         .or_else(|| Some(external_id.to_owned()))
 }
+
+#[cfg(test)]
+mod tests;

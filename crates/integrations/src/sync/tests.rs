@@ -1,0 +1,40 @@
+//! Field paths reach nested provider values the way custom mappings name them.
+
+use serde_json::json;
+
+use super::field_value;
+
+#[test]
+fn dotted_paths_follow_objects_and_arrays_of_id_value_items() {
+    let record = json!({
+        "email": "ada@example.com",
+        "custom_attributes": {"plan": "pro"},
+        "Owner": {"Name": "Grace"},
+        "custom_fields": [{"id": 360001234, "value": "gold"}, {"id": "abc", "value": null}],
+        "a.b": "literal key wins"
+    });
+    let fields = record.as_object().cloned().unwrap_or_default();
+    assert_eq!(
+        field_value(&fields, "email"),
+        Some(&json!("ada@example.com"))
+    );
+    assert_eq!(
+        field_value(&fields, "custom_attributes.plan"),
+        Some(&json!("pro"))
+    );
+    assert_eq!(field_value(&fields, "Owner.Name"), Some(&json!("Grace")));
+    assert_eq!(
+        field_value(&fields, "custom_fields.360001234"),
+        Some(&json!("gold"))
+    );
+    assert_eq!(
+        field_value(&fields, "custom_fields.abc"),
+        Some(&json!(null))
+    );
+    assert_eq!(
+        field_value(&fields, "a.b"),
+        Some(&json!("literal key wins"))
+    );
+    assert_eq!(field_value(&fields, "custom_attributes.missing"), None);
+    assert_eq!(field_value(&fields, "email.domain"), None);
+}
