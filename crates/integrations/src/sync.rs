@@ -708,7 +708,7 @@ pub fn field_value<'a>(
                 .find(|item| {
                     item.get("id").is_some_and(|id| match id {
                         Value::String(text) => text == segment,
-                        other => other.to_string() == segment,
+                        other => other.as_i64().is_some_and(|id| segment.parse() == Ok(id)),
                     })
                 })
                 .and_then(|item| item.get("value"))?,
