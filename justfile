@@ -40,3 +40,7 @@ bench-migrate:
 [private]
 tools:
     @[[ "$(sea-orm-cli --version 2>/dev/null)" == "sea-orm-cli 2.0.4" ]] || cargo install sea-orm-cli@2.0.4 --locked --no-default-features --features codegen,sqlx-postgres,runtime-tokio
+
+# Re-export the GraphQL schema to apps/server/schema.graphql after changing the API.
+schema:
+    UPDATE_SCHEMA=1 cargo nextest run -p tests --test graphql the_exported_schema_matches_the_code

@@ -1,6 +1,7 @@
 //! The platform's HTTP server: the only crate that knows HTTP, environment variables and (as they
 //! land) GraphQL, OAuth callbacks and webhooks. Today it serves `/healthz` and `/readyz`.
 
+pub mod graphql;
 mod health;
 mod settings;
 

@@ -1,0 +1,67 @@
+//! GraphQL errors with `extensions.code`: the codes of the runtime contract. Internal details are
+//! logged with an id and never sent to the client.
+
+use async_graphql::{Error, ErrorExtensions as _};
+use integrations::EngineError;
+
+/// The error codes clients branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// No or bad token.
+    Unauthenticated,
+    /// Signed in, but not allowed.
+    Forbidden,
+    /// Does not exist, or is not visible to the caller.
+    NotFound,
+    /// The input is invalid.
+    BadUserInput,
+    /// The state changed under the request (stale version, already connected).
+    Conflict,
+    /// The provider failed.
+    ProviderError,
+    /// Anything else; details are in the server log only.
+    Internal,
+}
+
+impl Code {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::ProviderError => "PROVIDER_ERROR",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// An error with a message safe for the client and its code.
+pub fn error(code: Code, message: impl Into<String>) -> Error {
+    Error::new(message.into()).extend_with(|_, extensions| extensions.set("code", code.as_str()))
+}
+
+/// An internal failure: logged in full with an id, returned as `INTERNAL` with the id only.
+pub fn internal(cause: impl std::fmt::Display) -> Error {
+    let id = uuid::Uuid::new_v4();
+    tracing::error!(error_id = %id, error = %cause, "internal error in a GraphQL request");
+    error(Code::Internal, format!("internal error (id {id})"))
+}
+
+/// Maps an engine error to the client's view of it.
+pub fn engine(cause: EngineError) -> Error {
+    match cause {
+        EngineError::NotFound(what) => error(Code::NotFound, format!("{what} not found")),
+        EngineError::Forbidden(why) => error(Code::Forbidden, why),
+        EngineError::Conflict(why) => error(Code::Conflict, why),
+        EngineError::InvalidInput(why) => error(Code::BadUserInput, why),
+        EngineError::Provider(provider) => error(Code::ProviderError, provider.to_string()),
+        other => internal(other),
+    }
+}
+
+/// Maps a database error (always internal).
+pub fn db(cause: sea_orm::DbErr) -> Error {
+    internal(cause)
+}

@@ -1,0 +1,118 @@
+//! The GraphQL API: `POST /graphql` (queries and mutations, bearer JWT) and `GET /graphql`
+//! (GraphiQL). Each request is authenticated, runs its reads in one RLS transaction, and is bounded
+//! in depth and complexity. The schema is exported to `apps/server/schema.graphql`.
+
+pub mod auth;
+mod context;
+pub mod errors;
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{EmptySubscription, Schema};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse as _};
+use axum::routing::get;
+use providers::secrecy::SecretString;
+use sea_orm::DatabaseConnection;
+
+pub use context::{RequestContext, RequestDb};
+pub use mutation::Mutation;
+pub use query::Query;
+
+/// The schema type.
+pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Query depth beyond which a request is refused.
+pub const MAX_DEPTH: usize = 12;
+/// Query complexity beyond which a request is refused.
+pub const MAX_COMPLEXITY: usize = 2_000;
+
+/// Builds the schema with its limits.
+pub fn schema() -> ApiSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema in SDL, as committed in `apps/server/schema.graphql`.
+pub fn sdl() -> String {
+    schema().sdl()
+}
+
+/// What the GraphQL routes need.
+#[derive(Clone)]
+pub struct GraphqlState {
+    /// The pool.
+    pub db: DatabaseConnection,
+    /// `AUTH_JWT_SECRET`.
+    pub jwt_secret: SecretString,
+    /// The schema.
+    pub schema: ApiSchema,
+}
+
+impl std::fmt::Debug for GraphqlState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("GraphqlState")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /graphql` and `GET /graphql`.
+pub fn router(state: GraphqlState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+async fn graphql(
+    State(state): State<GraphqlState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> axum::response::Response {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let viewer = match auth::authenticate(&state.db, authorization, &state.jwt_secret).await {
+        Ok(viewer) => viewer.map_err(Into::into),
+        Err(error) => {
+            tracing::error!(%error, "authenticating a GraphQL request");
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let request_db = match &viewer {
+        Ok(viewer) => match RequestDb::begin(&state.db, viewer).await {
+            Ok(request_db) => Some(request_db),
+            Err(error) => {
+                tracing::error!(%error, "opening a GraphQL request's transaction");
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        },
+        Err(_) => None,
+    };
+    let context = RequestContext {
+        viewer,
+        db: request_db.clone(),
+        pool: state.db.clone(),
+    };
+    let response = state
+        .schema
+        .execute(request.into_inner().data(context))
+        .await;
+    if let Some(request_db) = request_db
+        && let Err(error) = request_db.finish(response.errors.is_empty()).await
+    {
+        tracing::error!(%error, "ending a GraphQL request's transaction");
+    }
+    GraphQLResponse::from(response).into_response()
+}

@@ -1,0 +1,175 @@
+//! Queries: the viewer, their workspaces, the integration catalog and a workspace's connections.
+//! Each resolver checks membership itself and reads through the request's RLS transaction.
+
+use async_graphql::{Context, Json, Object, Result};
+use entity::{integration_connections, integration_definitions, workspace_members, workspaces};
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+};
+use uuid::Uuid;
+
+use super::context::{AuthErrorCode, RequestContext, RequestDb};
+use super::errors::{Code, db, error, internal};
+use super::types::{Connection, Integration, Role, Viewer, Workspace};
+
+/// The query root.
+#[derive(Debug, Default)]
+pub struct Query;
+
+/// The request context, the signed-in user and their transaction, or `UNAUTHENTICATED`.
+pub(crate) fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a super::auth::Viewer, &'a RequestDb)> {
+    let request = ctx
+        .data::<RequestContext>()
+        .map_err(|_| internal("request context missing"))?;
+    match (&request.viewer, &request.db) {
+        (Ok(viewer), Some(db)) => Ok((viewer, db)),
+        (Err(AuthErrorCode::Invalid), _) => Err(error(
+            Code::Unauthenticated,
+            "the bearer token is invalid or expired",
+        )),
+        _ => Err(error(Code::Unauthenticated, "sign in: send a bearer token")),
+    }
+}
+
+/// The viewer's role in `workspace_id`, or `NOT_FOUND` (another workspace is indistinguishable
+/// from none).
+pub(crate) async fn role_in<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    workspace_id: Uuid,
+) -> Result<Role> {
+    let membership = workspace_members::Entity::find_by_id((workspace_id, user_id))
+        .one(db)
+        .await
+        .map_err(super::errors::db)?;
+    membership
+        .and_then(|membership| Role::parse(&membership.role))
+        .ok_or_else(|| {
+            error(
+                Code::NotFound,
+                format!("workspace {workspace_id} not found"),
+            )
+        })
+}
+
+fn connection(model: integration_connections::Model, slug: String) -> Connection {
+    let utc = |time: Option<chrono::DateTime<chrono::FixedOffset>>| time.map(|time| time.to_utc());
+    Connection {
+        id: model.id,
+        workspace_id: model.workspace_id,
+        integration_slug: slug,
+        status: model.status,
+        connection_status: model.connection_status,
+        health_status: model.health_status,
+        sync_status: model.sync_status,
+        account_info: model.account_info.map(Json),
+        validation_error: model.validation_error,
+        last_connection_validation: utc(model.last_connection_validation),
+        last_health_check: utc(model.last_health_check),
+        last_sync_at: utc(model.last_sync_at),
+    }
+}
+
+#[Object]
+impl Query {
+    /// The signed-in user.
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        let (viewer, _) = signed_in(ctx)?;
+        Ok(Viewer {
+            id: viewer.user_id,
+            email: viewer.email.clone(),
+        })
+    }
+
+    /// The workspaces the viewer belongs to, oldest first.
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Vec<Workspace>> {
+        let (viewer, request_db) = signed_in(ctx)?;
+        let transaction = request_db.lock().await;
+        let memberships = workspace_members::Entity::find()
+            .filter(workspace_members::Column::UserId.eq(viewer.user_id))
+            .find_also_related(workspaces::Entity)
+            .order_by_asc(workspace_members::Column::CreatedAt)
+            .all(&*transaction)
+            .await
+            .map_err(db)?;
+        Ok(memberships
+            .into_iter()
+            .filter_map(|(membership, workspace)| {
+                let workspace = workspace?;
+                Some(Workspace {
+                    id: workspace.id,
+                    name: workspace.name,
+                    role: Role::parse(&membership.role)?,
+                    created_at: workspace.created_at.to_utc(),
+                })
+            })
+            .collect())
+    }
+
+    /// The integration catalog: every active definition with its capabilities.
+    async fn integrations(&self, ctx: &Context<'_>) -> Result<Vec<Integration>> {
+        let (_, request_db) = signed_in(ctx)?;
+        let transaction = request_db.lock().await;
+        let definitions = integration_definitions::Entity::find()
+            .filter(integration_definitions::Column::Active.eq(true))
+            .order_by_asc(integration_definitions::Column::Slug)
+            .all(&*transaction)
+            .await
+            .map_err(db)?;
+        Ok(definitions
+            .into_iter()
+            .map(|definition| Integration {
+                id: definition.id,
+                slug: definition.slug,
+                name: definition.name,
+                category: definition.category,
+                description: definition.description,
+                capabilities: Json(definition.capabilities),
+                auth_config: Json(definition.auth_config),
+            })
+            .collect())
+    }
+
+    /// The connections of a workspace the viewer belongs to.
+    async fn connections(&self, ctx: &Context<'_>, workspace_id: Uuid) -> Result<Vec<Connection>> {
+        let (viewer, request_db) = signed_in(ctx)?;
+        let transaction = request_db.lock().await;
+        role_in(&*transaction, viewer.user_id, workspace_id).await?;
+        let rows = integration_connections::Entity::find()
+            .filter(integration_connections::Column::WorkspaceId.eq(workspace_id))
+            .find_also_related(integration_definitions::Entity)
+            .order_by_asc(integration_connections::Column::CreatedAt)
+            .all(&*transaction)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(model, definition)| {
+                let slug = definition
+                    .map(|definition| definition.slug)
+                    .unwrap_or_default();
+                connection(model, slug)
+            })
+            .collect())
+    }
+
+    /// One connection, if its workspace is one of the viewer's.
+    async fn connection(&self, ctx: &Context<'_>, id: Uuid) -> Result<Connection> {
+        let (viewer, request_db) = signed_in(ctx)?;
+        let transaction = request_db.lock().await;
+        let not_found = || error(Code::NotFound, format!("connection {id} not found"));
+        let (model, definition) = integration_connections::Entity::find_by_id(id)
+            .find_also_related(integration_definitions::Entity)
+            .one(&*transaction)
+            .await
+            .map_err(db)?
+            .ok_or_else(not_found)?;
+        role_in(&*transaction, viewer.user_id, model.workspace_id)
+            .await
+            .map_err(|_| not_found())?;
+        let slug = definition
+            .map(|definition| definition.slug)
+            .unwrap_or_default();
+        Ok(connection(model, slug))
+    }
+}
