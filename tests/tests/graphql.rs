@@ -242,3 +242,180 @@ async fn a_query_nested_too_deep_is_refused() -> anyhow::Result<()> {
     assert!(malformed["errors"].is_array(), "{malformed}");
     Ok(())
 }
+
+/// Adds `n` synced entities with two attributes each (one overridden) to the tenant's workspace.
+async fn add_entities(test_db: &TestDb, tenant: &Tenant, n: usize) -> anyhow::Result<()> {
+    use tests::fixtures::v;
+    let name_attribute = new_id();
+    test_db.execute("INSERT INTO attribute_definitions (id, workspace_id, entity_type, key, label) VALUES ($1, $2, 'person', 'name', 'Name')",
+        vec![v(name_attribute), v(tenant.workspace_id)]).await?;
+    for index in 0..n {
+        let entity_id = new_id();
+        test_db.execute("INSERT INTO entities (id, workspace_id, entity_type, source_type, source_integration_id, source_external_id) VALUES ($1, $2, 'person', 'INTEGRATION', $3, $4)",
+            vec![v(entity_id), v(tenant.workspace_id), v(tenant.integration_id), v(format!("ext-{index}"))]).await?;
+        for (attribute, value, overridden) in [
+            (
+                tenant.attribute_id,
+                json!(format!("p{index}@example.com")),
+                false,
+            ),
+            (
+                name_attribute,
+                json!(format!("Person {index}")),
+                index % 2 == 0,
+            ),
+        ] {
+            test_db.execute("INSERT INTO entity_attribute_values (entity_id, attribute_id, value) VALUES ($1, $2, $3)",
+                vec![v(entity_id), v(attribute), v(value)]).await?;
+            let override_at = overridden.then(|| chrono::Utc::now().fixed_offset());
+            test_db.execute("INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id, source_type, source_integration_id, source_external_field, override_by_user, override_at)
+                VALUES ($1, $2, $3, 'INTEGRATION', $4, 'email', $5, $6)",
+                vec![v(new_id()), v(entity_id), v(attribute), v(tenant.integration_id), v(overridden), v(override_at)]).await?;
+        }
+    }
+    Ok(())
+}
+
+const PAGE_QUERY: &str = "query($w: UUID!, $first: Int, $after: String) {
+  entities(workspaceId: $w, first: $first, after: $after) {
+    edges { cursor node { id source { type externalId syncVersion integration { name } }
+      attributes { key value provenance { sourceType integration { slug } externalField overriddenByUser } } } }
+    pageInfo { hasNextPage endCursor } } }";
+
+#[tokio::test]
+async fn an_entity_page_with_provenance_costs_the_same_few_statements_whatever_its_size()
+-> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let tenant = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    add_entities(&test_db, &tenant, 120).await?;
+    let bearer = token(tenant.user_id, 3600, SECRET)?;
+
+    let mut statements_for = Vec::new();
+    for first in [10, 100] {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let mut db = test_db.db.clone();
+        let seen = counter.clone();
+        db.set_metric_callback(move |info| {
+            let sql = info.statement.sql.trim_start().to_ascii_uppercase();
+            // The per-request authentication and RLS set-up are fixed; count the data reads.
+            let setup = sql.starts_with("SET ")
+                || sql.contains("SET_CONFIG")
+                || sql.starts_with("INSERT INTO \"USERS\"");
+            if !setup {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let app = router(GraphqlState {
+            db,
+            jwt_secret: SecretString::from(SECRET),
+            schema: schema(),
+        });
+        let body =
+            json!({"query": PAGE_QUERY, "variables": {"w": tenant.workspace_id, "first": first}})
+                .to_string();
+        let request = Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .body(Body::from(body))?;
+        let response: Value = serde_json::from_slice(
+            &to_bytes(app.oneshot(request).await?.into_body(), 1 << 22).await?,
+        )?;
+        assert!(response["errors"].is_null(), "{response}");
+        let edges = response["data"]["entities"]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(edges.len(), first);
+        let node = &edges[0]["node"];
+        assert_eq!(
+            node["source"]["integration"]["name"],
+            json!("HubSpot"),
+            "{node}"
+        );
+        assert_eq!(
+            node["attributes"][0]["provenance"]["integration"]["slug"],
+            json!("hubspot"),
+            "{node}"
+        );
+        statements_for.push(counter.load(Ordering::SeqCst));
+    }
+    assert_eq!(
+        statements_for[0], statements_for[1],
+        "the statement count grew with the page size: {statements_for:?}"
+    );
+    assert!(
+        statements_for[1] <= 5,
+        "{statements_for:?} statements for a page"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn entity_pages_chain_by_cursor_filter_and_refuse_oversized_pages() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+        add_entities(&test_db, &tenant, 7).await?;
+        let bearer = token(tenant.user_id, 3600, SECRET)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let response = post(
+                &test_db,
+                Some(&bearer),
+                PAGE_QUERY,
+                json!({"w": tenant.workspace_id, "first": 3, "after": after}),
+            )
+            .await?;
+            let connection = &response["data"]["entities"];
+            for edge in connection["edges"].as_array().cloned().unwrap_or_default() {
+                assert!(
+                    seen.insert(edge["node"]["id"].to_string()),
+                    "{backend:?}: an entity came twice"
+                );
+            }
+            if connection["pageInfo"]["hasNextPage"] != json!(true) {
+                break;
+            }
+            after = connection["pageInfo"]["endCursor"]
+                .as_str()
+                .map(str::to_owned);
+        }
+        assert_eq!(
+            seen.len(),
+            8,
+            "{backend:?}: the fixture's entity and the 7 added"
+        );
+        let overridden = post(&test_db, Some(&bearer),
+            "query($w: UUID!) { entities(workspaceId: $w, first: 100, filter: {hasOverrides: true}) { edges { node { id } } } }",
+            json!({"w": tenant.workspace_id})).await?;
+        assert_eq!(
+            overridden["data"]["entities"]["edges"]
+                .as_array()
+                .map(Vec::len),
+            Some(4),
+            "{backend:?}: {overridden}"
+        );
+        let too_many = post(
+            &test_db,
+            Some(&bearer),
+            PAGE_QUERY,
+            json!({"w": tenant.workspace_id, "first": 1000}),
+        )
+        .await?;
+        assert_eq!(code(&too_many), Some("BAD_USER_INPUT"));
+        let forged = post(
+            &test_db,
+            Some(&bearer),
+            PAGE_QUERY,
+            json!({"w": tenant.workspace_id, "after": "bm90LWEtY3Vyc29y"}),
+        )
+        .await?;
+        assert_eq!(code(&forged), Some("BAD_USER_INPUT"));
+        let other = post(&test_db, Some(&bearer), PAGE_QUERY, json!({"w": new_id()})).await?;
+        assert_eq!(code(&other), Some("NOT_FOUND"));
+    }
+    Ok(())
+}

@@ -4,11 +4,13 @@
 
 pub mod auth;
 mod context;
+pub mod entities;
 pub mod errors;
 mod mutation;
 mod query;
 mod types;
 
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{EmptySubscription, Schema};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -105,10 +107,23 @@ async fn graphql(
         db: request_db.clone(),
         pool: state.db.clone(),
     };
-    let response = state
-        .schema
-        .execute(request.into_inner().data(context))
-        .await;
+    let mut request = request.into_inner().data(context);
+    // Loaders are per request (their caches never cross tenants) and read through this request's
+    // RLS transaction.
+    if let Some(request_db) = &request_db {
+        request = request
+            .data(DataLoader::with_cache(
+                entities::AttributesLoader(request_db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ))
+            .data(DataLoader::with_cache(
+                entities::IntegrationsLoader(request_db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ));
+    }
+    let response = state.schema.execute(request).await;
     if let Some(request_db) = request_db
         && let Err(error) = request_db.finish(response.errors.is_empty()).await
     {

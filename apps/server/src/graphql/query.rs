@@ -153,6 +153,57 @@ impl Query {
             .collect())
     }
 
+    /// The entities of a workspace the viewer belongs to, a page at a time (`first` ≤ 100), with
+    /// their attributes and per-attribute provenance.
+    async fn entities(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Uuid,
+        filter: Option<super::entities::EntityFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::entities::EntityConnection> {
+        let (viewer, request_db) = signed_in(ctx)?;
+        let (first, after) = super::entities::page_arguments(first, after)?;
+        {
+            let transaction = request_db.lock().await;
+            role_in(&*transaction, viewer.user_id, workspace_id).await?;
+        }
+        let page = super::entities::page(
+            request_db,
+            workspace_id,
+            filter.unwrap_or_default(),
+            first,
+            after,
+        )
+        .await?;
+        super::entities::prefetch(ctx, &page).await?;
+        Ok(page)
+    }
+
+    /// One entity, if its workspace is one of the viewer's.
+    async fn entity(&self, ctx: &Context<'_>, id: Uuid) -> Result<super::entities::Entity> {
+        let (viewer, request_db) = signed_in(ctx)?;
+        let not_found = || error(Code::NotFound, format!("entity {id} not found"));
+        let entity = super::entities::one(request_db, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let workspace_id = {
+            let transaction = request_db.lock().await;
+            let model = entity::entities::Entity::find_by_id(id)
+                .one(&*transaction)
+                .await
+                .map_err(db)?
+                .ok_or_else(not_found)?;
+            role_in(&*transaction, viewer.user_id, model.workspace_id)
+                .await
+                .map_err(|_| not_found())?;
+            model.workspace_id
+        };
+        let _ = workspace_id;
+        Ok(entity)
+    }
+
     /// One connection, if its workspace is one of the viewer's.
     async fn connection(&self, ctx: &Context<'_>, id: Uuid) -> Result<Connection> {
         let (viewer, request_db) = signed_in(ctx)?;

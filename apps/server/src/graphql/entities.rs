@@ -1,0 +1,485 @@
+//! Entities as a Relay connection with per-attribute provenance. A page costs a constant number
+//! of statements whatever its size: the membership check, the page of entities, then one batched
+//! load of every attribute with its provenance and one of every integration they name
+//! (async-graphql DataLoaders, created per request so nothing crosses tenants).
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::{ComplexObject, Context, InputObject, Json, Result, SimpleObject};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, FixedOffset, Utc};
+use entity::{
+    attribute_definitions, entities, entity_attribute_provenance as provenance,
+    entity_attribute_values as values, integration_definitions,
+};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, JoinType, Query};
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _,
+};
+use uuid::Uuid;
+
+use super::context::RequestDb;
+use super::errors::{Code, db, error, internal};
+use super::types::Integration;
+
+/// The per-request, cached attributes loader.
+pub type Attributes = DataLoader<AttributesLoader, HashMapCache>;
+/// The per-request, cached integrations loader.
+pub type Integrations = DataLoader<IntegrationsLoader, HashMapCache>;
+
+/// The most entities one page may ask for.
+pub const MAX_PAGE: u64 = 100;
+
+/// Filters of the entity list.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct EntityFilter {
+    /// Only this entity type (`person`, `company`, …).
+    pub entity_type: Option<String>,
+    /// Only entities synced from this integration (slug).
+    pub source_integration: Option<String>,
+    /// Only entities changed at or after this time.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Only entities with (true) or without (false) a user override.
+    pub has_overrides: Option<bool>,
+}
+
+/// Where an entity came from.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
+pub struct EntitySource {
+    /// `USER_CREATED`, `INTEGRATION`, `IMPORT` or `API`.
+    #[graphql(name = "type")]
+    pub source_type: String,
+    /// The provider's id of the record.
+    pub external_id: Option<String>,
+    /// A link to the record at the provider.
+    pub url: Option<String>,
+    /// When it was first synced.
+    pub first_synced_at: Option<DateTime<Utc>>,
+    /// When it was last synced.
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// The entity's version (optimistic concurrency for edits).
+    pub sync_version: i64,
+    #[graphql(skip)]
+    pub integration_id: Option<Uuid>,
+}
+
+#[ComplexObject]
+impl EntitySource {
+    /// The integration it was synced from.
+    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<Integration>> {
+        load_integration(ctx, self.integration_id).await
+    }
+}
+
+/// Where one attribute's value came from.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
+pub struct Provenance {
+    /// `USER_CREATED`, `USER_OVERRIDE`, `INTEGRATION`, `IMPORT` or `API`.
+    pub source_type: String,
+    /// The provider field it was read from.
+    pub external_field: Option<String>,
+    /// When the value was last written (for syncs: the provider's modification time).
+    pub last_updated_at: DateTime<Utc>,
+    /// Whether a user's value pins it against syncs.
+    pub overridden_by_user: bool,
+    /// When the user pinned it.
+    pub override_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub integration_id: Option<Uuid>,
+}
+
+#[ComplexObject]
+impl Provenance {
+    /// The integration the value came from.
+    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<Integration>> {
+        load_integration(ctx, self.integration_id).await
+    }
+}
+
+/// One attribute of an entity.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Attribute {
+    /// The attribute key.
+    pub key: String,
+    /// Its value.
+    pub value: Json<serde_json::Value>,
+    /// Where it came from (absent for values written before provenance existed).
+    pub provenance: Option<Provenance>,
+}
+
+/// An entity of a workspace.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
+pub struct Entity {
+    /// Its id.
+    pub id: Uuid,
+    /// Its type.
+    pub entity_type: String,
+    /// A name to show.
+    pub display_name: Option<String>,
+    /// When it was archived (deleted at the provider).
+    pub archived_at: Option<DateTime<Utc>>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Where it came from.
+    pub source: EntitySource,
+}
+
+#[ComplexObject]
+impl Entity {
+    /// Its attributes with their provenance, by key.
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<Attribute>> {
+        let loader = ctx
+            .data::<Attributes>()
+            .map_err(|_| internal("attributes loader missing"))?;
+        Ok(loader.load_one(self.id).await?.unwrap_or_default())
+    }
+}
+
+/// An edge of the entity connection.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct EntityEdge {
+    /// An opaque cursor to continue after this entity.
+    pub cursor: String,
+    /// The entity.
+    pub node: Entity,
+}
+
+/// Relay page information.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct PageInfo {
+    /// Whether more entities follow.
+    pub has_next_page: bool,
+    /// The cursor of the last edge.
+    pub end_cursor: Option<String>,
+}
+
+/// A page of entities.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct EntityConnection {
+    /// The entities.
+    pub edges: Vec<EntityEdge>,
+    /// Whether there are more.
+    pub page_info: PageInfo,
+}
+
+fn cursor_of(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("entity:{id}"))
+}
+
+fn id_of_cursor(cursor: &str) -> Result<Uuid> {
+    let bad = || {
+        error(
+            Code::BadUserInput,
+            "`after` is not a cursor this API issued",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let id = text.strip_prefix("entity:").ok_or_else(bad)?;
+    Uuid::parse_str(id).map_err(|_| bad())
+}
+
+fn entity(model: entities::Model) -> Entity {
+    let utc = |time: Option<DateTime<FixedOffset>>| time.map(|time| time.to_utc());
+    Entity {
+        id: model.id,
+        entity_type: model.entity_type,
+        display_name: model.display_name,
+        archived_at: utc(model.archived_at),
+        updated_at: model.updated_at.to_utc(),
+        source: EntitySource {
+            source_type: model.source_type,
+            external_id: model.source_external_id,
+            url: model.source_url,
+            first_synced_at: utc(model.first_synced_at),
+            last_synced_at: utc(model.last_synced_at),
+            sync_version: model.sync_version,
+            integration_id: model.source_integration_id,
+        },
+    }
+}
+
+/// One page of the workspace's entities, in a stable order, after `after`.
+pub async fn page(
+    request_db: &RequestDb,
+    workspace_id: Uuid,
+    filter: EntityFilter,
+    first: u64,
+    after: Option<Uuid>,
+) -> Result<EntityConnection> {
+    let transaction = request_db.lock().await;
+    let mut select =
+        entities::Entity::find().filter(entities::Column::WorkspaceId.eq(workspace_id));
+    if let Some(entity_type) = filter.entity_type {
+        select = select.filter(entities::Column::EntityType.eq(entity_type));
+    }
+    if let Some(slug) = filter.source_integration {
+        select = select.filter(
+            entities::Column::SourceIntegrationId.in_subquery(
+                Query::select()
+                    .column(integration_definitions::Column::Id)
+                    .from(integration_definitions::Entity)
+                    .and_where(integration_definitions::Column::Slug.eq(slug))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(since) = filter.updated_since {
+        select = select.filter(entities::Column::UpdatedAt.gte(since.fixed_offset()));
+    }
+    if let Some(has_overrides) = filter.has_overrides {
+        let overridden = Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(provenance::Entity)
+                .and_where(
+                    Expr::col((provenance::Entity, provenance::Column::EntityId))
+                        .equals((entities::Entity, entities::Column::Id)),
+                )
+                .and_where(provenance::Column::OverrideByUser.eq(true))
+                .to_owned(),
+        );
+        select = select.filter(if has_overrides {
+            overridden
+        } else {
+            overridden.not()
+        });
+    }
+    if let Some(after) = after {
+        select = select.filter(entities::Column::Id.gt(after));
+    }
+    let mut rows = select
+        .order_by_asc(entities::Column::Id)
+        .limit(first + 1)
+        .all(&*transaction)
+        .await
+        .map_err(db)?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    let edges: Vec<EntityEdge> = rows
+        .into_iter()
+        .map(|model| EntityEdge {
+            cursor: cursor_of(model.id),
+            node: entity(model),
+        })
+        .collect();
+    let end_cursor = edges.last().map(|edge| edge.cursor.clone());
+    Ok(EntityConnection {
+        edges,
+        page_info: PageInfo {
+            has_next_page,
+            end_cursor,
+        },
+    })
+}
+
+/// Parses `after` and bounds `first`.
+pub fn page_arguments(first: Option<i32>, after: Option<String>) -> Result<(u64, Option<Uuid>)> {
+    let first = first.unwrap_or(20);
+    let first = u64::try_from(first)
+        .ok()
+        .filter(|first| (1..=MAX_PAGE).contains(first))
+        .ok_or_else(|| {
+            error(
+                Code::BadUserInput,
+                format!("`first` must be between 1 and {MAX_PAGE}"),
+            )
+        })?;
+    let after = after.as_deref().map(id_of_cursor).transpose()?;
+    Ok((first, after))
+}
+
+/// One entity by id, if the caller may read it (the caller checks membership).
+pub async fn one(request_db: &RequestDb, id: Uuid) -> Result<Option<Entity>> {
+    let transaction = request_db.lock().await;
+    Ok(entities::Entity::find_by_id(id)
+        .one(&*transaction)
+        .await
+        .map_err(db)?
+        .map(entity))
+}
+
+/// Loads the attributes and integrations of a whole page in one batch each, before the fields
+/// ask for them one entity at a time (the per-request loader caches then answer), so the
+/// statement count does not depend on how the executor interleaves resolvers.
+pub async fn prefetch(ctx: &Context<'_>, page: &EntityConnection) -> Result<()> {
+    let (Ok(attributes), Ok(integrations)) = (ctx.data::<Attributes>(), ctx.data::<Integrations>())
+    else {
+        return Err(internal("loaders missing"));
+    };
+    let ids: Vec<Uuid> = page.edges.iter().map(|edge| edge.node.id).collect();
+    let loaded = attributes.load_many(ids).await?;
+    let mut integration_ids: Vec<Uuid> = page
+        .edges
+        .iter()
+        .filter_map(|edge| edge.node.source.integration_id)
+        .collect();
+    integration_ids.extend(
+        loaded
+            .values()
+            .flatten()
+            .filter_map(|attribute| attribute.provenance.as_ref()?.integration_id),
+    );
+    integration_ids.sort_unstable();
+    integration_ids.dedup();
+    integrations.load_many(integration_ids).await?;
+    Ok(())
+}
+
+async fn load_integration(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Integration>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let loader = ctx
+        .data::<Integrations>()
+        .map_err(|_| internal("integrations loader missing"))?;
+    Ok(loader.load_one(id).await?)
+}
+
+/// Loads every attribute, with provenance, of many entities in one statement.
+#[derive(Debug)]
+pub struct AttributesLoader(pub RequestDb);
+
+impl Loader<Uuid> for AttributesLoader {
+    type Value = Vec<Attribute>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<Attribute>>, Self::Error> {
+        let transaction = self.0.lock().await;
+        let v = Alias::new("v");
+        let a = Alias::new("a");
+        let p = Alias::new("p");
+        let statement = Query::select()
+            .expr_as(
+                Expr::col((v.clone(), values::Column::EntityId)),
+                Alias::new("entity_id"),
+            )
+            .expr_as(
+                Expr::col((a.clone(), attribute_definitions::Column::Key)),
+                Alias::new("key"),
+            )
+            .expr_as(
+                Expr::col((v.clone(), values::Column::Value)),
+                Alias::new("value"),
+            )
+            .expr_as(
+                Expr::col((p.clone(), provenance::Column::SourceType)),
+                Alias::new("source_type"),
+            )
+            .expr_as(
+                Expr::col((p.clone(), provenance::Column::SourceIntegrationId)),
+                Alias::new("source_integration_id"),
+            )
+            .expr_as(
+                Expr::col((p.clone(), provenance::Column::SourceExternalField)),
+                Alias::new("source_external_field"),
+            )
+            .expr_as(
+                Expr::col((p.clone(), provenance::Column::LastUpdatedAt)),
+                Alias::new("last_updated_at"),
+            )
+            .expr_as(
+                Expr::col((p.clone(), provenance::Column::OverrideByUser)),
+                Alias::new("override_by_user"),
+            )
+            .expr_as(
+                Expr::col((p.clone(), provenance::Column::OverrideAt)),
+                Alias::new("override_at"),
+            )
+            .from_as(values::Entity, v.clone())
+            .join_as(
+                JoinType::InnerJoin,
+                attribute_definitions::Entity,
+                a.clone(),
+                Expr::col((a.clone(), attribute_definitions::Column::Id))
+                    .equals((v.clone(), values::Column::AttributeId)),
+            )
+            .join_as(
+                JoinType::LeftJoin,
+                provenance::Entity,
+                p.clone(),
+                Expr::col((p.clone(), provenance::Column::EntityId))
+                    .equals((v.clone(), values::Column::EntityId))
+                    .and(
+                        Expr::col((p.clone(), provenance::Column::AttributeId))
+                            .equals((v.clone(), values::Column::AttributeId)),
+                    ),
+            )
+            .and_where(Expr::col((v.clone(), values::Column::EntityId)).is_in(keys.iter().copied()))
+            .order_by(
+                (a, attribute_definitions::Column::Key),
+                sea_orm::sea_query::Order::Asc,
+            )
+            .to_owned();
+        let rows = transaction.query_all(&statement).await.map_err(db)?;
+        let mut attributes: HashMap<Uuid, Vec<Attribute>> = HashMap::new();
+        for row in rows {
+            let entity_id: Uuid = row.try_get("", "entity_id").map_err(db)?;
+            let source_type: Option<String> = row.try_get("", "source_type").map_err(db)?;
+            let provenance = match source_type {
+                Some(source_type) => Some(Provenance {
+                    source_type,
+                    external_field: row.try_get("", "source_external_field").map_err(db)?,
+                    last_updated_at: row
+                        .try_get::<DateTime<FixedOffset>>("", "last_updated_at")
+                        .map_err(db)?
+                        .to_utc(),
+                    overridden_by_user: row.try_get("", "override_by_user").map_err(db)?,
+                    override_at: row
+                        .try_get::<Option<DateTime<FixedOffset>>>("", "override_at")
+                        .map_err(db)?
+                        .map(|time| time.to_utc()),
+                    integration_id: row.try_get("", "source_integration_id").map_err(db)?,
+                }),
+                None => None,
+            };
+            attributes.entry(entity_id).or_default().push(Attribute {
+                key: row.try_get("", "key").map_err(db)?,
+                value: Json(row.try_get("", "value").map_err(db)?),
+                provenance,
+            });
+        }
+        Ok(attributes)
+    }
+}
+
+/// Loads catalog definitions by id in one statement.
+#[derive(Debug)]
+pub struct IntegrationsLoader(pub RequestDb);
+
+impl Loader<Uuid> for IntegrationsLoader {
+    type Value = Integration;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Integration>, Self::Error> {
+        let transaction = self.0.lock().await;
+        let rows = integration_definitions::Entity::find()
+            .filter(integration_definitions::Column::Id.is_in(keys.iter().copied()))
+            .all(&*transaction)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|definition| {
+                (
+                    definition.id,
+                    Integration {
+                        id: definition.id,
+                        slug: definition.slug,
+                        name: definition.name,
+                        category: definition.category,
+                        description: definition.description,
+                        capabilities: Json(definition.capabilities),
+                        auth_config: Json(definition.auth_config),
+                    },
+                )
+            })
+            .collect())
+    }
+}
