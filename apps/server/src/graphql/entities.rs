@@ -339,7 +339,7 @@ async fn load_integration(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<
     let loader = ctx
         .data::<Integrations>()
         .map_err(|_| internal("integrations loader missing"))?;
-    Ok(loader.load_one(id).await?)
+    loader.load_one(id).await
 }
 
 /// Loads every attribute, with provenance, of many entities in one statement.
