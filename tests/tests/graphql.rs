@@ -419,3 +419,78 @@ async fn entity_pages_chain_by_cursor_filter_and_refuse_oversized_pages() -> any
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn members_edit_attributes_with_the_sync_version_and_other_workspaces_cannot()
+-> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let alpha = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+        let beta = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+        let edit = "mutation($e: UUID!, $v: Int!) { updateEntityAttribute(entityId: $e, key: \"email\", value: \"ada@mine.example\", expectedSyncVersion: $v) { syncVersion } }";
+        let as_alpha = token(alpha.user_id, 3600, SECRET)?;
+        let stale = post(
+            &test_db,
+            Some(&as_alpha),
+            edit,
+            json!({"e": alpha.entity_id, "v": 7}),
+        )
+        .await?;
+        assert_eq!(code(&stale), Some("CONFLICT"), "{backend:?}: {stale}");
+        let done = post(
+            &test_db,
+            Some(&as_alpha),
+            edit,
+            json!({"e": alpha.entity_id, "v": 0}),
+        )
+        .await?;
+        assert_eq!(
+            done["data"]["updateEntityAttribute"]["syncVersion"],
+            json!(1),
+            "{backend:?}: {done}"
+        );
+        let foreign = post(
+            &test_db,
+            Some(&as_alpha),
+            edit,
+            json!({"e": beta.entity_id, "v": 0}),
+        )
+        .await?;
+        assert_eq!(code(&foreign), Some("NOT_FOUND"), "{backend:?}");
+        let read = post(&test_db, Some(&as_alpha),
+            "query($id: UUID!) { entity(id: $id) { source { syncVersion } attributes { key value provenance { sourceType overriddenByUser } } } }",
+            json!({"id": alpha.entity_id})).await?;
+        assert_eq!(
+            read["data"]["entity"]["attributes"][0]["value"],
+            json!("ada@mine.example"),
+            "{read}"
+        );
+        assert_eq!(
+            read["data"]["entity"]["attributes"][0]["provenance"]["overriddenByUser"],
+            json!(true)
+        );
+        let clear = "mutation($e: UUID!) { clearAttributeOverride(entityId: $e, key: \"email\", expectedSyncVersion: 1) { syncVersion } }";
+        let cleared = post(
+            &test_db,
+            Some(&as_alpha),
+            clear,
+            json!({"e": alpha.entity_id}),
+        )
+        .await?;
+        assert_eq!(
+            cleared["data"]["clearAttributeOverride"]["syncVersion"],
+            json!(2),
+            "{backend:?}: {cleared}"
+        );
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM entity_attribute_provenance WHERE override_by_user",
+                    vec![]
+                )
+                .await?,
+            0
+        );
+    }
+    Ok(())
+}

@@ -61,4 +61,80 @@ impl Mutation {
             created_at: now.to_utc(),
         })
     }
+
+    /// Sets an attribute of an entity as the viewer's override (any member may edit): later syncs
+    /// leave it alone until the override is cleared. `expectedSyncVersion` is the version the
+    /// edit was made against; a stale one is a `CONFLICT` that changes nothing.
+    async fn update_entity_attribute(
+        &self,
+        ctx: &Context<'_>,
+        entity_id: Uuid,
+        key: String,
+        value: async_graphql::Json<serde_json::Value>,
+        expected_sync_version: i64,
+    ) -> Result<EditResult> {
+        let pool = member_pool(ctx, entity_id).await?;
+        let editor =
+            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock));
+        let sync_version = editor
+            .update_attribute(entity_id, &key, value.0, expected_sync_version)
+            .await
+            .map_err(super::errors::engine)?;
+        Ok(EditResult {
+            entity_id,
+            sync_version,
+        })
+    }
+
+    /// Removes the viewer's override of an attribute so the next sync writes the provider's
+    /// value again.
+    async fn clear_attribute_override(
+        &self,
+        ctx: &Context<'_>,
+        entity_id: Uuid,
+        key: String,
+        expected_sync_version: i64,
+    ) -> Result<EditResult> {
+        let pool = member_pool(ctx, entity_id).await?;
+        let editor =
+            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock));
+        let sync_version = editor
+            .clear_override(entity_id, &key, expected_sync_version)
+            .await
+            .map_err(super::errors::engine)?;
+        Ok(EditResult {
+            entity_id,
+            sync_version,
+        })
+    }
+}
+
+/// The outcome of an edit.
+#[derive(async_graphql::SimpleObject, Debug, Clone)]
+pub struct EditResult {
+    /// The entity edited.
+    pub entity_id: Uuid,
+    /// Its new version.
+    pub sync_version: i64,
+}
+
+/// The pool, once the viewer is known to be a member of the entity's workspace (another
+/// workspace's entity is `NOT_FOUND`). Edits write as the application after this check.
+async fn member_pool(ctx: &Context<'_>, entity_id: Uuid) -> Result<sea_orm::DatabaseConnection> {
+    let (viewer, _) = signed_in(ctx)?;
+    let pool = ctx
+        .data::<RequestContext>()
+        .map_err(|_| internal("request context missing"))?
+        .pool
+        .clone();
+    let not_found = || error(Code::NotFound, format!("entity {entity_id} not found"));
+    let entity = entity::entities::Entity::find_by_id(entity_id)
+        .one(&pool)
+        .await
+        .map_err(db)?
+        .ok_or_else(not_found)?;
+    super::query::role_in(&pool, viewer.user_id, entity.workspace_id)
+        .await
+        .map_err(|_| not_found())?;
+    Ok(pool)
 }
