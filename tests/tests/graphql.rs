@@ -36,6 +36,7 @@ async fn post(
         db: test_db.db.clone(),
         jwt_secret: SecretString::from(SECRET),
         schema: schema(),
+        engine: engine_handle(),
     });
     let mut request = Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
     if let Some(bearer) = bearer {
@@ -48,6 +49,17 @@ async fn post(
         .await?;
     let body = to_bytes(response.into_body(), 1 << 20).await?;
     Ok(serde_json::from_slice(&body)?)
+}
+
+fn engine_handle() -> server::graphql::EngineHandle {
+    let keyring = providers::Keyring::parse(&SecretString::from(
+        "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ))
+    .unwrap_or_else(|error| panic!("{error}"));
+    server::graphql::EngineHandle {
+        keyring: std::sync::Arc::new(keyring),
+        factory: None,
+    }
 }
 
 fn code(response: &Value) -> Option<&str> {
@@ -311,6 +323,7 @@ async fn an_entity_page_with_provenance_costs_the_same_few_statements_whatever_i
             db,
             jwt_secret: SecretString::from(SECRET),
             schema: schema(),
+            engine: engine_handle(),
         });
         let body =
             json!({"query": PAGE_QUERY, "variables": {"w": tenant.workspace_id, "first": first}})
@@ -492,5 +505,82 @@ async fn members_edit_attributes_with_the_sync_version_and_other_workspaces_cann
             0
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_manage_connections_through_the_api() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let member = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let admin = Tenant::create(&test_db, "ADMIN", "hubspot").await?;
+    let connect = "mutation($w: UUID!) { connectWithApiKey(workspaceId: $w, integrationSlug: \"stripe\", apiKey: \"rk_test_51Nv0FGQ9RKHgCVdKabcdef\") }";
+    let by_member = post(
+        &test_db,
+        Some(&token(member.user_id, 3600, SECRET)?),
+        connect,
+        json!({"w": member.workspace_id}),
+    )
+    .await?;
+    assert_eq!(code(&by_member), Some("FORBIDDEN"), "{by_member}");
+    let as_admin = token(admin.user_id, 3600, SECRET)?;
+    let elsewhere = post(
+        &test_db,
+        Some(&as_admin),
+        connect,
+        json!({"w": member.workspace_id}),
+    )
+    .await?;
+    assert_eq!(code(&elsewhere), Some("NOT_FOUND"), "{elsewhere}");
+    let connected = post(
+        &test_db,
+        Some(&as_admin),
+        connect,
+        json!({"w": admin.workspace_id}),
+    )
+    .await?;
+    let connection_id = connected["data"]["connectWithApiKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!connection_id.is_empty(), "{connected}");
+    let sync = post(
+        &test_db,
+        Some(&as_admin),
+        "mutation($c: UUID!) { triggerSync(connectionId: $c, objectType: \"customers\") }",
+        json!({"c": connection_id}),
+    )
+    .await?;
+    assert_eq!(sync["data"]["triggerSync"], json!(1), "{sync}");
+    let bad_object = post(
+        &test_db,
+        Some(&as_admin),
+        "mutation($c: UUID!) { triggerSync(connectionId: $c, objectType: \"tickets\") }",
+        json!({"c": connection_id}),
+    )
+    .await?;
+    assert_eq!(code(&bad_object), Some("BAD_USER_INPUT"));
+    let start = post(&test_db, Some(&as_admin), "mutation($w: UUID!) { startConnection(workspaceId: $w, integrationSlug: \"hubspot\") { authorizationUrl } }", json!({"w": admin.workspace_id})).await?;
+    assert_eq!(
+        code(&start),
+        Some("PROVIDER_ERROR"),
+        "no provider configured here: {start}"
+    );
+    let gone = post(
+        &test_db,
+        Some(&as_admin),
+        "mutation($c: UUID!) { disconnect(connectionId: $c) }",
+        json!({"c": connection_id}),
+    )
+    .await?;
+    assert!(gone["errors"].is_null(), "{gone}");
+    assert_eq!(
+        test_db
+            .count(
+                "SELECT count(*) FROM integration_connections WHERE status = 'DISCONNECTED'",
+                vec![]
+            )
+            .await?,
+        1
+    );
     Ok(())
 }

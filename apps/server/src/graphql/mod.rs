@@ -36,7 +36,7 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// Builds the schema with its limits.
 pub fn schema() -> ApiSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -56,6 +56,28 @@ pub struct GraphqlState {
     pub jwt_secret: SecretString,
     /// The schema.
     pub schema: ApiSchema,
+    /// What mutations that reach the engine need.
+    pub engine: EngineHandle,
+}
+
+/// The engine's configuration for mutations: the sealing keyring, the provider clients (absent
+/// when no provider is configured: mutations that call one answer `PROVIDER_ERROR`), and the
+/// public URL.
+#[derive(Clone)]
+pub struct EngineHandle {
+    /// `TOKEN_ENCRYPTION_KEYS`.
+    pub keyring: std::sync::Arc<providers::Keyring>,
+    /// Builds provider clients from the server's settings.
+    pub factory: Option<std::sync::Arc<dyn integrations::ProviderFactory>>,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("EngineHandle")
+            .field("factory", &self.factory.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for GraphqlState {
@@ -107,7 +129,10 @@ async fn graphql(
         db: request_db.clone(),
         pool: state.db.clone(),
     };
-    let mut request = request.into_inner().data(context);
+    let mut request = request
+        .into_inner()
+        .data(context)
+        .data(state.engine.clone());
     // Loaders are per request (their caches never cross tenants) and read through this request's
     // RLS transaction.
     if let Some(request_db) = &request_db {

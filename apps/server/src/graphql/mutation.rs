@@ -10,12 +10,16 @@ use super::errors::{Code, db, error, internal};
 use super::query::signed_in;
 use super::types::{Role, Workspace};
 
-/// The mutation root.
+/// The mutation root: workspace and entity edits, and connection management.
+#[derive(async_graphql::MergedObject, Debug, Default)]
+pub struct Mutation(EditMutation, ConnectionMutation);
+
+/// Workspace and entity edits.
 #[derive(Debug, Default)]
-pub struct Mutation;
+pub struct EditMutation;
 
 #[Object]
-impl Mutation {
+impl EditMutation {
     /// Creates a workspace owned by the viewer.
     async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> Result<Workspace> {
         let (viewer, _) = signed_in(ctx)?;
@@ -106,6 +110,290 @@ impl Mutation {
             entity_id,
             sync_version,
         })
+    }
+}
+
+/// Per-connection settings of `startConnection`.
+#[derive(async_graphql::InputObject, Debug, Clone, Default)]
+pub struct ConnectionConfigInput {
+    /// Zendesk: the account's subdomain.
+    pub zendesk_subdomain: Option<String>,
+    /// Salesforce: a sandbox org.
+    pub salesforce_sandbox: Option<bool>,
+    /// Intercom: `us`, `eu` or `au`.
+    pub intercom_region: Option<String>,
+}
+
+/// A started authorization.
+#[derive(async_graphql::SimpleObject, Debug, Clone)]
+pub struct StartedConnection {
+    /// The pending connection.
+    pub connection_id: Uuid,
+    /// Where to send the user.
+    pub authorization_url: String,
+}
+
+/// Admin mutations on connections.
+#[derive(Debug, Default)]
+pub struct ConnectionMutation;
+
+fn engine<'a>(ctx: &Context<'a>) -> Result<&'a super::EngineHandle> {
+    ctx.data::<super::EngineHandle>()
+        .map_err(|_| internal("engine handle missing"))
+}
+
+fn factory(ctx: &Context<'_>) -> Result<std::sync::Arc<dyn integrations::ProviderFactory>> {
+    engine(ctx)?.factory.clone().ok_or_else(|| {
+        error(
+            Code::ProviderError,
+            "no provider is configured on this server",
+        )
+    })
+}
+
+/// The pool, once the viewer is an OWNER or ADMIN of `workspace_id` (a member is `FORBIDDEN`,
+/// anyone else `NOT_FOUND`).
+async fn admin_pool(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+) -> Result<(Uuid, sea_orm::DatabaseConnection)> {
+    let (viewer, _) = signed_in(ctx)?;
+    let pool = ctx
+        .data::<RequestContext>()
+        .map_err(|_| internal("request context missing"))?
+        .pool
+        .clone();
+    let role = super::query::role_in(&pool, viewer.user_id, workspace_id).await?;
+    if !role.manages() {
+        return Err(error(
+            Code::Forbidden,
+            "only an OWNER or ADMIN manages connections",
+        ));
+    }
+    Ok((viewer.user_id, pool))
+}
+
+/// The connection's workspace and provider, for the admin checks.
+async fn connection_of(
+    pool: &sea_orm::DatabaseConnection,
+    connection_id: Uuid,
+) -> Result<(Uuid, providers::ProviderKind)> {
+    let not_found = || {
+        error(
+            Code::NotFound,
+            format!("connection {connection_id} not found"),
+        )
+    };
+    let (connection, definition) =
+        entity::integration_connections::Entity::find_by_id(connection_id)
+            .find_also_related(entity::integration_definitions::Entity)
+            .one(pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(not_found)?;
+    let kind = definition
+        .and_then(|definition| providers::ProviderKind::from_slug(&definition.slug))
+        .ok_or_else(not_found)?;
+    Ok((connection.workspace_id, kind))
+}
+
+fn manager(
+    ctx: &Context<'_>,
+    pool: sea_orm::DatabaseConnection,
+) -> Result<integrations::ConnectionManager> {
+    Ok(integrations::ConnectionManager::new(
+        pool,
+        std::sync::Arc::new(providers::SystemClock),
+        engine(ctx)?.keyring.clone(),
+    ))
+}
+
+#[Object]
+impl ConnectionMutation {
+    /// Starts connecting an integration by OAuth and returns the provider's authorization URL.
+    async fn start_connection(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Uuid,
+        integration_slug: String,
+        config: Option<ConnectionConfigInput>,
+    ) -> Result<StartedConnection> {
+        let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
+        let kind = providers::ProviderKind::from_slug(&integration_slug).ok_or_else(|| {
+            error(
+                Code::NotFound,
+                format!("integration `{integration_slug}` not found"),
+            )
+        })?;
+        let config = config.unwrap_or_default();
+        let config = providers::ConnectionConfig {
+            zendesk_subdomain: config.zendesk_subdomain,
+            salesforce_sandbox: config.salesforce_sandbox.unwrap_or(false),
+            intercom_region: match config.intercom_region.as_deref() {
+                None => None,
+                Some(name) => {
+                    Some(providers::IntercomRegion::from_name(name).ok_or_else(|| {
+                        error(Code::BadUserInput, "intercomRegion is `us`, `eu` or `au`")
+                    })?)
+                }
+            },
+        };
+        let oauth = factory(ctx)?
+            .oauth(kind, &config)
+            .map_err(super::errors::engine)?;
+        let started = manager(ctx, pool)?
+            .start(
+                integrations::StartConnection {
+                    workspace_id,
+                    user_id,
+                    integration_slug,
+                    config,
+                },
+                &oauth,
+            )
+            .await
+            .map_err(super::errors::engine)?;
+        Ok(StartedConnection {
+            connection_id: started.connection_id,
+            authorization_url: started.authorization_url,
+        })
+    }
+
+    /// Connects Stripe with an API key (a restricted key is recommended); returns the connection id.
+    async fn connect_with_api_key(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Uuid,
+        integration_slug: String,
+        api_key: String,
+    ) -> Result<Uuid> {
+        let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
+        let api_key = providers::secrecy::SecretString::from(api_key);
+        manager(ctx, pool)?
+            .connect_with_api_key(workspace_id, user_id, &integration_slug, &api_key)
+            .await
+            .map_err(super::errors::engine)
+    }
+
+    /// Disconnects: revokes at the provider where possible, deletes the credentials, stops syncs.
+    async fn disconnect(&self, ctx: &Context<'_>, connection_id: Uuid) -> Result<Uuid> {
+        let pool = ctx
+            .data::<RequestContext>()
+            .map_err(|_| internal("request context missing"))?
+            .pool
+            .clone();
+        let (workspace_id, kind) = connection_of(&pool, connection_id).await?;
+        let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
+        let oauth = match &engine(ctx)?.factory {
+            Some(factory) => {
+                let metadata = entity::integration_connections::Entity::find_by_id(connection_id)
+                    .one(&pool)
+                    .await
+                    .map_err(db)?
+                    .map(|connection| connection.connection_metadata)
+                    .unwrap_or_default();
+                factory
+                    .oauth(kind, &integrations::config_from_json(&metadata))
+                    .ok()
+            }
+            None => None,
+        };
+        manager(ctx, pool)?
+            .disconnect(workspace_id, connection_id, user_id, oauth.as_ref(), None)
+            .await
+            .map_err(super::errors::engine)?;
+        Ok(connection_id)
+    }
+
+    /// Queues a sync of one object type, or of all the provider syncs; returns the jobs queued
+    /// (a sync already queued this minute is not queued again).
+    async fn trigger_sync(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: Uuid,
+        object_type: Option<String>,
+    ) -> Result<i32> {
+        self.queue(ctx, connection_id, "sync", object_type).await
+    }
+
+    /// Queues a validation of the connection.
+    async fn validate_connection(&self, ctx: &Context<'_>, connection_id: Uuid) -> Result<i32> {
+        self.queue(ctx, connection_id, "validate", None).await
+    }
+
+    /// Queues a health check of the connection.
+    async fn run_health_check(&self, ctx: &Context<'_>, connection_id: Uuid) -> Result<i32> {
+        self.queue(ctx, connection_id, "health_check", None).await
+    }
+
+    /// Replaces the connection's custom field mappings (`{"contacts": {"hs_score": "score"}}`).
+    async fn update_property_mappings(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: Uuid,
+        mappings: async_graphql::Json<serde_json::Value>,
+    ) -> Result<Uuid> {
+        let pool = ctx
+            .data::<RequestContext>()
+            .map_err(|_| internal("request context missing"))?
+            .pool
+            .clone();
+        let (workspace_id, _) = connection_of(&pool, connection_id).await?;
+        let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
+        manager(ctx, pool)?
+            .update_property_mappings(workspace_id, connection_id, user_id, mappings.0, None)
+            .await
+            .map_err(super::errors::engine)?;
+        Ok(connection_id)
+    }
+}
+
+impl ConnectionMutation {
+    async fn queue(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: Uuid,
+        kind: &str,
+        object_type: Option<String>,
+    ) -> Result<i32> {
+        let pool = ctx
+            .data::<RequestContext>()
+            .map_err(|_| internal("request context missing"))?
+            .pool
+            .clone();
+        let (workspace_id, provider) = connection_of(&pool, connection_id).await?;
+        let (_, pool) = admin_pool(ctx, workspace_id).await?;
+        let objects: Vec<String> = match (kind, object_type) {
+            ("sync", Some(object)) if providers::objects(provider).contains(&object.as_str()) => {
+                vec![object]
+            }
+            ("sync", Some(object)) => {
+                return Err(error(
+                    Code::BadUserInput,
+                    format!("{provider} does not sync `{object}`"),
+                ));
+            }
+            ("sync", None) => providers::objects(provider)
+                .iter()
+                .map(|object| (*object).to_owned())
+                .collect(),
+            _ => vec![String::new()],
+        };
+        let queue =
+            integrations::JobQueue::new(pool, std::sync::Arc::new(providers::SystemClock), "api");
+        let minute = chrono::Utc::now().format("%Y-%m-%dT%H:%M");
+        let mut n_queued = 0;
+        for object in objects {
+            let payload = if object.is_empty() {
+                serde_json::json!({"connection_id": connection_id})
+            } else {
+                serde_json::json!({"connection_id": connection_id, "object_type": object})
+            };
+            let job = integrations::NewJob::new(kind, payload)
+                .with_key(format!("{kind}:{connection_id}:{object}:manual:{minute}"));
+            n_queued += i32::from(queue.enqueue(job).await.map_err(super::errors::engine)?);
+        }
+        Ok(n_queued)
     }
 }
 
