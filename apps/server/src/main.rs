@@ -24,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.bind_addr)
         .await
         .with_context(|| format!("binding {}", settings.bind_addr))?;
-    tracing::info!(addr = %settings.bind_addr, public_base_url = %settings.public_base_url, "listening");
+    let local_addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(addr = %local_addr, public_base_url = %settings.public_base_url, "listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
