@@ -1,11 +1,15 @@
 //! The server at this stage: it runs on the embedded SQLite default (migrating it on start) and
 //! answers `/healthz` and `/readyz`, which tells a migrated database from one that is not.
 
+use std::sync::Arc;
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use server::{AppState, Settings};
 use tests::{Backend, TestDb};
 use tower::ServiceExt as _;
+
+const TEST_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 async fn get(app: axum::Router, path: &str) -> anyhow::Result<(StatusCode, serde_json::Value)> {
     let response = app.oneshot(Request::get(path).body(Body::empty())?).await?;
@@ -20,7 +24,11 @@ async fn the_server_migrates_an_embedded_sqlite_database_and_is_ready() -> anyho
         .join(format!("server-{}", std::process::id()))
         .join("platform.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    let settings = Settings::from_lookup(|name| (name == "DATABASE_URL").then(|| url.clone()))?;
+    let settings = Settings::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "TOKEN_ENCRYPTION_KEYS" => Some(TEST_KEYS.to_owned()),
+        _ => None,
+    })?;
     assert!(settings.is_sqlite());
     let app = server::build(&settings).await?;
     let (status, body) = get(app.clone(), "/healthz").await?;
@@ -43,9 +51,14 @@ async fn the_server_migrates_an_embedded_sqlite_database_and_is_ready() -> anyho
 #[tokio::test]
 async fn readyz_reports_pending_migrations_on_postgres_until_migrated() -> anyhow::Result<()> {
     let test_db = TestDb::empty(Backend::Postgres).await?;
-    let app = server::router(AppState {
-        db: test_db.db.clone(),
-    });
+    let settings = Settings::from_lookup(|name| {
+        (name == "TOKEN_ENCRYPTION_KEYS").then(|| TEST_KEYS.to_owned())
+    })?;
+    let app = server::router(AppState::new(
+        test_db.db.clone(),
+        settings,
+        Arc::new(providers::SystemClock),
+    )?);
     let (status, body) = get(app.clone(), "/readyz").await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(

@@ -1,27 +1,20 @@
 //! `/healthz` (the process is up) and `/readyz` (the database answers and every migration of this
 //! build is applied).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::AppState;
 
-/// The server's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(state)
-}
-
-async fn healthz() -> Json<Value> {
+/// `GET /healthz`.
+pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// `GET /readyz`.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match migration::schema_status(&state.db).await {
         Ok(status) if status.is_current() => (
             StatusCode::OK,

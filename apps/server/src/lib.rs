@@ -1,33 +1,89 @@
-//! The platform's HTTP server: the only crate that knows HTTP, environment variables and (as they
-//! land) GraphQL, OAuth callbacks and webhooks. Today it serves `/healthz` and `/readyz`.
+//! The platform's HTTP server: the only crate that knows HTTP and environment variables. It serves
+//! `/healthz`, `/readyz`, `/metrics`, the OAuth callback and the webhook endpoints, and runs the
+//! background worker and scheduler; the GraphQL API is added beside these routes.
 
+mod background;
 pub mod graphql;
 mod health;
+mod metrics;
+mod oauth;
+mod observability;
+mod runtime;
 mod settings;
+mod webhooks;
 
-pub use health::router;
-pub use settings::{Settings, SettingsError};
+pub use background::{Background, spawn_background};
+pub use metrics::Metrics;
+pub use observability::init_tracing;
+pub use runtime::{AppState, ConfiguredProviders};
+pub use settings::{
+    AppEnv, DEV_KEYS_DIR, GOOGLE_OIDC_CERTS_URL, LogFormat, ProviderSettings, Settings,
+    SettingsError, env_prefix,
+};
+pub use webhooks::{JwksCache, MAX_WEBHOOK_BODY_BYTES};
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use providers::SystemClock;
 use sea_orm::DatabaseConnection;
 
-/// What every request handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The database pool.
-    pub db: DatabaseConnection,
+/// The server's routes with their middleware: request ids, tracing spans and metrics.
+pub fn router(state: AppState) -> Router {
+    let webhooks = Router::new()
+        .route("/webhooks/{slug}", post(webhooks::app_level))
+        .route(
+            "/webhooks/{slug}/{connection_id}",
+            post(webhooks::per_connection),
+        )
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES));
+    let graphql = match &state.settings.auth_jwt_secret {
+        Some(jwt_secret) => graphql::router(graphql::GraphqlState {
+            db: state.db.clone(),
+            jwt_secret: jwt_secret.clone(),
+            schema: graphql::schema(),
+            engine: graphql::EngineHandle {
+                keyring: state.sealing.clone(),
+                factory: Some(state.providers.clone()),
+            },
+        }),
+        None => {
+            tracing::warn!("AUTH_JWT_SECRET is unset: the GraphQL API is not served");
+            Router::new()
+        }
+    };
+    let routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/oauth/callback", get(oauth::callback))
+        .merge(webhooks)
+        .with_state(state.clone())
+        .merge(graphql)
+        .route_layer(axum::middleware::from_fn_with_state(state, metrics::track));
+    observability::layers(routes)
 }
 
-/// Opens the database, migrates it when it is the embedded SQLite default, and returns the router.
-pub async fn build(settings: &Settings) -> anyhow::Result<axum::Router> {
+/// Opens the database (migrating it when it is the embedded SQLite default) and returns the state
+/// handlers share; background tasks are started separately by [`spawn_background`].
+pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
     use anyhow::Context as _;
     use migration::MigratorTrait as _;
 
-    let db = migration::connect(&settings.database_url, settings.database_pool_size).await?;
+    let db: DatabaseConnection =
+        migration::connect(&settings.database_url, settings.database_pool_size).await?;
     if settings.is_sqlite() {
         migration::Migrator::up(&db, None)
             .await
             .context("migrating the embedded SQLite database")?;
         tracing::info!("embedded SQLite database migrated");
     }
-    Ok(router(AppState { db }))
+    AppState::new(db, settings.clone(), Arc::new(SystemClock))
+}
+
+/// Opens the database as [`connect`] does and returns the router, without background tasks.
+pub async fn build(settings: &Settings) -> anyhow::Result<Router> {
+    Ok(router(connect(settings).await?))
 }

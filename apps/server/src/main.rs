@@ -1,33 +1,36 @@
-//! Runs the platform's server: reads settings from the environment, opens (and, for the embedded
-//! SQLite default, migrates) the database, and serves until Ctrl-C or SIGTERM.
+//! Runs the platform's server: reads settings from the environment, generates development keys
+//! when production ones are absent, opens (and, for the embedded SQLite default, migrates) the
+//! database, starts the worker and scheduler, and serves until Ctrl-C or SIGTERM.
+
+use std::path::Path;
 
 use anyhow::Context as _;
-use server::Settings;
-use tracing_subscriber::EnvFilter;
+use server::{DEV_KEYS_DIR, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let settings = Settings::from_env()?;
+    server::init_tracing(settings.log_format);
+    let settings = settings.with_dev_keys(Path::new(DEV_KEYS_DIR))?;
     if settings.is_sqlite() {
         tracing::warn!(
             url = %settings.database_url,
             "DATABASE_URL is unset or SQLite: running on the embedded database (development only)"
         );
     }
-    let app = server::build(&settings).await?;
+    let state = server::connect(&settings).await?;
+    let background = server::spawn_background(&state)?;
+    let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind_addr)
         .await
         .with_context(|| format!("binding {}", settings.bind_addr))?;
-    tracing::info!(addr = %settings.bind_addr, "listening");
+    let local_addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(addr = %local_addr, public_base_url = %settings.public_base_url, "listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    background.shutdown().await;
     Ok(())
 }
 

@@ -1,9 +1,60 @@
-//! Typed settings read from the environment; the only place the platform reads environment variables.
+//! Typed settings read from the environment; the only place the platform reads environment
+//! variables. Development keys are generated under `data/dev-keys/` when production keys are absent.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use providers::secrecy::{ExposeSecret as _, SecretString};
+use providers::{Keyring, ProviderKind, SealingKey};
+
+/// Where the embedded default keeps its generated development keys.
+pub const DEV_KEYS_DIR: &str = "data/dev-keys";
+
+/// Google's OIDC signing keys, which sign Pub/Sub push tokens.
+pub const GOOGLE_OIDC_CERTS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
+
+/// The variables `APP_ENV=production` refuses to start without.
+const REQUIRED_IN_PRODUCTION: [&str; 3] =
+    ["DATABASE_URL", "AUTH_JWT_SECRET", "TOKEN_ENCRYPTION_KEYS"];
+
+/// Which environment the server runs in (`APP_ENV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Anything but `production`: development keys may be generated.
+    Development,
+    /// `production`: every key must be configured.
+    Production,
+}
+
+/// How logs are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line (`LOG_FORMAT=json`).
+    Json,
+}
+
+/// One provider's `PROVIDER_*` variables.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSettings {
+    /// `PROVIDER_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `PROVIDER_CLIENT_SECRET`.
+    pub client_secret: Option<SecretString>,
+    /// `PROVIDER_WEBHOOK_SECRET` (Stripe Connect's endpoint secret, for instance).
+    pub webhook_secret: Option<SecretString>,
+    /// `PROVIDER_SYNC_SCHEDULE`, a 5-field cron expression; the engine's default when unset.
+    pub sync_schedule: Option<String>,
+    /// `PROVIDER_API_BASE_URL`: a sandbox or a local mock instead of the provider's API.
+    pub api_base_url: Option<String>,
+    /// `PROVIDER_AUTH_BASE_URL`: a sandbox or a local mock instead of the provider's OAuth server.
+    pub auth_base_url: Option<String>,
+}
 
 /// The server's configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// `DATABASE_URL`; the embedded SQLite file under `data/` when unset.
     pub database_url: String,
@@ -11,55 +62,358 @@ pub struct Settings {
     pub bind_addr: SocketAddr,
     /// `DATABASE_POOL_SIZE`, default 10.
     pub database_pool_size: u32,
+    /// `PUBLIC_BASE_URL` without a trailing slash, default `http://{BIND_ADDR}`: the origin
+    /// providers call (OAuth redirects, webhooks).
+    pub public_base_url: String,
+    /// `APP_URL`, default `PUBLIC_BASE_URL`: where the OAuth callback sends the user back.
+    pub app_url: String,
+    /// `AUTH_JWT_SECRET` (HS256); `None` until [`Settings::with_dev_keys`] fills it in development.
+    pub auth_jwt_secret: Option<SecretString>,
+    /// `TOKEN_ENCRYPTION_KEYS` (`kid:base64[,…]`, checked to parse); `None` until
+    /// [`Settings::with_dev_keys`] fills it in development.
+    pub token_encryption_keys: Option<SecretString>,
+    /// `SYNC_ON_STARTUP`, default false.
+    pub sync_on_startup: bool,
+    /// `APP_ENV`.
+    pub app_env: AppEnv,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// The `PROVIDER_*` variables of every provider, in [`ProviderKind::ALL`] order.
+    pub providers: Vec<(ProviderKind, ProviderSettings)>,
+    /// `GMAIL_PUBSUB_AUDIENCE`, default `PUBLIC_BASE_URL` + `/webhooks/gmail`.
+    pub gmail_pubsub_audience: String,
+    /// `GMAIL_PUBSUB_SERVICE_ACCOUNT`: the `email` claim Gmail push tokens must carry; Gmail push
+    /// is refused while it is unset.
+    pub gmail_pubsub_service_account: Option<String>,
+    /// `GOOGLE_OIDC_CERTS_URL`: an `http(s)` URL or a file path holding the JWKS.
+    pub google_oidc_certs_url: String,
+    /// True when [`Settings::with_dev_keys`] supplied a generated key.
+    pub uses_dev_keys: bool,
 }
 
-/// A setting that is present but unusable.
+impl fmt::Debug for Settings {
+    /// Secrets print as redacted (the `secrecy` types do that) and so does the database password.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Settings")
+            .field("database_url", &redact_url_password(&self.database_url))
+            .field("bind_addr", &self.bind_addr)
+            .field("database_pool_size", &self.database_pool_size)
+            .field("public_base_url", &self.public_base_url)
+            .field("app_url", &self.app_url)
+            .field("auth_jwt_secret", &self.auth_jwt_secret)
+            .field("token_encryption_keys", &self.token_encryption_keys)
+            .field("sync_on_startup", &self.sync_on_startup)
+            .field("app_env", &self.app_env)
+            .field("log_format", &self.log_format)
+            .field("providers", &self.providers)
+            .field("gmail_pubsub_audience", &self.gmail_pubsub_audience)
+            .field(
+                "gmail_pubsub_service_account",
+                &self.gmail_pubsub_service_account,
+            )
+            .field("google_oidc_certs_url", &self.google_oidc_certs_url)
+            .field("uses_dev_keys", &self.uses_dev_keys)
+            .finish()
+    }
+}
+
+fn redact_url_password(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("[REDACTED]"));
+            parsed.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
+}
+
+/// Why the settings cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SettingsError {
     /// The variable holds a value of the wrong shape.
     #[error("{name} is invalid: {reason}")]
     Invalid {
         /// The environment variable.
         name: &'static str,
-        /// What is wrong with it.
+        /// What is wrong with it (never the value of a secret).
+        reason: String,
+    },
+    /// `APP_ENV=production` and variables it requires are unset.
+    #[error("APP_ENV=production requires {}, which {} unset", names.join(", "), if names.len() == 1 { "is" } else { "are" })]
+    MissingInProduction {
+        /// The unset variables.
+        names: Vec<&'static str>,
+    },
+    /// A development key could not be read or written.
+    #[error("development key {}: {reason}", path.display())]
+    DevKey {
+        /// The key file.
+        path: PathBuf,
+        /// What failed.
         reason: String,
     },
 }
 
+/// The `PROVIDER` part of a provider's variables.
+pub fn env_prefix(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::HubSpot => "HUBSPOT",
+        ProviderKind::Salesforce => "SALESFORCE",
+        ProviderKind::Stripe => "STRIPE",
+        ProviderKind::Zendesk => "ZENDESK",
+        ProviderKind::Intercom => "INTERCOM",
+        ProviderKind::Gmail => "GMAIL",
+    }
+}
+
 impl Settings {
-    /// Reads the settings from the process environment.
+    /// Reads the settings from the process environment (without dev keys; see
+    /// [`Settings::with_dev_keys`]).
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the settings through `lookup`, so tests need not touch the process environment.
+    /// Empty values count as unset. With `APP_ENV=production`, refuses to return without
+    /// `DATABASE_URL`, `AUTH_JWT_SECRET` and `TOKEN_ENCRYPTION_KEYS`, naming every missing one.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let database_url = lookup("DATABASE_URL")
-            .filter(|url| !url.is_empty())
-            .unwrap_or_else(|| migration::DEFAULT_DATABASE_URL.to_owned());
-        let bind_addr = lookup("BIND_ADDR")
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let app_env = match get("APP_ENV").as_deref() {
+            Some("production") => AppEnv::Production,
+            _ => AppEnv::Development,
+        };
+        if app_env == AppEnv::Production {
+            let names: Vec<&'static str> = REQUIRED_IN_PRODUCTION
+                .into_iter()
+                .filter(|name| get(name).is_none())
+                .collect();
+            if !names.is_empty() {
+                return Err(SettingsError::MissingInProduction { names });
+            }
+        }
+        let database_url =
+            get("DATABASE_URL").unwrap_or_else(|| migration::DEFAULT_DATABASE_URL.to_owned());
+        let bind_addr: SocketAddr = get("BIND_ADDR")
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
             .parse()
             .map_err(|error: std::net::AddrParseError| SettingsError::Invalid {
                 name: "BIND_ADDR",
                 reason: error.to_string(),
             })?;
-        let database_pool_size = match lookup("DATABASE_POOL_SIZE") {
+        let database_pool_size = match get("DATABASE_POOL_SIZE") {
             None => 10,
             Some(text) => text.parse().map_err(|_| SettingsError::Invalid {
                 name: "DATABASE_POOL_SIZE",
                 reason: format!("`{text}` is not a whole number"),
             })?,
         };
+        let public_base_url = base_url(
+            "PUBLIC_BASE_URL",
+            get("PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{bind_addr}")),
+        )?;
+        let app_url = base_url(
+            "APP_URL",
+            get("APP_URL").unwrap_or_else(|| public_base_url.clone()),
+        )?;
+        let token_encryption_keys = get("TOKEN_ENCRYPTION_KEYS").map(SecretString::from);
+        if let Some(keys) = &token_encryption_keys {
+            Keyring::parse(keys).map_err(|error| SettingsError::Invalid {
+                name: "TOKEN_ENCRYPTION_KEYS",
+                reason: error.to_string(),
+            })?;
+        }
+        let sync_on_startup = match get("SYNC_ON_STARTUP").as_deref() {
+            None => false,
+            Some("1" | "true" | "TRUE" | "True" | "yes") => true,
+            Some("0" | "false" | "FALSE" | "False" | "no") => false,
+            Some(other) => {
+                return Err(SettingsError::Invalid {
+                    name: "SYNC_ON_STARTUP",
+                    reason: format!("`{other}` is not true or false"),
+                });
+            }
+        };
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text" | "pretty") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(SettingsError::Invalid {
+                    name: "LOG_FORMAT",
+                    reason: format!("`{other}` is neither `text` nor `json`"),
+                });
+            }
+        };
+        let providers = ProviderKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let prefix = env_prefix(kind);
+                let var = |suffix: &str| get(&format!("{prefix}_{suffix}"));
+                let provider = ProviderSettings {
+                    client_id: var("CLIENT_ID"),
+                    client_secret: var("CLIENT_SECRET").map(SecretString::from),
+                    webhook_secret: var("WEBHOOK_SECRET").map(SecretString::from),
+                    sync_schedule: var("SYNC_SCHEDULE"),
+                    api_base_url: var("API_BASE_URL"),
+                    auth_base_url: var("AUTH_BASE_URL"),
+                };
+                (kind, provider)
+            })
+            .collect();
         Ok(Self {
+            gmail_pubsub_audience: get("GMAIL_PUBSUB_AUDIENCE")
+                .unwrap_or_else(|| format!("{public_base_url}/webhooks/gmail")),
+            gmail_pubsub_service_account: get("GMAIL_PUBSUB_SERVICE_ACCOUNT"),
+            google_oidc_certs_url: get("GOOGLE_OIDC_CERTS_URL")
+                .unwrap_or_else(|| GOOGLE_OIDC_CERTS_URL.to_owned()),
             database_url,
             bind_addr,
             database_pool_size,
+            public_base_url,
+            app_url,
+            auth_jwt_secret: get("AUTH_JWT_SECRET").map(SecretString::from),
+            token_encryption_keys,
+            sync_on_startup,
+            app_env,
+            log_format,
+            providers,
+            uses_dev_keys: false,
         })
+    }
+
+    /// Fills an unset `AUTH_JWT_SECRET` or `TOKEN_ENCRYPTION_KEYS` with a development key kept in
+    /// `dir` (generated on first use, reused afterwards) and warns loudly that it did. In
+    /// production nothing is generated (those variables were required already).
+    pub fn with_dev_keys(mut self, dir: &Path) -> Result<Self, SettingsError> {
+        if self.app_env == AppEnv::Production {
+            return Ok(self);
+        }
+        if self.auth_jwt_secret.is_none() {
+            let path = dir.join("auth_jwt_secret");
+            let secret = read_or_create(&path, || {
+                // 32 random bytes from the same generator as sealing keys, as base64.
+                let key = generate_key("jwt", &path)?;
+                let spec = key.to_spec();
+                Ok(spec.expose_secret().trim_start_matches("jwt:").to_owned())
+            })?;
+            tracing::warn!(path = %path.display(), "AUTH_JWT_SECRET is unset: using a generated DEVELOPMENT secret; set it before production");
+            self.auth_jwt_secret = Some(secret);
+            self.uses_dev_keys = true;
+        }
+        if self.token_encryption_keys.is_none() {
+            let path = dir.join("token_encryption_keys");
+            let keys = read_or_create(&path, || {
+                let key = generate_key("dev1", &path)?;
+                Ok(key.to_spec().expose_secret().to_owned())
+            })?;
+            Keyring::parse(&keys).map_err(|error| SettingsError::DevKey {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?;
+            tracing::warn!(path = %path.display(), "TOKEN_ENCRYPTION_KEYS is unset: sealing tokens with a generated DEVELOPMENT key; set it before production");
+            self.token_encryption_keys = Some(keys);
+            self.uses_dev_keys = true;
+        }
+        Ok(self)
     }
 
     /// True when the database is SQLite (the embedded default or another file).
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+
+    /// The `PROVIDER_*` settings of `kind`.
+    pub fn provider(&self, kind: ProviderKind) -> Option<&ProviderSettings> {
+        self.providers
+            .iter()
+            .find(|(candidate, _)| *candidate == kind)
+            .map(|(_, provider)| provider)
+    }
+
+    /// The OAuth redirect URI registered with every provider.
+    pub fn oauth_redirect_uri(&self) -> String {
+        format!("{}/oauth/callback", self.public_base_url)
+    }
+
+    /// The keyring sealing credentials, from `TOKEN_ENCRYPTION_KEYS`.
+    pub fn keyring(&self) -> Result<Keyring, SettingsError> {
+        let keys = self
+            .token_encryption_keys
+            .as_ref()
+            .ok_or(SettingsError::Invalid {
+                name: "TOKEN_ENCRYPTION_KEYS",
+                reason: "unset (call Settings::with_dev_keys in development)".to_owned(),
+            })?;
+        Keyring::parse(keys).map_err(|error| SettingsError::Invalid {
+            name: "TOKEN_ENCRYPTION_KEYS",
+            reason: error.to_string(),
+        })
+    }
+
+    /// The cron schedule of every provider that has one, for the scheduler.
+    pub fn sync_schedules(&self) -> Vec<(ProviderKind, String)> {
+        self.providers
+            .iter()
+            .filter_map(|(kind, provider)| {
+                provider
+                    .sync_schedule
+                    .clone()
+                    .map(|schedule| (*kind, schedule))
+            })
+            .collect()
+    }
+}
+
+fn base_url(name: &'static str, value: String) -> Result<String, SettingsError> {
+    let parsed = url::Url::parse(&value).map_err(|error| SettingsError::Invalid {
+        name,
+        reason: error.to_string(),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(SettingsError::Invalid {
+            name,
+            reason: "not an http(s) URL".to_owned(),
+        });
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+fn generate_key(id: &str, path: &Path) -> Result<SealingKey, SettingsError> {
+    SealingKey::generate(id).map_err(|error| SettingsError::DevKey {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    })
+}
+
+/// The secret in `path`, or a new one from `create` written there first (owner-only on Unix).
+fn read_or_create(
+    path: &Path,
+    create: impl FnOnce() -> Result<String, SettingsError>,
+) -> Result<SecretString, SettingsError> {
+    let failed = |error: std::io::Error| SettingsError::DevKey {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(SecretString::from(text.trim())),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(failed(error)),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    let secret = create()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(failed)?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(failed)?;
+    tracing::warn!(path = %path.display(), "generated a DEVELOPMENT key; never use it in production");
+    Ok(SecretString::from(secret))
 }

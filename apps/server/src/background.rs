@@ -1,0 +1,147 @@
+//! The background loops `main` starts beside the HTTP server: workers running queued jobs and the
+//! scheduler turning cron schedules into jobs. Routers built without them (as tests do) serve
+//! requests and queue jobs that nothing runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use integrations::{JobOutcome, JobQueue, Scheduler, Worker};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::AppState;
+
+/// How long an idle worker waits before polling the queue again.
+const WORKER_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a worker waits after the database failed before trying again.
+const WORKER_ERROR_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How often the scheduler looks for due work (schedules have minute resolution).
+const SCHEDULER_TICK: Duration = Duration::from_secs(60);
+
+/// Workers per process on PostgreSQL (claims use `SKIP LOCKED`); SQLite gets one.
+const POSTGRES_WORKERS: usize = 4;
+
+/// The running background tasks; [`Background::shutdown`] stops them between jobs.
+#[derive(Debug)]
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Background {
+    /// Asks every loop to stop after its current job and waits until they have.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a background task failed");
+            }
+        }
+    }
+}
+
+/// Starts the workers and the scheduler on `state` (the scheduler runs `sync_on_startup` first when
+/// `SYNC_ON_STARTUP` is set).
+pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let process_id = format!("{}-{}", hostname(), std::process::id());
+    let n_workers = if state.settings.is_sqlite() {
+        1
+    } else {
+        POSTGRES_WORKERS
+    };
+    for worker_idx in 0..n_workers {
+        let worker = Worker::new(
+            state.db.clone(),
+            state.clock.clone(),
+            state.credentials.clone(),
+            state.providers.clone(),
+            format!("{process_id}-worker-{worker_idx}"),
+        )
+        .with_public_base_url(state.settings.public_base_url.clone());
+        tasks.spawn(run_worker(worker, stopped.clone()));
+    }
+    let queue = JobQueue::new(
+        state.db.clone(),
+        state.clock.clone(),
+        format!("{process_id}-scheduler"),
+    );
+    let scheduler = Scheduler::new(
+        state.db.clone(),
+        state.clock.clone(),
+        queue,
+        &state.settings.sync_schedules(),
+    )?;
+    tasks.spawn(run_scheduler(
+        Arc::new(scheduler),
+        state.settings.sync_on_startup,
+        stopped,
+    ));
+    tracing::info!(n_workers, "background worker and scheduler started");
+    Ok(Background { stop, tasks })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "server".to_owned())
+}
+
+/// Waits `duration` unless asked to stop first; true when asked to stop.
+async fn pause(duration: Duration, stopped: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => *stopped.borrow(),
+        changed = stopped.changed() => changed.is_err() || *stopped.borrow(),
+    }
+}
+
+async fn run_worker(worker: Worker, mut stopped: watch::Receiver<bool>) {
+    // A job is never cancelled halfway: the stop signal is checked between jobs.
+    while !*stopped.borrow() {
+        let wait = match worker.run_once().await {
+            Ok(Some(JobOutcome::Succeeded { kind })) => {
+                tracing::debug!(%kind, "job succeeded");
+                continue;
+            }
+            Ok(Some(JobOutcome::Failed { kind, error })) => {
+                tracing::warn!(%kind, %error, "job failed");
+                continue;
+            }
+            Ok(None) => WORKER_POLL_INTERVAL,
+            Err(error) => {
+                tracing::error!(%error, "worker could not claim or record a job");
+                WORKER_ERROR_BACKOFF
+            }
+        };
+        if pause(wait, &mut stopped).await {
+            break;
+        }
+    }
+}
+
+async fn run_scheduler(
+    scheduler: Arc<Scheduler>,
+    sync_on_startup: bool,
+    mut stopped: watch::Receiver<bool>,
+) {
+    if sync_on_startup {
+        match scheduler.sync_on_startup().await {
+            Ok(n_syncs) => tracing::info!(n_syncs, "SYNC_ON_STARTUP: syncs queued"),
+            Err(error) => tracing::error!(%error, "SYNC_ON_STARTUP failed"),
+        }
+    }
+    loop {
+        match scheduler.tick().await {
+            Ok(report) => tracing::debug!(?report, "scheduler tick"),
+            Err(error) => tracing::error!(%error, "scheduler tick failed"),
+        }
+        if pause(SCHEDULER_TICK, &mut stopped).await {
+            break;
+        }
+    }
+}

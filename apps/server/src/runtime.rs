@@ -1,0 +1,159 @@
+//! The engine wired to the settings: provider clients built from `PROVIDER_*` variables
+//! ([`ConfiguredProviders`], the engine's `ProviderFactory`) and the shared state every handler
+//! reaches ([`AppState`]).
+
+use std::sync::Arc;
+
+use integrations::{
+    ConnectionManager, CredentialStore, EngineError, ProviderFactory, WebhookInbox,
+};
+use providers::secrecy::SecretString;
+use providers::{
+    Clock, ConnectionConfig, HttpCore, Keyring, OAuthClient, OAuthCredentials, ProviderClient,
+    ProviderError, ProviderKind, ProviderSpec, RetryPolicy, TokioSleeper,
+};
+use sea_orm::DatabaseConnection;
+use serde_json::Value;
+
+use crate::metrics::Metrics;
+use crate::settings::{Settings, SettingsError, env_prefix};
+use crate::webhooks::JwksCache;
+
+/// Builds provider clients from the settings: base URL overrides, app credentials, the redirect
+/// URI `PUBLIC_BASE_URL/oauth/callback`, and Salesforce's per-org `instance_url`.
+#[derive(Debug, Clone)]
+pub struct ConfiguredProviders {
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ConfiguredProviders {
+    /// Clients configured by `settings`, timed by `clock`.
+    pub fn new(settings: Arc<Settings>, clock: Arc<dyn Clock>) -> Self {
+        Self { settings, clock }
+    }
+
+    fn http(&self, kind: ProviderKind) -> Result<HttpCore, ProviderError> {
+        HttpCore::new(
+            kind,
+            RetryPolicy::default(),
+            self.clock.clone(),
+            Arc::new(TokioSleeper),
+        )
+    }
+
+    fn misconfigured(kind: ProviderKind, reason: String) -> EngineError {
+        EngineError::Provider(ProviderError::Misconfigured {
+            provider: kind,
+            reason,
+        })
+    }
+}
+
+impl ProviderFactory for ConfiguredProviders {
+    fn oauth(
+        &self,
+        kind: ProviderKind,
+        config: &ConnectionConfig,
+    ) -> Result<OAuthClient, EngineError> {
+        let provider = self.settings.provider(kind).cloned().unwrap_or_default();
+        let prefix = env_prefix(kind);
+        let client_id = provider
+            .client_id
+            .ok_or_else(|| Self::misconfigured(kind, format!("{prefix}_CLIENT_ID is unset")))?;
+        let client_secret = provider
+            .client_secret
+            .ok_or_else(|| Self::misconfigured(kind, format!("{prefix}_CLIENT_SECRET is unset")))?;
+        let mut spec = ProviderSpec::for_provider(kind);
+        if let Some(base_url) = &provider.auth_base_url {
+            spec = spec.with_auth_base_url(base_url)?;
+        }
+        let spec = spec.for_connection(config)?;
+        Ok(OAuthClient::new(
+            spec,
+            OAuthCredentials {
+                client_id,
+                client_secret,
+                redirect_uri: self.settings.oauth_redirect_uri(),
+            },
+            self.http(kind)?,
+        )?)
+    }
+
+    fn api(
+        &self,
+        kind: ProviderKind,
+        config: &ConnectionConfig,
+        metadata: &Value,
+        access_token: SecretString,
+    ) -> Result<ProviderClient, EngineError> {
+        let provider = self.settings.provider(kind).cloned().unwrap_or_default();
+        let mut spec = ProviderSpec::for_provider(kind);
+        if let Some(base_url) = &provider.api_base_url {
+            spec = spec.with_api_base_url(base_url)?;
+        }
+        let mut spec = spec.for_connection(config)?;
+        if kind == ProviderKind::Salesforce {
+            // Each org has its own API host, returned with its tokens.
+            if let Some(instance_url) = metadata.get("instance_url").and_then(Value::as_str) {
+                spec = spec.with_api_base_url(instance_url)?;
+            }
+        }
+        Ok(ProviderClient::new(spec, self.http(kind)?, access_token))
+    }
+}
+
+/// What every request handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub db: DatabaseConnection,
+    /// The settings the server started with.
+    pub settings: Arc<Settings>,
+    /// The clock (the system's, or a manual one in tests).
+    pub clock: Arc<dyn Clock>,
+    /// The provider clients.
+    pub providers: Arc<ConfiguredProviders>,
+    /// Connects and disconnects integrations.
+    pub connections: ConnectionManager,
+    /// Sealed credentials and per-connection webhook secrets.
+    pub credentials: CredentialStore,
+    /// Exactly-once intake of verified webhook events.
+    pub inbox: WebhookInbox,
+    /// The Prometheus registry and the server's metrics.
+    pub metrics: Metrics,
+    /// Google's signing keys for Gmail push, fetched on first use.
+    pub gmail_keys: Arc<JwksCache>,
+    /// The sealing keyring.
+    pub sealing: Arc<Keyring>,
+}
+
+impl AppState {
+    /// The state on `db`; fails when `TOKEN_ENCRYPTION_KEYS` is unset or unusable (development
+    /// fills it through [`Settings::with_dev_keys`]).
+    pub fn new(
+        db: DatabaseConnection,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let keyring = Arc::new(settings.keyring()?);
+        let settings = Arc::new(settings);
+        Ok(Self {
+            providers: Arc::new(ConfiguredProviders::new(settings.clone(), clock.clone())),
+            connections: ConnectionManager::new(db.clone(), clock.clone(), keyring.clone()),
+            credentials: CredentialStore::new(db.clone(), clock.clone(), keyring.clone()),
+            sealing: keyring,
+            inbox: WebhookInbox::new(db.clone(), clock.clone()),
+            metrics: Metrics::new()?,
+            gmail_keys: Arc::new(JwksCache::default()),
+            db,
+            settings,
+            clock,
+        })
+    }
+
+    /// The keyring sealing credentials.
+    pub fn keyring(&self) -> Result<Keyring, SettingsError> {
+        self.settings.keyring()
+    }
+}
