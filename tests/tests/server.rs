@@ -1,5 +1,5 @@
-//! The server at this stage: it runs on the embedded SQLite default (migrating it on start) and
-//! answers `/healthz` and `/readyz`, which tells a migrated database from one that is not.
+//! The server on the embedded SQLite default (migrated on start, with a demo workspace) and its
+//! `/healthz` and `/readyz`, which tell a migrated database from one that is not.
 
 use std::sync::Arc;
 
@@ -83,5 +83,47 @@ fn settings_default_to_the_embedded_database_and_reject_a_bad_bind_address() -> 
         error.to_string().starts_with("BIND_ADDR is invalid"),
         "{error}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_embedded_default_seeds_a_demo_workspace_whose_token_answers_a_query()
+-> anyhow::Result<()> {
+    let path = std::env::temp_dir()
+        .join(format!("server-demo-{}", std::process::id()))
+        .join("platform.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let settings = Settings::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "TOKEN_ENCRYPTION_KEYS" => Some(TEST_KEYS.to_owned()),
+        "AUTH_JWT_SECRET" => Some("demo-secret-for-the-embedded-default-test".to_owned()),
+        _ => None,
+    })?;
+    let state = server::connect(&settings).await?;
+    server::seed_demo(&state).await?;
+    let access = server::seed_demo(&state).await?;
+    assert!(access.graphiql_url.ends_with("/graphql"));
+    let app = server::router(state);
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", access.token))
+        .body(Body::from(
+            r#"{"query":"{ workspaces { name role } integrations { slug } }"}"#,
+        ))?;
+    let response = app.oneshot(request).await?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await?)?;
+    assert_eq!(
+        body["data"]["workspaces"],
+        serde_json::json!([{"name": "Demo workspace", "role": "OWNER"}]),
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["integrations"].as_array().map(Vec::len),
+        Some(6)
+    );
+    if let Some(folder) = path.parent() {
+        std::fs::remove_dir_all(folder)?;
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! background worker and scheduler; the GraphQL API is added beside these routes.
 
 mod background;
+mod demo;
 pub mod graphql;
 mod health;
 mod metrics;
@@ -13,6 +14,7 @@ mod settings;
 mod webhooks;
 
 pub use background::{Background, spawn_background};
+pub use demo::{DEMO_USER_ID, DEMO_WORKSPACE_ID, DemoAccess, seed_demo};
 pub use metrics::Metrics;
 pub use observability::init_tracing;
 pub use runtime::{AppState, ConfiguredProviders};

@@ -19,6 +19,14 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let state = server::connect(&settings).await?;
+    if settings.is_sqlite() && settings.app_env != server::AppEnv::Production {
+        let demo = server::seed_demo(&state).await?;
+        println!("\nDevelopment mode. GraphiQL: {}", demo.graphiql_url);
+        println!(
+            "Demo token (24 h), send as `Authorization: Bearer <token>`:\n{}\n",
+            demo.token
+        );
+    }
     let background = server::spawn_background(&state)?;
     let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind_addr)
