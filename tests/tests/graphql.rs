@@ -37,6 +37,7 @@ async fn post(
         jwt_secret: SecretString::from(SECRET),
         schema: schema(),
         engine: engine_handle(),
+        progress: integrations::ProgressFeed::default(),
     });
     let mut request = Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
     if let Some(bearer) = bearer {
@@ -324,6 +325,7 @@ async fn an_entity_page_with_provenance_costs_the_same_few_statements_whatever_i
             jwt_secret: SecretString::from(SECRET),
             schema: schema(),
             engine: engine_handle(),
+            progress: integrations::ProgressFeed::default(),
         });
         let body =
             json!({"query": PAGE_QUERY, "variables": {"w": tenant.workspace_id, "first": first}})

@@ -1,11 +1,16 @@
-//! The background loops `main` starts beside the HTTP server: workers running queued jobs and the
-//! scheduler turning cron schedules into jobs. Routers built without them (as tests do) serve
-//! requests and queue jobs that nothing runs.
+//! The background loops `main` starts beside the HTTP server: workers running queued jobs, the
+//! scheduler turning cron schedules into jobs, and (on PostgreSQL) the relay of sync progress
+//! from `LISTEN sync_progress` to this process's subscribers. Routers built without them (as
+//! tests do) serve requests and queue jobs that nothing runs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use integrations::{JobOutcome, JobQueue, Scheduler, Worker};
+use integrations::{
+    JobOutcome, JobQueue, PROGRESS_CHANNEL, ProgressFeed, Scheduler, SyncProgress, Worker,
+};
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -62,6 +67,11 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
             format!("{process_id}-worker-{worker_idx}"),
         )
         .with_public_base_url(state.settings.public_base_url.clone());
+        let worker = if state.settings.is_sqlite() {
+            worker.with_progress(state.progress.clone())
+        } else {
+            worker
+        };
         tasks.spawn(run_worker(worker, stopped.clone()));
     }
     let queue = JobQueue::new(
@@ -75,6 +85,13 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         queue,
         &state.settings.sync_schedules(),
     )?;
+    if !state.settings.is_sqlite() {
+        tasks.spawn(relay_progress(
+            state.db.clone(),
+            state.progress.clone(),
+            stopped.clone(),
+        ));
+    }
     tasks.spawn(run_scheduler(
         Arc::new(scheduler),
         state.settings.sync_on_startup,
@@ -142,6 +159,52 @@ async fn run_scheduler(
         }
         if pause(SCHEDULER_TICK, &mut stopped).await {
             break;
+        }
+    }
+}
+
+/// Forwards `NOTIFY sync_progress` events (from syncs in any process) to `feed`. The listener
+/// reconnects by itself when its connection drops; events sent meanwhile are lost, which costs a
+/// watcher some intermediate steps, never data.
+async fn relay_progress(
+    db: DatabaseConnection,
+    feed: ProgressFeed,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let pool = db.get_postgres_connection_pool().clone();
+    let mut listener = loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(PROGRESS_CHANNEL).await {
+                Ok(()) => break listener,
+                Err(error) => tracing::error!(%error, "LISTEN sync_progress failed"),
+            },
+            Err(error) => tracing::error!(%error, "the progress relay could not connect"),
+        }
+        if pause(WORKER_ERROR_BACKOFF, &mut stopped).await {
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            notification = listener.recv() => match notification {
+                Ok(notification) => {
+                    match serde_json::from_str::<SyncProgress>(notification.payload()) {
+                        Ok(event) => feed.publish(event),
+                        Err(error) => tracing::warn!(%error, "an unreadable progress event"),
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the progress relay lost its connection");
+                    if pause(WORKER_ERROR_BACKOFF, &mut stopped).await {
+                        return;
+                    }
+                }
+            },
+            changed = stopped.changed() => {
+                if changed.is_err() || *stopped.borrow() {
+                    return;
+                }
+            }
         }
     }
 }

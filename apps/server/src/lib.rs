@@ -25,12 +25,19 @@ pub use settings::{
 pub use webhooks::{JwksCache, MAX_WEBHOOK_BODY_BYTES};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use providers::SystemClock;
 use sea_orm::DatabaseConnection;
+use tower_http::timeout::TimeoutLayer;
+
+/// How long a request may take before it is answered 503 and its work dropped (its transaction
+/// rolls back). A WebSocket is past this once upgraded.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The server's routes with their middleware: request ids, tracing spans and metrics.
 pub fn router(state: AppState) -> Router {
@@ -50,6 +57,7 @@ pub fn router(state: AppState) -> Router {
                 keyring: state.sealing.clone(),
                 factory: Some(state.providers.clone()),
             },
+            progress: state.progress.clone(),
         }),
         None => {
             tracing::warn!("AUTH_JWT_SECRET is unset: the GraphQL API is not served");
@@ -64,7 +72,11 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks)
         .with_state(state.clone())
         .merge(graphql)
-        .route_layer(axum::middleware::from_fn_with_state(state, metrics::track));
+        .route_layer(axum::middleware::from_fn_with_state(state, metrics::track))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ));
     observability::layers(routes)
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use integrations::{
-    ConnectionManager, CredentialStore, EngineError, ProviderFactory, WebhookInbox,
+    ConnectionManager, CredentialStore, EngineError, ProgressFeed, ProviderFactory, WebhookInbox,
 };
 use providers::secrecy::SecretString;
 use providers::{
@@ -126,6 +126,9 @@ pub struct AppState {
     pub gmail_keys: Arc<JwksCache>,
     /// The sealing keyring.
     pub sealing: Arc<Keyring>,
+    /// Sync progress for `syncProgress` subscribers: fed by the PostgreSQL relay
+    /// ([`crate::spawn_background`]) or, on SQLite, by this process's workers.
+    pub progress: ProgressFeed,
 }
 
 impl AppState {
@@ -146,6 +149,7 @@ impl AppState {
             inbox: WebhookInbox::new(db.clone(), clock.clone()),
             metrics: Metrics::new()?,
             gmail_keys: Arc::new(JwksCache::default()),
+            progress: ProgressFeed::default(),
             db,
             settings,
             clock,

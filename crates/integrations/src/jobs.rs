@@ -15,8 +15,8 @@ use entity::job_queue;
 use providers::Clock;
 use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait as _, Condition, DatabaseConnection, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _, Set, TransactionTrait as _,
+    ColumnTrait as _, Condition, DatabaseConnection, EntityTrait as _, PaginatorTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, Set, TransactionTrait as _,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -94,6 +94,27 @@ impl JobQueue {
     /// Enqueues `job`; `false` when a job with its key already exists.
     pub async fn enqueue(&self, job: NewJob) -> Result<bool, EngineError> {
         enqueue_on(&self.db, self.now(), job).await
+    }
+
+    /// Enqueues `job` under the key `{family}{random}` unless a job of the same key family is
+    /// still queued or running: a request repeated while its job waits is not queued twice, and
+    /// one made after it finished is. (Two exactly simultaneous requests may both be queued; the
+    /// work they do is idempotent.) `false` when one was pending.
+    pub async fn enqueue_unless_pending(
+        &self,
+        job: NewJob,
+        family: &str,
+    ) -> Result<bool, EngineError> {
+        let pending = job_queue::Entity::find()
+            .filter(job_queue::Column::JobKey.starts_with(family))
+            .filter(job_queue::Column::Status.is_in(["queued", "running"]))
+            .count(&self.db)
+            .await?;
+        if pending > 0 {
+            return Ok(false);
+        }
+        self.enqueue(job.with_key(format!("{family}{}", Uuid::new_v4())))
+            .await
     }
 
     /// Claims the next due job of `kinds`, or `None`.

@@ -24,6 +24,8 @@
 //! - [`Scheduler`] and [`Worker`]: cron schedules per provider, validation, health and cleanup
 //!   as keyed jobs (each slot once across replicas), run by workers with clients from a
 //!   [`ProviderFactory`].
+//! - [`SyncProgress`]: page-by-page progress of syncs, by `pg_notify` on PostgreSQL and a
+//!   [`ProgressFeed`] in-process on SQLite.
 //! - [`IntegrationCache`]: TTL cache of provider data that refuses credentials.
 //! - [`object_mapping`]: the default field mapping of every synced object plus a connection's
 //!   `property_mappings`.
@@ -37,6 +39,7 @@ mod health;
 mod inbox;
 mod jobs;
 mod mapping;
+mod progress;
 mod scheduler;
 mod sync;
 mod validation;
@@ -57,6 +60,7 @@ pub use health::{
 pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
+pub use progress::{PROGRESS_CHANNEL, ProgressFeed, SyncProgress};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{SyncClaim, SyncEngine, SyncReport, field_value};
 pub use validation::{

@@ -21,14 +21,15 @@ use entity::{
 use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions, Record};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait as _, Condition, DatabaseConnection, EntityTrait as _, QueryFilter as _,
-    TransactionTrait as _,
+    ColumnTrait as _, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait as _,
+    QueryFilter as _, Statement, TransactionTrait as _,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::EngineError;
 use crate::mapping::{ObjectMapping, object_mapping};
+use crate::progress::{PROGRESS_CHANNEL, ProgressFeed, SyncProgress};
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 2_000;
@@ -48,6 +49,35 @@ pub struct SyncReport {
     pub unchanged: u32,
     /// Attribute values not written because a user override pins them.
     pub conflicts: u32,
+}
+
+impl SyncReport {
+    fn add(&mut self, counts: &SyncReport) {
+        self.created += counts.created;
+        self.updated += counts.updated;
+        self.deleted += counts.deleted;
+        self.unchanged += counts.unchanged;
+        self.conflicts += counts.conflicts;
+    }
+}
+
+fn progress_event(
+    claim: &SyncClaim,
+    report: &SyncReport,
+    status: &str,
+    error: Option<String>,
+) -> SyncProgress {
+    SyncProgress {
+        connection_id: claim.connection_id,
+        object_type: claim.object_type.clone(),
+        pages: report.pages,
+        created: report.created,
+        updated: report.updated,
+        deleted: report.deleted,
+        conflicts: report.conflicts,
+        status: status.to_owned(),
+        error,
+    }
 }
 
 /// A claimed sync: this worker may write the (connection, object type) until its lease ends.
@@ -78,6 +108,7 @@ pub struct SyncEngine {
     clock: Arc<dyn Clock>,
     worker_id: String,
     lease: chrono::Duration,
+    progress: Option<ProgressFeed>,
 }
 
 impl SyncEngine {
@@ -92,7 +123,58 @@ impl SyncEngine {
             clock,
             worker_id: worker_id.into(),
             lease: chrono::Duration::minutes(10),
+            progress: None,
         }
+    }
+
+    /// Where progress goes on a database without `pg_notify` (SQLite: one process); on
+    /// PostgreSQL progress is always notified on [`PROGRESS_CHANNEL`].
+    pub fn with_progress(mut self, feed: ProgressFeed) -> Self {
+        self.progress = Some(feed);
+        self
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// Notifies `event` through `db` on PostgreSQL (inside a transaction: delivered when it
+    /// commits).
+    async fn notify<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        event: &SyncProgress,
+    ) -> Result<(), EngineError> {
+        if self.is_postgres() {
+            let payload = serde_json::to_string(event)
+                .map_err(|error| EngineError::Unexpected(error.into()))?;
+            db.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [PROGRESS_CHANNEL.into(), payload.into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes `event` in-process where there is no `pg_notify`.
+    fn publish_local(&self, event: SyncProgress) {
+        if !self.is_postgres()
+            && let Some(feed) = &self.progress
+        {
+            feed.publish(event);
+        }
+    }
+
+    /// Announces a run's last event.
+    async fn announce_end(&self, claim: &SyncClaim, report: &SyncReport, error: Option<String>) {
+        let status = if error.is_some() { "error" } else { "idle" };
+        let event = progress_event(claim, report, status, error);
+        if let Err(failure) = self.notify(&self.db, &event).await {
+            tracing::warn!(error = %failure, "could not announce the end of a sync");
+        }
+        self.publish_local(event);
     }
 
     /// How long a claim lasts without a page being written; a sync silent for longer is taken over.
@@ -230,11 +312,14 @@ impl SyncEngine {
         match outcome {
             Ok(report) => {
                 self.finish(&claim, &report).await?;
+                self.announce_end(&claim, &report, None).await;
                 Ok(report)
             }
-            Err(EngineError::LeaseLost) => Err(EngineError::LeaseLost),
-            Err(error) => {
+            Err((EngineError::LeaseLost, _)) => Err(EngineError::LeaseLost),
+            Err((error, report)) => {
                 self.fail(&claim, &error.to_string()).await?;
+                self.announce_end(&claim, &report, Some(error.to_string()))
+                    .await;
                 Err(error)
             }
         }
@@ -245,22 +330,25 @@ impl SyncEngine {
         claim: &mut SyncClaim,
         client: &ProviderClient,
         options: &ReadOptions,
-    ) -> Result<SyncReport, EngineError> {
-        let attribute_ids = self.ensure_attributes(claim).await?;
+    ) -> Result<SyncReport, (EngineError, SyncReport)> {
         let mut report = SyncReport::default();
+        let attribute_ids = self
+            .ensure_attributes(claim)
+            .await
+            .map_err(|error| (error, report.clone()))?;
         loop {
             let page = client
                 .read_page(&claim.object_type, claim.cursor.as_ref(), options)
-                .await?;
+                .await
+                .map_err(|error| (error.into(), report.clone()))?;
             let has_more = page.has_more;
             let cursor = page.cursor.clone();
-            let counts = self.write_page(claim, &attribute_ids, page).await?;
+            let counts = self
+                .write_page(claim, &attribute_ids, page, &report)
+                .await
+                .map_err(|error| (error, report.clone()))?;
             report.pages += 1;
-            report.created += counts.created;
-            report.updated += counts.updated;
-            report.deleted += counts.deleted;
-            report.unchanged += counts.unchanged;
-            report.conflicts += counts.conflicts;
+            report.add(&counts);
             claim.cursor = Some(cursor);
             if !has_more {
                 return Ok(report);
@@ -308,6 +396,7 @@ impl SyncEngine {
         claim: &mut SyncClaim,
         attribute_ids: &HashMap<String, Uuid>,
         page: Page,
+        so_far: &SyncReport,
     ) -> Result<SyncReport, EngineError> {
         let now = self.now();
         let transaction = self.db.begin().await?;
@@ -575,7 +664,13 @@ impl SyncEngine {
             transaction.rollback().await?;
             return Err(EngineError::LeaseLost);
         }
+        let mut totals = so_far.clone();
+        totals.pages += 1;
+        totals.add(&counts);
+        let event = progress_event(claim, &totals, "syncing", None);
+        self.notify(&transaction, &event).await?;
         transaction.commit().await?;
+        self.publish_local(event);
         claim.last_modified = newest;
         Ok(counts)
     }

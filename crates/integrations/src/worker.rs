@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::jobs::{JobQueue, NewJob};
+use crate::progress::ProgressFeed;
 use crate::{
     ConnectionValidator, CredentialStore, EngineError, HealthMonitor, IntegrationCache, SyncEngine,
     WebhookInbox, config_from_json,
@@ -78,6 +79,7 @@ pub struct Worker {
     factory: Arc<dyn ProviderFactory>,
     worker_id: String,
     public_base_url: Option<String>,
+    progress: Option<ProgressFeed>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -107,6 +109,7 @@ impl Worker {
             factory,
             worker_id,
             public_base_url: None,
+            progress: None,
         }
     }
 
@@ -114,6 +117,12 @@ impl Worker {
     /// `{base}/webhooks/{slug}/{connection_id}`; without it registration jobs fail and retry.
     pub fn with_public_base_url(mut self, base_url: impl Into<String>) -> Self {
         self.public_base_url = Some(base_url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Where syncs publish progress on SQLite (see [`SyncEngine::with_progress`]).
+    pub fn with_progress(mut self, feed: ProgressFeed) -> Self {
+        self.progress = Some(feed);
         self
     }
 
@@ -169,8 +178,11 @@ impl Worker {
                         EngineError::InvalidInput(format!("job {} has no object_type", job.id))
                     })?;
                 let client = self.client(connection_id).await?;
-                let engine =
+                let mut engine =
                     SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone());
+                if let Some(feed) = &self.progress {
+                    engine = engine.with_progress(feed.clone());
+                }
                 // Another worker running this sync is not a failure: the job is done.
                 if let Some(claim) = engine.claim(connection_id, object_type).await? {
                     engine.run(claim, &client, &ReadOptions::default()).await?;

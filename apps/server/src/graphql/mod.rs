@@ -1,5 +1,5 @@
-//! The GraphQL API: `POST /graphql` (queries and mutations, bearer JWT) and `GET /graphql`
-//! (GraphiQL). Each request is authenticated, runs its reads in one RLS transaction, and is bounded
+//! The GraphQL API: `POST /graphql` (queries and mutations, bearer JWT), `GET /graphql`
+//! (GraphiQL) and `GET /graphql/ws` (subscriptions over a WebSocket). Each request is authenticated, runs its reads in one RLS transaction, and is bounded
 //! in depth and complexity. The schema is exported to `apps/server/schema.graphql`.
 
 pub mod auth;
@@ -8,35 +8,42 @@ pub mod entities;
 pub mod errors;
 mod mutation;
 mod query;
+pub mod subscription;
 mod types;
 
+use async_graphql::Schema;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{EmptySubscription, Schema};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse as _};
 use axum::routing::get;
 use providers::secrecy::SecretString;
 use sea_orm::DatabaseConnection;
+use tower_http::limit::RequestBodyLimitLayer;
 
 pub use context::{RequestContext, RequestDb};
 pub use mutation::Mutation;
 pub use query::Query;
+pub use subscription::Subscription;
 
 /// The schema type.
-pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// Query depth beyond which a request is refused.
 pub const MAX_DEPTH: usize = 12;
 /// Query complexity beyond which a request is refused.
 pub const MAX_COMPLEXITY: usize = 2_000;
 
+/// The largest GraphQL request body accepted (larger: 413, nothing read beyond it).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// Builds the schema with its limits.
 pub fn schema() -> ApiSchema {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
+    Schema::build(Query, Mutation::default(), Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -58,6 +65,8 @@ pub struct GraphqlState {
     pub schema: ApiSchema,
     /// What mutations that reach the engine need.
     pub engine: EngineHandle,
+    /// Sync progress for subscriptions.
+    pub progress: integrations::ProgressFeed,
 }
 
 /// The engine's configuration for mutations: the sealing keyring, the provider clients (absent
@@ -88,15 +97,49 @@ impl std::fmt::Debug for GraphqlState {
     }
 }
 
-/// `POST /graphql` and `GET /graphql`.
+/// `POST /graphql`, `GET /graphql` and `GET /graphql/ws`.
 pub fn router(state: GraphqlState) -> Router {
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route(
+            "/graphql",
+            get(graphiql)
+                .post(graphql)
+                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+        )
+        .route("/graphql/ws", get(graphql_ws))
         .with_state(state)
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
+}
+
+async fn graphql_ws(
+    State(state): State<GraphqlState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> axum::response::Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let GraphqlState {
+                db,
+                jwt_secret,
+                schema,
+                progress,
+                ..
+            } = state;
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| {
+                    subscription::connection_init(payload, db, jwt_secret, progress)
+                })
+                .serve()
+        })
 }
 
 async fn graphql(

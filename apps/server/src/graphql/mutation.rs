@@ -5,7 +5,6 @@ use entity::{workspace_members, workspaces};
 use sea_orm::{EntityTrait as _, Set, TransactionTrait as _};
 use uuid::Uuid;
 
-use super::context::RequestContext;
 use super::errors::{Code, db, error, internal};
 use super::query::signed_in;
 use super::types::{Role, Workspace};
@@ -32,10 +31,7 @@ impl EditMutation {
         }
         // No workspace exists for RLS to check yet: the application writes it, as owner of the
         // tables, with the caller as its OWNER.
-        let pool = &ctx
-            .data::<RequestContext>()
-            .map_err(|_| internal("request context missing"))?
-            .pool;
+        let pool = &super::query::request(ctx)?.pool;
         let now = chrono::Utc::now().fixed_offset();
         let id = Uuid::new_v4();
         let transaction = pool.begin().await.map_err(db)?;
@@ -158,11 +154,7 @@ async fn admin_pool(
     workspace_id: Uuid,
 ) -> Result<(Uuid, sea_orm::DatabaseConnection)> {
     let (viewer, _) = signed_in(ctx)?;
-    let pool = ctx
-        .data::<RequestContext>()
-        .map_err(|_| internal("request context missing"))?
-        .pool
-        .clone();
+    let pool = super::query::request(ctx)?.pool.clone();
     let role = super::query::role_in(&pool, viewer.user_id, workspace_id).await?;
     if !role.manages() {
         return Err(error(
@@ -277,11 +269,7 @@ impl ConnectionMutation {
 
     /// Disconnects: revokes at the provider where possible, deletes the credentials, stops syncs.
     async fn disconnect(&self, ctx: &Context<'_>, connection_id: Uuid) -> Result<Uuid> {
-        let pool = ctx
-            .data::<RequestContext>()
-            .map_err(|_| internal("request context missing"))?
-            .pool
-            .clone();
+        let pool = super::query::request(ctx)?.pool.clone();
         let (workspace_id, kind) = connection_of(&pool, connection_id).await?;
         let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
         let oauth = match &engine(ctx)?.factory {
@@ -306,7 +294,7 @@ impl ConnectionMutation {
     }
 
     /// Queues a sync of one object type, or of all the provider syncs; returns the jobs queued
-    /// (a sync already queued this minute is not queued again).
+    /// (a sync still waiting in the queue is not queued again).
     async fn trigger_sync(
         &self,
         ctx: &Context<'_>,
@@ -333,11 +321,7 @@ impl ConnectionMutation {
         connection_id: Uuid,
         mappings: async_graphql::Json<serde_json::Value>,
     ) -> Result<Uuid> {
-        let pool = ctx
-            .data::<RequestContext>()
-            .map_err(|_| internal("request context missing"))?
-            .pool
-            .clone();
+        let pool = super::query::request(ctx)?.pool.clone();
         let (workspace_id, _) = connection_of(&pool, connection_id).await?;
         let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
         manager(ctx, pool)?
@@ -356,11 +340,7 @@ impl ConnectionMutation {
         kind: &str,
         object_type: Option<String>,
     ) -> Result<i32> {
-        let pool = ctx
-            .data::<RequestContext>()
-            .map_err(|_| internal("request context missing"))?
-            .pool
-            .clone();
+        let pool = super::query::request(ctx)?.pool.clone();
         let (workspace_id, provider) = connection_of(&pool, connection_id).await?;
         let (_, pool) = admin_pool(ctx, workspace_id).await?;
         let objects: Vec<String> = match (kind, object_type) {
@@ -381,7 +361,6 @@ impl ConnectionMutation {
         };
         let queue =
             integrations::JobQueue::new(pool, std::sync::Arc::new(providers::SystemClock), "api");
-        let minute = chrono::Utc::now().format("%Y-%m-%dT%H:%M");
         let mut n_queued = 0;
         for object in objects {
             let payload = if object.is_empty() {
@@ -389,9 +368,14 @@ impl ConnectionMutation {
             } else {
                 serde_json::json!({"connection_id": connection_id, "object_type": object})
             };
-            let job = integrations::NewJob::new(kind, payload)
-                .with_key(format!("{kind}:{connection_id}:{object}:manual:{minute}"));
-            n_queued += i32::from(queue.enqueue(job).await.map_err(super::errors::engine)?);
+            let job = integrations::NewJob::new(kind, payload);
+            let family = format!("{kind}:{connection_id}:{object}:manual:");
+            n_queued += i32::from(
+                queue
+                    .enqueue_unless_pending(job, &family)
+                    .await
+                    .map_err(super::errors::engine)?,
+            );
         }
         Ok(n_queued)
     }
@@ -410,11 +394,7 @@ pub struct EditResult {
 /// workspace's entity is `NOT_FOUND`). Edits write as the application after this check.
 async fn member_pool(ctx: &Context<'_>, entity_id: Uuid) -> Result<sea_orm::DatabaseConnection> {
     let (viewer, _) = signed_in(ctx)?;
-    let pool = ctx
-        .data::<RequestContext>()
-        .map_err(|_| internal("request context missing"))?
-        .pool
-        .clone();
+    let pool = super::query::request(ctx)?.pool.clone();
     let not_found = || error(Code::NotFound, format!("entity {entity_id} not found"));
     let entity = entity::entities::Entity::find_by_id(entity_id)
         .one(&pool)

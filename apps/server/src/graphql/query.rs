@@ -9,18 +9,26 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::context::{AuthErrorCode, RequestContext, RequestDb};
-use super::errors::{Code, db, error, internal};
+use super::errors::{Code, db, error};
 use super::types::{Connection, Integration, Role, Viewer, Workspace};
 
 /// The query root.
 #[derive(Debug, Default)]
 pub struct Query;
 
+/// The request's context; absent on the WebSocket, which serves subscriptions only.
+pub(crate) fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext> {
+    ctx.data::<RequestContext>().map_err(|_| {
+        error(
+            Code::BadUserInput,
+            "queries and mutations are served on POST /graphql; the WebSocket serves subscriptions",
+        )
+    })
+}
+
 /// The request context, the signed-in user and their transaction, or `UNAUTHENTICATED`.
 pub(crate) fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a super::auth::Viewer, &'a RequestDb)> {
-    let request = ctx
-        .data::<RequestContext>()
-        .map_err(|_| internal("request context missing"))?;
+    let request = request(ctx)?;
     match (&request.viewer, &request.db) {
         (Ok(viewer), Some(db)) => Ok((viewer, db)),
         (Err(AuthErrorCode::Invalid), _) => Err(error(

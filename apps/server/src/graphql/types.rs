@@ -1,8 +1,12 @@
 //! The API's own GraphQL types, converted from database models and engine types (models are
 //! never exposed directly).
 
-use async_graphql::{Enum, Json, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use entity::{integration_health_logs, integration_sync_states};
+use sea_orm::{
+    ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+};
 use uuid::Uuid;
 
 /// A member's role in a workspace.
@@ -76,6 +80,7 @@ pub struct Integration {
 
 /// A workspace's connection to an integration.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct Connection {
     /// Its id.
     pub id: Uuid,
@@ -101,4 +106,122 @@ pub struct Connection {
     pub last_health_check: Option<DateTime<Utc>>,
     /// When it last finished a sync.
     pub last_sync_at: Option<DateTime<Utc>>,
+}
+
+/// Health checks return at most this many log rows per request.
+pub const MAX_HEALTH_LOGS: i32 = 100;
+
+/// One health check of a connection.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct HealthLog {
+    /// `HEALTHY`, `WARNING` or `ERROR`.
+    pub status: String,
+    /// What went wrong (sanitized; never a secret).
+    pub error_message: Option<String>,
+    /// How long the provider took, in milliseconds.
+    pub response_time_ms: Option<i32>,
+    /// When it ran.
+    pub checked_at: DateTime<Utc>,
+}
+
+/// The sync state of one object type of a connection.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SyncState {
+    /// The object type (`contacts`, `tickets`, …).
+    pub object_type: String,
+    /// `idle`, `syncing`, `error` or `disabled`.
+    pub status: String,
+    /// Whether a cursor is stored (the next run is incremental).
+    pub has_cursor: bool,
+    /// Seconds since the cursor was last checkpointed (absent without a cursor).
+    pub cursor_age_seconds: Option<i64>,
+    /// Entities created by the last run.
+    pub last_sync_created: i32,
+    /// Entities updated by the last run.
+    pub last_sync_updated: i32,
+    /// Entities archived by the last run.
+    pub last_sync_deleted: i32,
+    /// Attribute values the last run left alone because a user override pins them.
+    pub last_sync_conflicts: i32,
+    /// The provider's newest modification time seen.
+    pub last_modified_sync: Option<DateTime<Utc>>,
+    /// When the last run started.
+    pub last_sync_started_at: Option<DateTime<Utc>>,
+    /// When the last run finished.
+    pub last_sync_completed_at: Option<DateTime<Utc>>,
+    /// Failures in a row.
+    pub error_count: i32,
+    /// The last failure.
+    pub last_error_message: Option<String>,
+}
+
+#[ComplexObject]
+impl Connection {
+    /// The newest health checks, newest first (`last` ≤ 100).
+    async fn health_logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] last: i32,
+    ) -> Result<Vec<HealthLog>> {
+        if !(1..=MAX_HEALTH_LOGS).contains(&last) {
+            return Err(super::errors::error(
+                super::errors::Code::BadUserInput,
+                format!("`last` must be between 1 and {MAX_HEALTH_LOGS}"),
+            ));
+        }
+        let (_, request_db) = super::query::signed_in(ctx)?;
+        let transaction = request_db.lock().await;
+        let rows = integration_health_logs::Entity::find()
+            .filter(integration_health_logs::Column::ConnectionId.eq(self.id))
+            .order_by_desc(integration_health_logs::Column::CheckedAt)
+            .limit(u64::try_from(last).unwrap_or(1))
+            .all(&*transaction)
+            .await
+            .map_err(super::errors::db)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| HealthLog {
+                status: row.status,
+                error_message: row.error_message,
+                response_time_ms: row.response_time,
+                checked_at: row.checked_at.to_utc(),
+            })
+            .collect())
+    }
+
+    /// The sync state of each object type, by object type.
+    async fn sync_states(&self, ctx: &Context<'_>) -> Result<Vec<SyncState>> {
+        let (_, request_db) = super::query::signed_in(ctx)?;
+        let transaction = request_db.lock().await;
+        let rows = integration_sync_states::Entity::find()
+            .filter(integration_sync_states::Column::ConnectionId.eq(self.id))
+            .order_by_asc(integration_sync_states::Column::ObjectType)
+            .all(&*transaction)
+            .await
+            .map_err(super::errors::db)?;
+        let now = Utc::now();
+        let utc = |time: Option<DateTime<chrono::FixedOffset>>| time.map(|time| time.to_utc());
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let has_cursor = row.sync_cursor.is_some();
+                SyncState {
+                    object_type: row.object_type,
+                    status: row.sync_status,
+                    has_cursor,
+                    cursor_age_seconds: has_cursor
+                        .then(|| (now - row.updated_at.to_utc()).num_seconds().max(0)),
+                    last_sync_created: row.last_sync_created,
+                    last_sync_updated: row.last_sync_updated,
+                    last_sync_deleted: row.last_sync_deleted,
+                    last_sync_conflicts: row.last_sync_conflicts,
+                    last_modified_sync: utc(row.last_modified_sync),
+                    last_sync_started_at: utc(row.last_sync_started_at),
+                    last_sync_completed_at: utc(row.last_sync_completed_at),
+                    error_count: row.error_count,
+                    last_error_message: row.last_error_message,
+                }
+            })
+            .collect())
+    }
 }

@@ -1,0 +1,170 @@
+//! Subscriptions over `GET /graphql/ws` (the `graphql-transport-ws` protocol, and the older
+//! `graphql-ws`): the bearer token travels in `connection_init`'s payload (browsers cannot set
+//! headers on a WebSocket), and a connection without a valid one is closed. Each subscription
+//! checks membership once, through an RLS transaction, then streams events.
+
+use async_graphql::futures_util::Stream;
+use async_graphql::futures_util::stream;
+use async_graphql::{Context, Data, Result, SimpleObject, Subscription as SubscriptionRoot};
+use entity::integration_connections;
+use integrations::{ProgressFeed, SyncProgress};
+use providers::secrecy::SecretString;
+use sea_orm::{DatabaseConnection, EntityTrait as _};
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::auth::{self, Viewer};
+use super::context::RequestDb;
+use super::errors::{Code, db, error, internal};
+use super::query::role_in;
+
+/// The subscription root.
+#[derive(Debug, Default)]
+pub struct Subscription;
+
+/// What a WebSocket connection carries once initialised.
+#[derive(Debug, Clone)]
+pub struct SocketContext {
+    /// The signed-in user.
+    pub viewer: Viewer,
+    /// The pool (each subscription's check opens its own RLS transaction).
+    pub pool: DatabaseConnection,
+    /// Where sync progress arrives.
+    pub feed: ProgressFeed,
+}
+
+/// The bearer token of a `connection_init` payload: `{"Authorization": "Bearer …"}`,
+/// `{"authorization": "Bearer …"}` or `{"token": "…"}`.
+pub fn bearer_of(payload: &Value) -> Option<String> {
+    let header = ["Authorization", "authorization"]
+        .iter()
+        .find_map(|key| payload.get(*key).and_then(Value::as_str))
+        .map(str::to_owned);
+    header.or_else(|| {
+        payload
+            .get("token")
+            .and_then(Value::as_str)
+            .map(|token| format!("Bearer {token}"))
+    })
+}
+
+/// Authenticates a WebSocket's `connection_init`: the connection's data, or an error that closes
+/// it.
+pub async fn connection_init(
+    payload: Value,
+    pool: DatabaseConnection,
+    secret: SecretString,
+    feed: ProgressFeed,
+) -> Result<Data> {
+    let authorization = bearer_of(&payload);
+    let viewer = match auth::authenticate(&pool, authorization.as_deref(), &secret).await {
+        Ok(Ok(viewer)) => viewer,
+        Ok(Err(why)) => return Err(error(Code::Unauthenticated, why.to_string())),
+        Err(cause) => return Err(db(cause)),
+    };
+    let mut data = Data::default();
+    data.insert(SocketContext { viewer, pool, feed });
+    Ok(data)
+}
+
+/// One step of a sync's progress.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SyncProgressEvent {
+    /// The connection.
+    pub connection_id: Uuid,
+    /// The object type being synced.
+    pub object_type: String,
+    /// Pages committed so far in this run.
+    pub pages: i64,
+    /// Entities created so far.
+    pub created: i64,
+    /// Entities updated so far.
+    pub updated: i64,
+    /// Entities archived so far.
+    pub deleted: i64,
+    /// Attribute values kept because a user override pins them.
+    pub conflicts: i64,
+    /// `syncing`, then `idle` (finished) or `error`.
+    pub status: String,
+    /// Why the run failed.
+    pub error: Option<String>,
+    /// Whether this is the run's last event.
+    pub done: bool,
+}
+
+impl From<SyncProgress> for SyncProgressEvent {
+    fn from(event: SyncProgress) -> Self {
+        Self {
+            done: event.is_final(),
+            connection_id: event.connection_id,
+            object_type: event.object_type,
+            pages: event.pages.into(),
+            created: event.created.into(),
+            updated: event.updated.into(),
+            deleted: event.deleted.into(),
+            conflicts: event.conflicts.into(),
+            status: event.status,
+            error: event.error,
+        }
+    }
+}
+
+#[SubscriptionRoot]
+impl Subscription {
+    /// Streams the progress of a connection's syncs, page by page, as each page commits (from
+    /// any server process). Every member of the connection's workspace may watch.
+    async fn sync_progress(
+        &self,
+        ctx: &Context<'_>,
+        connection_id: Uuid,
+    ) -> Result<impl Stream<Item = SyncProgressEvent> + use<>> {
+        let socket = ctx.data::<SocketContext>().map_err(|_| {
+            error(
+                Code::BadUserInput,
+                "subscriptions are served on the WebSocket at /graphql/ws",
+            )
+        })?;
+        let not_found = || {
+            error(
+                Code::NotFound,
+                format!("connection {connection_id} not found"),
+            )
+        };
+        let request_db = RequestDb::begin(&socket.pool, &socket.viewer)
+            .await
+            .map_err(db)?;
+        let visible = {
+            let transaction = request_db.lock().await;
+            match integration_connections::Entity::find_by_id(connection_id)
+                .one(&*transaction)
+                .await
+                .map_err(db)?
+            {
+                Some(model) => role_in(&*transaction, socket.viewer.user_id, model.workspace_id)
+                    .await
+                    .is_ok(),
+                None => false,
+            }
+        };
+        request_db.finish(true).await.map_err(internal)?;
+        if !visible {
+            return Err(not_found());
+        }
+        let receiver = socket.feed.subscribe();
+        Ok(stream::unfold(receiver, move |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) if event.connection_id == connection_id => {
+                        return Some((SyncProgressEvent::from(event), receiver));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(skipped)) => {
+                        tracing::debug!(skipped, "a progress watcher fell behind");
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }))
+    }
+}
