@@ -324,6 +324,46 @@ async fn watch_progress(
     anyhow::bail!("the socket closed after {events:?}")
 }
 
+/// What the server answers a subscription of `connection_id` with `authorization`: the first
+/// `next` or `error` message, or `closed: <code> <reason>` when it closes the socket.
+async fn first_answer(
+    base: &str,
+    authorization: &str,
+    connection_id: &str,
+) -> anyhow::Result<String> {
+    let mut request =
+        format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let init = json!({"type": "connection_init", "payload": {"Authorization": authorization}});
+    socket.send(Message::text(init.to_string())).await?;
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($id: UUID!) { syncProgress(connectionId: $id) { pages } }",
+        "variables": {"id": connection_id}
+    }});
+    socket.send(Message::text(subscribe.to_string())).await?;
+    while let Some(message) = tokio::time::timeout(DEADLINE, socket.next()).await? {
+        match message? {
+            Message::Text(text) => {
+                let message: Value = serde_json::from_str(&text)?;
+                if matches!(message["type"].as_str(), Some("next" | "error")) {
+                    return Ok(message.to_string());
+                }
+            }
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|frame| (u16::from(frame.code), frame.reason.to_string()))
+                    .unwrap_or_default();
+                return Ok(format!("closed: {code} {reason}"));
+            }
+            _ => {}
+        }
+    }
+    Ok("closed".to_owned())
+}
+
 async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     let (provider, contacts) = mock_hubspot().await;
     contacts.set(vec![
@@ -626,6 +666,20 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     assert_eq!(
         entity["errors"][0]["extensions"]["code"], "NOT_FOUND",
         "{entity}"
+    );
+
+    let answer = first_answer(
+        &platform.base,
+        &format!("Bearer {stranger}"),
+        &connection_id,
+    )
+    .await?;
+    assert!(answer.contains("NOT_FOUND"), "{answer}");
+    let answer = first_answer(&platform.base, "Bearer forged.token.here", &connection_id).await?;
+    // async-graphql closes a refused `connection_init` with 1002 and the reason.
+    assert_eq!(
+        answer,
+        "closed: 1002 the bearer token is invalid or expired"
     );
 
     platform.background.shutdown().await;

@@ -256,6 +256,81 @@ async fn a_query_nested_too_deep_is_refused() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends `body` as it is to `POST /graphql`; the status and the body back.
+async fn post_raw(
+    test_db: &TestDb,
+    bearer: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<(axum::http::StatusCode, String)> {
+    let app = router(GraphqlState {
+        db: test_db.db.clone(),
+        jwt_secret: SecretString::from(SECRET),
+        schema: schema(),
+        engine: engine_handle(),
+        progress: integrations::ProgressFeed::default(),
+    });
+    let request = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))?;
+    let response = app.oneshot(request).await?;
+    let status = response.status();
+    let body = to_bytes(response.into_body(), 1 << 20).await?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn hostile_requests_get_a_clear_error_with_a_code_and_change_nothing() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Sqlite).await?;
+    let bearer = token(new_id(), 3600, SECRET)?;
+    let workspaces = "SELECT count(*) FROM workspaces";
+
+    // Not JSON, a batch, an oversized body: refused before anything runs.
+    let (status, _) = post_raw(&test_db, &bearer, b"{\"query\": ".to_vec()).await?;
+    assert_eq!(status, 400);
+    let create = json!({"query": "mutation { createWorkspace(name: \"A\") { id } }"});
+    let batch = json!([create, create]).to_string().into_bytes();
+    let (status, body) = post_raw(&test_db, &bearer, batch).await?;
+    assert_eq!(status, 400, "{body}");
+    let huge = json!({"query": format!("{{ viewer {{ id }} }} #{}", "x".repeat(300 * 1024))});
+    let (status, _) = post_raw(&test_db, &bearer, huge.to_string().into_bytes()).await?;
+    assert_eq!(status, 413);
+    assert_eq!(test_db.count(workspaces, vec![]).await?, 0);
+
+    // Wrong variable types, unknown fields, a subscription over POST, too deep: each a
+    // BAD_USER_INPUT error, and nothing written.
+    let cases = [
+        (
+            "mutation($n: String!) { createWorkspace(name: $n) { id } }",
+            json!({"n": 42}),
+        ),
+        (
+            "mutation { createWorkspace(name: \"A\") { id nope } }",
+            json!({}),
+        ),
+        (
+            "subscription($c: UUID!) { syncProgress(connectionId: $c) { pages } }",
+            json!({"c": new_id()}),
+        ),
+        (
+            "mutation { createWorkspace(name: \"A\") { id } } { __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }",
+            json!({}),
+        ),
+    ];
+    for (query, variables) in cases {
+        let response = post(&test_db, Some(&bearer), query, variables).await?;
+        assert!(response["errors"].is_array(), "{query}: {response}");
+        assert_eq!(
+            code(&response),
+            Some("BAD_USER_INPUT"),
+            "{query}: {response}"
+        );
+    }
+    assert_eq!(test_db.count(workspaces, vec![]).await?, 0);
+    Ok(())
+}
+
 /// Adds `n` synced entities with two attributes each (one overridden) to the tenant's workspace.
 async fn add_entities(test_db: &TestDb, tenant: &Tenant, n: usize) -> anyhow::Result<()> {
     use tests::fixtures::v;

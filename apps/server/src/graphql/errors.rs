@@ -65,3 +65,14 @@ pub fn engine(cause: EngineError) -> Error {
 pub fn db(cause: sea_orm::DbErr) -> Error {
     internal(cause)
 }
+
+/// Gives every error a code: the ones async-graphql raises itself before any resolver runs
+/// (syntax, validation, variable types, depth and complexity limits) are the client's input.
+pub fn backfill_codes(errors: &mut [async_graphql::ServerError]) {
+    for error in errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", Code::BadUserInput.as_str());
+        }
+    }
+}

@@ -191,7 +191,8 @@ async fn graphql(
                 HashMapCache::default(),
             ));
     }
-    let response = state.schema.execute(request).await;
+    let mut response = state.schema.execute(request).await;
+    errors::backfill_codes(&mut response.errors);
     if let Some(request_db) = request_db
         && let Err(error) = request_db.finish(response.errors.is_empty()).await
     {
