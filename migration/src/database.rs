@@ -61,6 +61,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
+    if scheme == "sqlite" && max_connections > 1 {
+        // Write-ahead logging lets the server's readers run while a worker writes.
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            sqlite.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+        });
+    }
     let connection =
         Database::connect(options)
             .await

@@ -682,6 +682,37 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
         "closed: 1002 the bearer token is invalid or expired"
     );
 
+    // The syncs this process ran are in its metrics.
+    let metrics = platform
+        .http
+        .get(format!("{}/metrics", platform.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    assert!(
+        sample("sync_pages_total{object_type=\"contacts\",provider=\"hubspot\"}")
+            .is_some_and(|pages| pages >= 3),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample("sync_records_total{outcome=\"conflict\",provider=\"hubspot\"}"),
+        Some(1),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample("sync_records_total{outcome=\"created\",provider=\"hubspot\"}"),
+        Some(2),
+        "{metrics}"
+    );
+
     platform.background.shutdown().await;
     Ok(())
 }

@@ -66,7 +66,8 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
             state.providers.clone(),
             format!("{process_id}-worker-{worker_idx}"),
         )
-        .with_public_base_url(state.settings.public_base_url.clone());
+        .with_public_base_url(state.settings.public_base_url.clone())
+        .with_observer(Arc::new(state.metrics.clone()));
         let worker = if state.settings.is_sqlite() {
             worker.with_progress(state.progress.clone())
         } else {

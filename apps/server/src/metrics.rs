@@ -19,6 +19,9 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_request_duration: HistogramVec,
     webhooks: IntCounterVec,
+    sync_pages: IntCounterVec,
+    sync_records: IntCounterVec,
+    token_refreshes: IntCounterVec,
 }
 
 impl Metrics {
@@ -46,6 +49,30 @@ impl Metrics {
             ),
             &["provider", "result"],
         )?;
+        let sync_pages = IntCounterVec::new(
+            Opts::new(
+                "sync_pages_total",
+                "Sync pages committed by this process, by provider and object type",
+            ),
+            &["provider", "object_type"],
+        )?;
+        let sync_records = IntCounterVec::new(
+            Opts::new(
+                "sync_records_total",
+                "Synced records by provider and outcome (created, updated, deleted, unchanged, conflict)",
+            ),
+            &["provider", "outcome"],
+        )?;
+        let token_refreshes = IntCounterVec::new(
+            Opts::new(
+                "token_refreshes_total",
+                "Access-token refreshes by provider and outcome (refreshed, revoked, failed)",
+            ),
+            &["provider", "outcome"],
+        )?;
+        registry.register(Box::new(sync_pages.clone()))?;
+        registry.register(Box::new(sync_records.clone()))?;
+        registry.register(Box::new(token_refreshes.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         registry.register(Box::new(webhooks.clone()))?;
@@ -54,6 +81,9 @@ impl Metrics {
             http_requests,
             http_request_duration,
             webhooks,
+            sync_pages,
+            sync_records,
+            token_refreshes,
         })
     }
 
@@ -77,6 +107,37 @@ impl Metrics {
         let mut buffer = Vec::new();
         prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         String::from_utf8(buffer).map_err(|error| prometheus::Error::Msg(error.to_string()))
+    }
+}
+
+impl integrations::EngineObserver for Metrics {
+    fn sync_page(
+        &self,
+        provider: providers::ProviderKind,
+        object_type: &str,
+        counts: &integrations::PageCounts,
+    ) {
+        let provider = provider.slug();
+        self.sync_pages
+            .with_label_values(&[provider, object_type])
+            .inc();
+        for (outcome, n) in [
+            ("created", counts.created),
+            ("updated", counts.updated),
+            ("deleted", counts.deleted),
+            ("unchanged", counts.unchanged),
+            ("conflict", counts.conflicts),
+        ] {
+            self.sync_records
+                .with_label_values(&[provider, outcome])
+                .inc_by(u64::from(n));
+        }
+    }
+
+    fn token_refresh(&self, provider: providers::ProviderKind, outcome: &'static str) {
+        self.token_refreshes
+            .with_label_values(&[provider.slug(), outcome])
+            .inc();
     }
 }
 

@@ -141,13 +141,15 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let keyring = Arc::new(settings.keyring()?);
         let settings = Arc::new(settings);
+        let metrics = Metrics::new()?;
         Ok(Self {
             providers: Arc::new(ConfiguredProviders::new(settings.clone(), clock.clone())),
             connections: ConnectionManager::new(db.clone(), clock.clone(), keyring.clone()),
-            credentials: CredentialStore::new(db.clone(), clock.clone(), keyring.clone()),
+            credentials: CredentialStore::new(db.clone(), clock.clone(), keyring.clone())
+                .with_observer(Arc::new(metrics.clone())),
             sealing: keyring,
             inbox: WebhookInbox::new(db.clone(), clock.clone()),
-            metrics: Metrics::new()?,
+            metrics,
             gmail_keys: Arc::new(JwksCache::default()),
             progress: ProgressFeed::default(),
             db,

@@ -66,6 +66,7 @@ pub struct CredentialStore {
     clock: Arc<dyn Clock>,
     keyring: Arc<Keyring>,
     refresh_margin: chrono::Duration,
+    observer: Option<Arc<dyn crate::EngineObserver>>,
 }
 
 /// The associated data binding a sealed credential to its row: a ciphertext copied to another
@@ -86,6 +87,27 @@ impl CredentialStore {
             clock,
             keyring,
             refresh_margin: chrono::Duration::minutes(5),
+            observer: None,
+        }
+    }
+
+    /// Reports every refresh's outcome to `observer` (the server's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn crate::EngineObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    async fn observe_refresh<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        connection: &connections::Model,
+        outcome: &'static str,
+    ) {
+        if let Some(observer) = &self.observer {
+            match provider_of(db, connection).await {
+                Ok(provider) => observer.token_refresh(provider, outcome),
+                Err(error) => tracing::debug!(%error, "refresh not observed"),
+            }
         }
     }
 
@@ -261,6 +283,8 @@ impl CredentialStore {
                     .filter(credentials::Column::ConnectionId.eq(connection_id))
                     .exec(&transaction)
                     .await?;
+                self.observe_refresh(&transaction, &connection, "refreshed")
+                    .await;
                 transaction.commit().await?;
                 Ok(refreshed.access_token)
             }
@@ -286,11 +310,15 @@ impl CredentialStore {
                     .filter(connections::Column::Id.eq(connection_id))
                     .exec(&transaction)
                     .await?;
+                self.observe_refresh(&transaction, &connection, "revoked")
+                    .await;
                 transaction.commit().await?;
                 tracing::warn!(%connection_id, "grant revoked; connection marked disconnected");
                 Err(EngineError::Provider(error))
             }
             Err(error) => {
+                self.observe_refresh(&transaction, &connection, "failed")
+                    .await;
                 transaction.rollback().await?;
                 Err(EngineError::Provider(error))
             }

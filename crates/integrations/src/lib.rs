@@ -60,7 +60,7 @@ pub use health::{
 pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
-pub use progress::{PROGRESS_CHANNEL, ProgressFeed, SyncProgress};
+pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{SyncClaim, SyncEngine, SyncReport, field_value};
 pub use validation::{

@@ -73,3 +73,33 @@ impl ProgressFeed {
         self.0.subscribe()
     }
 }
+
+/// What the engine reports to whoever hosts it, for metrics: every committed sync page and every
+/// token refresh, in the process that did the work (so counters summed across replicas are
+/// exact). The default methods ignore everything.
+pub trait EngineObserver: Send + Sync + std::fmt::Debug {
+    /// A sync page of `provider`'s `object_type` committed with these counts.
+    fn sync_page(&self, provider: providers::ProviderKind, object_type: &str, counts: &PageCounts) {
+        let _ = (provider, object_type, counts);
+    }
+
+    /// A token refresh of `provider` ended: `refreshed`, `revoked` or `failed`.
+    fn token_refresh(&self, provider: providers::ProviderKind, outcome: &'static str) {
+        let _ = (provider, outcome);
+    }
+}
+
+/// The records of one committed page, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    /// Entities created.
+    pub created: u32,
+    /// Entities updated.
+    pub updated: u32,
+    /// Entities archived.
+    pub deleted: u32,
+    /// Records that changed nothing.
+    pub unchanged: u32,
+    /// Attribute values kept because a user override pins them.
+    pub conflicts: u32,
+}

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::EngineError;
 use crate::mapping::{ObjectMapping, object_mapping};
-use crate::progress::{PROGRESS_CHANNEL, ProgressFeed, SyncProgress};
+use crate::progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 2_000;
@@ -109,6 +109,7 @@ pub struct SyncEngine {
     worker_id: String,
     lease: chrono::Duration,
     progress: Option<ProgressFeed>,
+    observer: Option<Arc<dyn EngineObserver>>,
 }
 
 impl SyncEngine {
@@ -124,7 +125,14 @@ impl SyncEngine {
             worker_id: worker_id.into(),
             lease: chrono::Duration::minutes(10),
             progress: None,
+            observer: None,
         }
+    }
+
+    /// Reports every committed page to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn EngineObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Where progress goes on a database without `pg_notify` (SQLite: one process); on
@@ -671,6 +679,19 @@ impl SyncEngine {
         self.notify(&transaction, &event).await?;
         transaction.commit().await?;
         self.publish_local(event);
+        if let Some(observer) = &self.observer {
+            observer.sync_page(
+                claim.provider,
+                &claim.object_type,
+                &PageCounts {
+                    created: counts.created,
+                    updated: counts.updated,
+                    deleted: counts.deleted,
+                    unchanged: counts.unchanged,
+                    conflicts: counts.conflicts,
+                },
+            );
+        }
         claim.last_modified = newest;
         Ok(counts)
     }

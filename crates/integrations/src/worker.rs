@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::jobs::{JobQueue, NewJob};
-use crate::progress::ProgressFeed;
+use crate::progress::{EngineObserver, ProgressFeed};
 use crate::{
     ConnectionValidator, CredentialStore, EngineError, HealthMonitor, IntegrationCache, SyncEngine,
     WebhookInbox, config_from_json,
@@ -80,6 +80,7 @@ pub struct Worker {
     worker_id: String,
     public_base_url: Option<String>,
     progress: Option<ProgressFeed>,
+    observer: Option<Arc<dyn EngineObserver>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -110,6 +111,7 @@ impl Worker {
             worker_id,
             public_base_url: None,
             progress: None,
+            observer: None,
         }
     }
 
@@ -123,6 +125,12 @@ impl Worker {
     /// Where syncs publish progress on SQLite (see [`SyncEngine::with_progress`]).
     pub fn with_progress(mut self, feed: ProgressFeed) -> Self {
         self.progress = Some(feed);
+        self
+    }
+
+    /// Reports sync pages to `observer` (the server's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn EngineObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -182,6 +190,9 @@ impl Worker {
                     SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone());
                 if let Some(feed) = &self.progress {
                     engine = engine.with_progress(feed.clone());
+                }
+                if let Some(observer) = &self.observer {
+                    engine = engine.with_observer(observer.clone());
                 }
                 // Another worker running this sync is not a failure: the job is done.
                 if let Some(claim) = engine.claim(connection_id, object_type).await? {
