@@ -281,7 +281,10 @@ SELECT pg_temp.bench_uuid('bench-provenance:' || c.entity_id || ':' || c.attribu
        CASE WHEN c.overridden THEN 'USER_OVERRIDE' ELSE 'INTEGRATION' END,
        CASE WHEN c.overridden THEN NULL ELSE c.integration_id END,
        CASE WHEN c.overridden THEN NULL ELSE c.external_field END,
-       timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => (c.t % (30 * 86400))::double precision),
+       CASE WHEN c.overridden
+            THEN timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => (c.t % 86400)::double precision)
+            ELSE timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => (c.t % (30 * 86400))::double precision)
+       END,
        c.overridden,
        CASE WHEN c.overridden
             THEN timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => (c.t % 86400)::double precision)
