@@ -192,6 +192,7 @@ run_sql_limit() {
           mode: $mode, concurrency: $c, duration_s: $d, warmup_s: $w, requests: $n, errors: 0,
           rps: $tps, mean_ms: $mean, p50_ms: $p50, p90_ms: $p90, p99_ms: $p99, max_ms: $max,
           statements_per_request: (if $mode == "rls" then 5 else 1 end),
+          statements_note: "BEGIN, SET LOCAL ROLE, set_config, page, COMMIT under --rls",
           response_bytes: $bytes,
           unit: "requests/s (pgbench tps excluding connection time); latency per transaction in ms"}')")
     log "sql_limit: $tps req/s, p50 $p50 ms, p99 $p99 ms ($processed transactions)"
@@ -272,6 +273,8 @@ run_postgraphile() {
           requests: .requests, errors: (.bad_responses + .errors_connect + .errors_read + .errors_write
                                          + .errors_status + .errors_timeout),
           rps: .rps, mean_ms: .mean_ms, p50_ms: .p50_ms, p90_ms: .p90_ms, p99_ms: .p99_ms, max_ms: .max_ms,
+          statements_per_request: (if $mode == "rls" then 4 else 1 end),
+          statements_note: "seen with log_statement=all: one SELECT building the JSON; under --rls also begin, set_config (role and claim), commit",
           server_peak_rss_mb: (($rss / 1024) * 10 | round / 10), response_bytes: $bytes,
           unit: "requests/s over the wrk run; latency per request in ms (wrk)"}' <<<"$line")")
     log "postgraphile: $(jq -r '"\(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms (\(.requests) requests)"' <<<"$line")"

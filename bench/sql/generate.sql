@@ -4,7 +4,8 @@
 --        -v workspace_id=6f1c0b4e-0000-4000-8000-000000000001 -v entities=100000 -v seed=0.42 \
 --        -f bench/sql/generate.sql
 --
--- All three variables are optional (defaults below). Fills ONE workspace with:
+-- All three variables are optional (defaults below); `-v strict_fk=1` keeps the per-row foreign-key
+-- triggers on (slower; see "Speed" below). Fills ONE workspace with:
 --   * a user (OWNER of the workspace; its id is printed, for the RLS-mode peers and our JWT),
 --   * three ACTIVE, connected, healthy integration connections: hubspot, salesforce, stripe
 --     (definitions come from the catalog the migrations seed; the script fails if one is missing),
@@ -176,9 +177,10 @@ DELETE FROM users WHERE id = (SELECT pg_temp.bench_uuid('bench-user:' || workspa
 -- Speed: the per-row foreign-key triggers cost ~2/3 of the bulk insert time. A superuser skips
 -- them (session_replication_role = replica: triggers off; CHECK, NOT NULL and UNIQUE still
 -- enforced) and every foreign key of the new rows is verified set-based before COMMIT (below).
--- Any other role inserts with the triggers on. The cascading delete above ran with them on.
-SELECT rolsuper AS bench_superuser FROM pg_roles WHERE rolname = current_user \gset
-\if :bench_superuser
+-- Any other role, or `-v strict_fk=1`, inserts with the triggers on. The cascading delete above
+-- ran with them on.
+SELECT rolsuper AND NOT :{?strict_fk} AS bench_skip_fk_triggers FROM pg_roles WHERE rolname = current_user \gset
+\if :bench_skip_fk_triggers
 SET LOCAL session_replication_role = replica;
 \endif
 
