@@ -278,6 +278,29 @@ fn attribute<'a>(entities: &'a Value, external_id: &str, key: &str) -> Option<&'
         .find(|attribute| attribute["key"] == key)
 }
 
+/// Opens `/graphql/ws` (`graphql-transport-ws`), initialises it with `authorization` and
+/// subscribes to `query` with `variables` as operation `1`.
+async fn subscribe(
+    base: &str,
+    authorization: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
+    let mut request =
+        format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    let init = json!({"type": "connection_init", "payload": {"Authorization": authorization}});
+    socket.send(Message::text(init.to_string())).await?;
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}});
+    socket.send(Message::text(subscribe.to_string())).await?;
+    Ok(socket)
+}
+
 /// Subscribes to `syncProgress` over `graphql-transport-ws` and returns the events of the next
 /// run, up to its final one.
 async fn watch_progress(
@@ -285,20 +308,13 @@ async fn watch_progress(
     token: &str,
     connection_id: &str,
 ) -> anyhow::Result<Vec<Value>> {
-    let mut request =
-        format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let init =
-        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
-    socket.send(Message::text(init.to_string())).await?;
-    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {
-        "query": "subscription($id: UUID!) { syncProgress(connectionId: $id) { objectType pages created updated conflicts status done } }",
-        "variables": {"id": connection_id}
-    }});
-    socket.send(Message::text(subscribe.to_string())).await?;
+    let mut socket = subscribe(
+        base,
+        &format!("Bearer {token}"),
+        "subscription($id: UUID!) { syncProgress(connectionId: $id) { objectType pages created updated conflicts status done } }",
+        json!({"id": connection_id}),
+    )
+    .await?;
     let mut events = Vec::new();
     while let Some(message) = socket.next().await {
         let Message::Text(text) = message? else {
@@ -331,19 +347,13 @@ async fn first_answer(
     authorization: &str,
     connection_id: &str,
 ) -> anyhow::Result<String> {
-    let mut request =
-        format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let init = json!({"type": "connection_init", "payload": {"Authorization": authorization}});
-    socket.send(Message::text(init.to_string())).await?;
-    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {
-        "query": "subscription($id: UUID!) { syncProgress(connectionId: $id) { pages } }",
-        "variables": {"id": connection_id}
-    }});
-    socket.send(Message::text(subscribe.to_string())).await?;
+    let mut socket = subscribe(
+        base,
+        authorization,
+        "subscription($id: UUID!) { syncProgress(connectionId: $id) { pages } }",
+        json!({"id": connection_id}),
+    )
+    .await?;
     while let Some(message) = tokio::time::timeout(DEADLINE, socket.next()).await? {
         match message? {
             Message::Text(text) => {

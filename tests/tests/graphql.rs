@@ -26,19 +26,24 @@ fn token(user_id: uuid::Uuid, expires_in: i64, secret: &str) -> anyhow::Result<S
     )?)
 }
 
+/// The GraphQL routes on `db`, as the server mounts them.
+fn app(db: sea_orm::DatabaseConnection) -> axum::Router {
+    router(GraphqlState {
+        db,
+        jwt_secret: SecretString::from(SECRET),
+        schema: schema(),
+        engine: engine_handle(),
+        progress: integrations::ProgressFeed::default(),
+    })
+}
+
 async fn post(
     test_db: &TestDb,
     bearer: Option<&str>,
     query: &str,
     variables: Value,
 ) -> anyhow::Result<Value> {
-    let app = router(GraphqlState {
-        db: test_db.db.clone(),
-        jwt_secret: SecretString::from(SECRET),
-        schema: schema(),
-        engine: engine_handle(),
-        progress: integrations::ProgressFeed::default(),
-    });
+    let app = app(test_db.db.clone());
     let mut request = Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
     if let Some(bearer) = bearer {
         request = request.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
@@ -262,13 +267,7 @@ async fn post_raw(
     bearer: &str,
     body: Vec<u8>,
 ) -> anyhow::Result<(axum::http::StatusCode, String)> {
-    let app = router(GraphqlState {
-        db: test_db.db.clone(),
-        jwt_secret: SecretString::from(SECRET),
-        schema: schema(),
-        engine: engine_handle(),
-        progress: integrations::ProgressFeed::default(),
-    });
+    let app = app(test_db.db.clone());
     let request = Request::post("/graphql")
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
@@ -395,13 +394,7 @@ async fn an_entity_page_with_provenance_costs_the_same_few_statements_whatever_i
                 seen.fetch_add(1, Ordering::SeqCst);
             }
         });
-        let app = router(GraphqlState {
-            db,
-            jwt_secret: SecretString::from(SECRET),
-            schema: schema(),
-            engine: engine_handle(),
-            progress: integrations::ProgressFeed::default(),
-        });
+        let app = app(db);
         let body =
             json!({"query": PAGE_QUERY, "variables": {"w": tenant.workspace_id, "first": first}})
                 .to_string();
