@@ -32,6 +32,16 @@ lint:
 entities: tools
     cargo run -q -p tests --bin regenerate-entities
 
+# The performance suite on a fresh PostgreSQL database (release builds, < 10 min): page read vs
+# PostGraphile and the SQL limit, webhook intake, sync ingest vs COPY, migrations. Writes
+# bench/results/latest.json and latest.md.
+bench:
+    bash bench/run.sh
+
+# A reduced suite for development (10,000 entities, 3 s runs); writes bench/results/quick.{json,md}.
+bench-quick:
+    bash bench/run.sh --quick
+
 # Fill 1,000,000 entities on PostgreSQL, apply the provenance migrations and print the seconds taken.
 bench-migrate:
     cargo run -q -p tests --bin bench-migrate

@@ -204,7 +204,8 @@ INSERT INTO integration_connections (
     last_connection_validation, connection_status, account_info,
     last_health_check, health_status, last_sync_created, last_sync_at, sync_status, is_active)
 SELECT pg_temp.bench_uuid('bench-connection:' || p.workspace_id || ':' || i.slug), p.workspace_id,
-       i.integration_id, 'bench-' || i.slug, 'ACTIVE', jsonb_build_object('bench', true),
+       i.integration_id, 'bench-' || i.slug, 'ACTIVE',
+       jsonb_build_object('bench', true, 'external_account_id', 'bench-' || i.slug || '-account'),
        timestamptz '2025-01-01 00:00:00+00', timestamptz '2026-01-01 00:00:00+00',
        pg_temp.bench_uuid('bench-user:' || p.workspace_id), pg_temp.bench_uuid('bench-user:' || p.workspace_id),
        timestamptz '2026-01-01 00:00:00+00', 'connected',

@@ -26,7 +26,7 @@ const WORKER_ERROR_BACKOFF: Duration = Duration::from_secs(5);
 const SCHEDULER_TICK: Duration = Duration::from_secs(60);
 
 /// Workers per process on PostgreSQL (claims use `SKIP LOCKED`); SQLite gets one.
-const POSTGRES_WORKERS: usize = 4;
+const POSTGRES_WORKERS: u32 = 4;
 
 /// The running background tasks; [`Background::shutdown`] stops them between jobs.
 #[derive(Debug)]
@@ -48,15 +48,20 @@ impl Background {
 }
 
 /// Starts the workers and the scheduler on `state` (the scheduler runs `sync_on_startup` first when
-/// `SYNC_ON_STARTUP` is set).
+/// `SYNC_ON_STARTUP` is set). `BACKGROUND_WORKERS=0` starts nothing: the process serves the API
+/// only, and another process runs the jobs.
 pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let process_id = format!("{}-{}", hostname(), std::process::id());
-    let n_workers = if state.settings.is_sqlite() {
-        1
-    } else {
-        POSTGRES_WORKERS
+    let n_workers = match (state.settings.background_workers, state.settings.is_sqlite()) {
+        (Some(0), _) => {
+            tracing::info!("BACKGROUND_WORKERS=0: no worker and no scheduler in this process");
+            return Ok(Background { stop, tasks });
+        }
+        (Some(_) | None, true) => 1,
+        (Some(n), false) => n,
+        (None, false) => POSTGRES_WORKERS,
     };
     for worker_idx in 0..n_workers {
         let worker = Worker::new(

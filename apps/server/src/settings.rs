@@ -74,6 +74,9 @@ pub struct Settings {
     pub token_encryption_keys: Option<SecretString>,
     /// `SYNC_ON_STARTUP`, default false.
     pub sync_on_startup: bool,
+    /// `BACKGROUND_WORKERS`: job workers in this process; default 4 on PostgreSQL, 1 on SQLite
+    /// (which never runs more than one). `0` runs no worker and no scheduler: an API-only process.
+    pub background_workers: Option<u32>,
     /// `APP_ENV`.
     pub app_env: AppEnv,
     /// `LOG_FORMAT`.
@@ -104,6 +107,7 @@ impl fmt::Debug for Settings {
             .field("auth_jwt_secret", &self.auth_jwt_secret)
             .field("token_encryption_keys", &self.token_encryption_keys)
             .field("sync_on_startup", &self.sync_on_startup)
+            .field("background_workers", &self.background_workers)
             .field("app_env", &self.app_env)
             .field("log_format", &self.log_format)
             .field("providers", &self.providers)
@@ -235,6 +239,14 @@ impl Settings {
                 });
             }
         };
+        let background_workers = get("BACKGROUND_WORKERS")
+            .map(|text| {
+                text.parse().map_err(|_| SettingsError::Invalid {
+                    name: "BACKGROUND_WORKERS",
+                    reason: format!("`{text}` is not a whole number"),
+                })
+            })
+            .transpose()?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text" | "pretty") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -275,6 +287,7 @@ impl Settings {
             auth_jwt_secret: get("AUTH_JWT_SECRET").map(SecretString::from),
             token_encryption_keys,
             sync_on_startup,
+            background_workers,
             app_env,
             log_format,
             providers,

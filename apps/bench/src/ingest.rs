@@ -1,0 +1,311 @@
+//! Sync ingest: N Stripe customers from a loopback mock through the real engine, and the raw
+//! `COPY` of the same rows as the baseline.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail, ensure};
+use axum::{Json, Router};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use integrations::SyncEngine;
+use providers::secrecy::SecretString;
+use providers::{
+    HttpCore, ProviderClient, ProviderKind, ProviderSpec, ReadOptions, RetryPolicy, SystemClock,
+    TokioSleeper,
+};
+use sea_orm::sqlx::{self, Connection as _};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::round;
+
+/// Stripe's largest list page.
+const PAGE_SIZE: usize = 100;
+
+/// Attributes the Stripe customer mapping writes per record (email, name, phone, description).
+const ATTRIBUTES_PER_RECORD: i64 = 4;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The PostgreSQL database to write to (migrated).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Customers the mock serves.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+}
+
+/// The mock's pre-rendered pages: the body of the page after each cursor (`None` = the first).
+#[derive(Debug)]
+struct Pages {
+    by_cursor: HashMap<Option<String>, Bytes>,
+}
+
+/// One customer in Stripe's documented shape.
+fn customer(index: usize) -> Value {
+    json!({
+        "id": format!("cus_bench{index:08}"),
+        "object": "customer",
+        "address": null,
+        "balance": 0,
+        "created": 1_735_689_600 + index,
+        "currency": "usd",
+        "default_source": null,
+        "delinquent": false,
+        "description": format!("Bench customer {index}"),
+        "email": format!("customer{index}@example.com"),
+        "invoice_prefix": format!("B{index:07X}"),
+        "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null},
+        "livemode": false,
+        "metadata": {"tier": if index % 3 == 0 { "gold" } else { "standard" }},
+        "name": format!("Customer {index}"),
+        "phone": format!("+1555{:07}", index % 10_000_000),
+        "preferred_locales": [],
+        "shipping": null,
+        "tax_exempt": "none",
+        "test_clock": null
+    })
+}
+
+impl Pages {
+    fn render(records: usize) -> anyhow::Result<Self> {
+        let mut by_cursor = HashMap::new();
+        let mut cursor = None;
+        let mut start = 0;
+        while start < records || start == 0 {
+            let end = (start + PAGE_SIZE).min(records);
+            let data: Vec<Value> = (start..end).map(customer).collect();
+            let body = json!({
+                "object": "list",
+                "url": "/v1/customers",
+                "has_more": end < records,
+                "data": data,
+            });
+            by_cursor.insert(cursor, Bytes::from(serde_json::to_vec(&body)?));
+            cursor = Some(format!("cus_bench{:08}", end.saturating_sub(1)));
+            start = end;
+            if end == records {
+                break;
+            }
+        }
+        Ok(Self { by_cursor })
+    }
+}
+
+async fn customers(
+    State(pages): State<Arc<Pages>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if query.get("limit").map(String::as_str) != Some("100") {
+        return (StatusCode::BAD_REQUEST, "limit=100 expected").into_response();
+    }
+    match pages.by_cursor.get(&query.get("starting_after").cloned()) {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"type": "invalid_request_error", "message": "No such customer"}})),
+        )
+            .into_response(),
+    }
+}
+
+async fn events() -> Json<Value> {
+    Json(json!({"object": "list", "url": "/v1/events", "has_more": false, "data": []}))
+}
+
+/// Starts the mock on a loopback port; returns its base URL.
+async fn start_mock(pages: Pages) -> anyhow::Result<String> {
+    let app = Router::new()
+        .route("/v1/customers", get(customers))
+        .route("/v1/events", get(events))
+        .with_state(Arc::new(pages));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            eprintln!("bench ingest: the mock provider stopped: {error}");
+        }
+    });
+    Ok(format!("http://{address}"))
+}
+
+async fn count(db: &DatabaseConnection, sql: &str, workspace_id: Uuid) -> anyhow::Result<i64> {
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [workspace_id.into()],
+        ))
+        .await?
+        .context("count returned no row")?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// The three tables a sync writes, and how to select this workspace's rows of each.
+const TABLES: [(&str, &str); 3] = [
+    ("entities", "SELECT * FROM entities WHERE workspace_id = '{ws}'"),
+    (
+        "entity_attribute_values",
+        "SELECT v.* FROM entity_attribute_values v JOIN entities e ON e.id = v.entity_id WHERE e.workspace_id = '{ws}'",
+    ),
+    (
+        "entity_attribute_provenance",
+        "SELECT p.* FROM entity_attribute_provenance p JOIN entities e ON e.id = p.entity_id WHERE e.workspace_id = '{ws}'",
+    ),
+];
+
+/// Seconds a raw `COPY … FROM STDIN` (one transaction, binary format) takes to write the rows the
+/// sync wrote into empty copies of the tables (with their indexes, without foreign keys).
+async fn copy_baseline(database_url: &str, workspace_id: Uuid) -> anyhow::Result<(f64, u64)> {
+    let mut conn = sqlx::PgConnection::connect(database_url).await?;
+    let mut dumps = Vec::new();
+    for (table, select) in TABLES {
+        let select = select.replace("{ws}", &workspace_id.to_string());
+        let mut stream = conn
+            .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+            .await?;
+        let mut data = Vec::new();
+        while let Some(chunk) = futures_next(&mut stream).await {
+            data.extend_from_slice(&chunk?);
+        }
+        drop(stream);
+        let copy_table = format!("bench_copy_{table}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {copy_table}; CREATE TABLE {copy_table} (LIKE {table} INCLUDING ALL)"
+        )))
+        .execute(&mut conn)
+        .await?;
+        dumps.push((copy_table, data));
+    }
+    let started = Instant::now();
+    let mut rows = 0;
+    let mut tx = conn.begin().await?;
+    for (copy_table, data) in &dumps {
+        let mut copy = tx
+            .copy_in_raw(&format!("COPY {copy_table} FROM STDIN (FORMAT binary)"))
+            .await?;
+        copy.send(data.as_slice()).await?;
+        rows += copy.finish().await?;
+    }
+    tx.commit().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    for (copy_table, _) in &dumps {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {copy_table}")))
+            .execute(&mut conn)
+            .await?;
+    }
+    Ok((seconds, rows))
+}
+
+async fn futures_next<S>(stream: &mut S) -> Option<S::Item>
+where
+    S: futures_util::Stream + Unpin,
+{
+    use futures_util::StreamExt as _;
+    stream.next().await
+}
+
+pub async fn run(args: Args) -> anyhow::Result<String> {
+    ensure!(args.records > 0, "--records must be positive");
+    let db = migration::connect(&args.database_url, 4)
+        .await
+        .context("bench ingest: cannot connect to DATABASE_URL")?;
+    let workspace_id = Uuid::new_v4();
+    let connection_id = Uuid::new_v4();
+    let backend = db.get_database_backend();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO workspaces (id, name) VALUES ($1, 'Bench ingest')",
+        [workspace_id.into()],
+    ))
+    .await?;
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO integration_connections (id, workspace_id, integration_id, status, connection_status)
+         SELECT $1, $2, id, 'ACTIVE', 'connected' FROM integration_definitions WHERE slug = 'stripe'",
+        [connection_id.into(), workspace_id.into()],
+    ))
+    .await?;
+
+    let base_url = start_mock(Pages::render(args.records)?).await?;
+    let clock = Arc::new(SystemClock);
+    let spec = ProviderSpec::for_provider(ProviderKind::Stripe).with_api_base_url(&base_url)?;
+    let http = HttpCore::new(
+        ProviderKind::Stripe,
+        RetryPolicy::default(),
+        clock.clone(),
+        Arc::new(TokioSleeper),
+    )?;
+    let client = ProviderClient::new(spec, http, SecretString::from("sk_test_bench"));
+    let engine = SyncEngine::new(db.clone(), clock, "bench-ingest");
+
+    let started = Instant::now();
+    let claim = engine
+        .claim(connection_id, "customers")
+        .await?
+        .context("bench ingest: the sync could not be claimed")?;
+    let report = engine
+        .run(claim, &client, &ReadOptions::default())
+        .await
+        .context("bench ingest: the sync failed")?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let records = i64::try_from(args.records)?;
+    let entities = count(&db, "SELECT count(*) FROM entities WHERE workspace_id = $1", workspace_id).await?;
+    let values = count(
+        &db,
+        "SELECT count(*) FROM entity_attribute_values v JOIN entities e ON e.id = v.entity_id WHERE e.workspace_id = $1",
+        workspace_id,
+    )
+    .await?;
+    let provenance = count(
+        &db,
+        "SELECT count(*) FROM entity_attribute_provenance p JOIN entities e ON e.id = p.entity_id
+         WHERE e.workspace_id = $1 AND p.source_type = 'INTEGRATION'",
+        workspace_id,
+    )
+    .await?;
+    if i64::from(report.created) != records
+        || entities != records
+        || values != records * ATTRIBUTES_PER_RECORD
+        || provenance != records * ATTRIBUTES_PER_RECORD
+    {
+        bail!(
+            "bench ingest: wrong counts after the sync: created {}, entities {entities}, values {values}, provenance {provenance}; expected {records}, {records}, {v}, {v}",
+            report.created,
+            v = records * ATTRIBUTES_PER_RECORD
+        );
+    }
+
+    let (copy_seconds, copy_rows) = copy_baseline(&args.database_url, workspace_id)
+        .await
+        .context("bench ingest: the COPY baseline failed")?;
+    let expected_rows = u64::try_from(records * (1 + 2 * ATTRIBUTES_PER_RECORD))?;
+    ensure!(
+        copy_rows == expected_rows,
+        "bench ingest: COPY wrote {copy_rows} rows, expected {expected_rows}"
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let (rate, copy_rate) = (records as f64 / seconds, records as f64 / copy_seconds);
+    Ok(json!({
+        "workload": "sync_ingest",
+        "records": records,
+        "pages": report.pages,
+        "page_size": PAGE_SIZE,
+        "rows_written": expected_rows,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(rate, 1),
+        "copy_seconds": round(copy_seconds, 3),
+        "copy_records_per_s": round(copy_rate, 1),
+        "ratio_to_copy": round(rate / copy_rate, 4),
+        "unit": "records/s: Stripe customers (1 entity + 4 values + 4 provenance rows each) from claim to the committed last page",
+        "measured_by": "bench-harness ingest: loopback Stripe mock (pre-rendered pages of 100) -> ProviderClient -> SyncEngine -> PostgreSQL; baseline: COPY FROM STDIN (binary) of the same rows into empty LIKE … INCLUDING ALL tables, one transaction",
+    })
+    .to_string())
+}

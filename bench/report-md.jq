@@ -1,0 +1,31 @@
+# The short markdown table of a bench/results/<name>.json (jq -r).
+def f: if type == "number" then (. * 100 | round / 100 | tostring) else tostring end;
+def row($cells): "| " + ($cells | map(f) | join(" | ")) + " |";
+"# \(.suite): \(.started_at), commit \(.commit)",
+"",
+"\(.machine.cores) cores (\(.machine.cpu)), PostgreSQL \(.machine.postgresql); \(.data.workspace_entities) entities × 10 attributes; whole run \(.total_seconds) s.",
+"",
+"## Page read (50 entities with attributes, provenance, integration; row-level security on)",
+"",
+"| peer | concurrency | req/s | p50 ms | p99 ms | statements/request |",
+"|---|---|---|---|---|---|",
+(.page_read as $p | ("c1", "c32") as $c | ("ours", "postgraphile", "sql_limit") as $peer
+  | $p[$c][$peer] | row([$peer, .concurrency, .rps, .p50_ms, .p99_ms, .statements_per_request])),
+"",
+"Ratios of requests/s: ours/PostGraphile \(.page_read.c1.ours_over_postgraphile) (c=1), \(.page_read.c32.ours_over_postgraphile) (c=32); ours/SQL limit \(.page_read.c1.ours_over_sql_limit) (c=1), \(.page_read.c32.ours_over_sql_limit) (c=32).",
+"Server peak RSS: \(.server_peak_rss_mb.after_page_reads) MB after the page reads, \(.server_peak_rss_mb.after_webhooks) MB after the webhooks.",
+"",
+"## Other workloads",
+"",
+"| workload | figure | unit |",
+"|---|---|---|",
+row(["sync ingest (engine)", .sync_ingest.records_per_s, "records/s, \(.sync_ingest.records) Stripe customers in pages of \(.sync_ingest.page_size)"]),
+row(["sync ingest (raw COPY of the same rows)", .sync_ingest.copy_records_per_s, "records/s; ratio \(.sync_ingest.ratio_to_copy)"]),
+row(["webhook intake c=\(.webhook_intake.concurrency)", .webhook_intake.rps, "deliveries/s, p99 \(.webhook_intake.p99_ms) ms, \(.webhook_intake.deliveries) deliveries, \(.webhook_intake.stored_events) stored (exact)"]),
+row(["provenance migrations", .migrate.total_seconds, "seconds on \(.migrate.entities) entities"]),
+"",
+"## Targets",
+"",
+"| target | value | goal | met |",
+"|---|---|---|---|",
+(.targets[] | row([.name, .value, .target + " " + .unit, (if .met then "yes" else "**no**" end)]))

@@ -1,0 +1,50 @@
+# Builds bench/results/<name>.json from the suite's JSON lines (jq -s): the figures, the ratios the
+# issue asks for, and each target with where we stand. Arguments come from bench/run.sh.
+def one($workload; $peer; $c):
+  [.[] | select(.workload == $workload and (.peer // "") == $peer and (.concurrency // 0) == $c)]
+  | if length == 1 then .[0] else error("expected one \($workload) \($peer) c=\($c) result, got \(length)") end;
+def only($workload):
+  [.[] | select(.workload == $workload)]
+  | if length == 1 then .[0] else error("expected one \($workload) result, got \(length)") end;
+def r3: . * 1000 | round / 1000;
+def mb: . / 1024 * 10 | round / 10;
+def target($name; $value; $op; $bound; $unit):
+  {name: $name, value: $value, target: "\($op) \($bound)", unit: $unit,
+   met: (if $op == ">=" then $value >= $bound elif $op == "<=" then $value <= $bound else $value < $bound end)};
+
+. as $all
+| (reduce (1, 32) as $c ({};
+    .["c\($c)"] = (($all | one("page_read"; "ours"; $c)) as $ours
+      | ($all | one("page_read"; "postgraphile"; $c)) as $pg
+      | ($all | one("page_read"; "sql_limit"; $c)) as $limit
+      | {ours: $ours, postgraphile: $pg, sql_limit: $limit,
+         ours_over_postgraphile: ($ours.rps / $pg.rps | r3),
+         ours_over_sql_limit: ($ours.rps / $limit.rps | r3)}))) as $page
+| only("webhook_intake") as $webhooks
+| only("sync_ingest") as $ingest
+| only("migrate") as $migrate
+| {
+    suite: (if $quick == 1 then "just bench-quick (reduced)" else "just bench" end),
+    started_at: $started, commit: $commit, total_seconds: $total,
+    machine: {cpu: $cpu, cores: ($cores | tonumber), postgresql: $pg},
+    data: {workspace_entities: $entities, attributes_per_entity: 10, integrations: 3, seed: 0.42,
+           generate_seconds: $gen, generator: "bench/sql/generate.sql (psql, bulk INSERT … SELECT)"},
+    page_read: ($page + {
+      query: "entities(first: 50) with all attributes, provenance and integration; ours: bench/graphql/entities-page.graphql, PostGraphile: bench/postgraphile/query.graphql, limit: bench/sql/page.sql",
+      mode: "all three as role authenticated with the owner's claim, in a transaction (row-level security on)"}),
+    server_peak_rss_mb: {after_page_reads: ($page_rss | mb), after_webhooks: ($rss | mb),
+                         unit: "MB, VmHWM of our server process (one process for page reads then webhooks)"},
+    webhook_intake: $webhooks,
+    sync_ingest: $ingest,
+    migrate: $migrate,
+    targets: [
+      target("page read c=32: ours / PostGraphile"; $page.c32.ours_over_postgraphile; ">="; 2; "ratio of requests/s"),
+      target("page read c=32: ours / SQL limit"; $page.c32.ours_over_sql_limit; ">="; 0.6; "ratio of requests/s"),
+      target("SQL statements per page read"; $page.c1.ours.statements_per_request; "<="; 5; "statements"),
+      target("sync ingest"; $ingest.records_per_s; ">="; 50000; "records/s"),
+      target("sync ingest / COPY"; $ingest.ratio_to_copy; ">="; 0.3; "ratio of records/s"),
+      target("webhook intake c=32"; $webhooks.rps; ">="; 10000; "deliveries/s"),
+      target("server peak RSS"; ($rss | mb); "<"; 100; "MB"),
+      target("provenance migrations V001-V006"; ($migrate.total_seconds | r3); "<"; 2; "seconds on \($migrate.entities) entities")
+    ]
+  }

@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# `just bench` (and `just bench-quick` = `bench/run.sh --quick`): the whole performance suite of
+# issue 6 on a fresh PostgreSQL database, with release builds, in one run on this machine:
+#
+#   1. data          bench/sql/generate.sql fills one workspace (100,000 entities; quick: 10,000)
+#   2. statements    SQL statements one page read sends, counted in PostgreSQL's own statement log
+#   3. page_read     our server under wrk at concurrency 1 and 32, then the peers (PostGraphile and
+#                    the hand-written SQL limit under pgbench, bench/scripts/peers.sh --rls) alike
+#   4. webhooks      signed Stripe deliveries, 10% repeats, at concurrency 32 (bench-harness)
+#   5. ingest        100,000 Stripe customers from a loopback mock through the sync engine, and
+#                    the raw COPY of the same rows (bench-harness)
+#   6. migrate       `just bench-migrate` (1,000,000 entities; quick: 100,000)
+#
+# Results: bench/results/latest.json and latest.md (quick: quick.json / quick.md), written only
+# when every step succeeded. Any error, wrong count or peer that cannot start stops the run with
+# `bench: FAILED at <step>: <why>` and a non-zero exit. Progress goes to stderr.
+#
+# Environment: TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) is where
+# the throwaway database `bench_<time>_<pid>` is created and dropped. The statement count reads the
+# server log under /var/log/postgresql (Debian's layout; PG_LOG overrides).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+cd "$root"
+
+step="arguments"
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: FAILED at %s: %s\n' "$step" "$*" >&2; exit 1; }
+
+quick=0
+case "${1:-}" in
+    "") ;;
+    --quick) quick=1 ;;
+    *) die "unknown argument $1 (only --quick)" ;;
+esac
+if [ "$quick" -eq 1 ]; then
+    name=quick entities=10000 duration=3 warmup=1 ingest_records=10000 deliveries=2000 migrate_entities=100000
+else
+    name=latest entities=100000 duration=10 warmup=2 ingest_records=100000 deliveries=20000 migrate_entities=1000000
+fi
+seed=0.42
+workspace=6f1c0b4e-0000-4000-8000-000000000001
+admin_url="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+started_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+t0=$SECONDS
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")"
+server_pid=""
+db=""
+stop_server() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+cleanup() {
+    stop_server
+    if [ -n "$db" ]; then
+        psql "$admin_url" -X -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# --- tools and builds -------------------------------------------------------------------------
+step="tools"
+bash "$here/scripts/install-tools.sh" || die "bench/scripts/install-tools.sh failed"
+command -v openssl >/dev/null 2>&1 || die "openssl is missing (it signs the bench's JWT)"
+
+step="build"
+log "cargo build --release (server, migration, bench-harness, bench-migrate)"
+cargo build --release --locked --bins -p server -p migration -p bench-harness -p tests >&2 \
+    || die "cargo build --release failed"
+bin="$root/target/release"
+
+# --- database and data ------------------------------------------------------------------------
+step="database"
+db="bench_$(date +%s)_$$"
+psql "$admin_url" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null \
+    || die "cannot create database $db on $admin_url"
+export DATABASE_URL="${admin_url%/*}/$db"
+"$bin/migration" up >&2 || die "migrating $db failed"
+
+step="data"
+log "generating $entities entities (seed $seed)"
+gen_t0=$SECONDS
+generated="$(psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -v workspace_id="$workspace" \
+    -v entities="$entities" -v seed="$seed" -f "$here/sql/generate.sql" | tail -n 1)" \
+    || die "bench/sql/generate.sql failed"
+gen_seconds=$(( SECONDS - gen_t0 ))
+owner="$(jq -r .owner_user_id <<<"$generated")" || die "generate.sql printed no JSON: $generated"
+[ "$(jq -r .entities <<<"$generated")" = "$entities" ] || die "generate.sql made the wrong number of entities: $generated"
+log "data: $generated ($gen_seconds s)"
+
+# --- our server ---------------------------------------------------------------------------------
+jwt_secret="$(openssl rand -hex 32)"
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+jwt() {
+    local header payload signature
+    header="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)"
+    payload="$(jq -nc --arg sub "$owner" --argjson exp $(( $(date +%s) + 3600 )) \
+        '{sub: $sub, email: "bench-owner@example.com", exp: $exp}' | b64url)"
+    signature="$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$jwt_secret" -binary | b64url)"
+    printf '%s.%s.%s' "$header" "$payload" "$signature"
+}
+token="$(jwt)"
+export STRIPE_WEBHOOK_SECRET="whsec_bench_$(openssl rand -hex 16)"
+port=$(( 20000 + $$ % 20000 ))
+
+# start_server <background workers, "" for the default>: our release server on $DATABASE_URL, ready when /readyz is.
+start_server() {
+    if ss -ltn 2>/dev/null | awk '{print $4}' | grep -Eq "[:.]$port\$"; then
+        die "port $port is already in use"
+    fi
+    local workers=()
+    [ -z "$1" ] || workers=("BACKGROUND_WORKERS=$1")
+    env BIND_ADDR="127.0.0.1:$port" AUTH_JWT_SECRET="$jwt_secret" \
+        TOKEN_ENCRYPTION_KEYS="bench:$(openssl rand -base64 32)" "${workers[@]}" \
+        RUST_LOG=warn "$bin/server" > "$tmp/server.log" 2>&1 &
+    server_pid=$!
+    local waited=0
+    until curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; do
+        kill -0 "$server_pid" 2>/dev/null || { tail -n 30 "$tmp/server.log" >&2; die "the server exited before it was ready"; }
+        [ "$waited" -lt 300 ] || { tail -n 30 "$tmp/server.log" >&2; die "the server was not ready after 30 s"; }
+        sleep 0.1
+        waited=$(( waited + 1 ))
+    done
+}
+url="http://127.0.0.1:$port/graphql"
+jq -nc --rawfile q "$here/graphql/entities-page.graphql" --arg ws "$workspace" \
+    '{query: $q, variables: {workspaceId: $ws}, operationName: "EntitiesPage"}' > "$tmp/body.json"
+
+# The page our server must return: counts taken from the database, as peers.sh checks its peers.
+read -r expected_values expected_provenance < <(psql "$DATABASE_URL" -X -A -t -F ' ' -c "
+    WITH page AS (SELECT id FROM entities WHERE workspace_id = '$workspace' ORDER BY id LIMIT 50)
+    SELECT (SELECT count(*) FROM entity_attribute_values v JOIN page p ON p.id = v.entity_id),
+           (SELECT count(*) FROM entity_attribute_provenance pr JOIN page p ON p.id = pr.entity_id)")
+check_page() {
+    local response got
+    response="$(curl -sS -f -X POST -H 'content-type: application/json' -H "authorization: Bearer $token" \
+        --data @"$tmp/body.json" "$url")" || die "the server answered the page query with an HTTP error"
+    got="$(jq -r 'if .errors then "errors: \(.errors | tostring)" else
+            [(.data.entities.edges | length), ([.data.entities.edges[].node.attributes | length] | add // 0),
+             ([.data.entities.edges[].node.attributes[] | select(.provenance != null)] | length),
+             .data.entities.pageInfo.hasNextPage] | @tsv end' <<<"$response")" || die "the server did not return JSON"
+    [ "$got" = "50	$expected_values	$expected_provenance	true" ] \
+        || die "the server returned (entities, values, provenance, hasNextPage) = ($got), expected (50, $expected_values, $expected_provenance, true)"
+    printf '%s' "${#response}"
+}
+
+# --- statements per page read ---------------------------------------------------------------------
+step="statements"
+pg_log="${PG_LOG:-$(ls -t /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -n 1)}"
+[ -n "$pg_log" ] && [ -r "$pg_log" ] || die "cannot read PostgreSQL's log (set PG_LOG)"
+marker() { psql "$DATABASE_URL" -X -q -A -t -c "SELECT 'bench-marker-$1'" >/dev/null; }
+wait_for_marker() {
+    local waited=0
+    until grep -q "bench-marker-$1" "$pg_log"; do
+        [ "$waited" -lt 100 ] || die "marker $1 never reached $pg_log"
+        sleep 0.1
+        waited=$(( waited + 1 ))
+    done
+}
+psql "$DATABASE_URL" -X -q -c "ALTER DATABASE $db SET log_statement = 'all'" || die "cannot set log_statement"
+start_server 0   # no background loops: every statement logged in the window is a request's
+check_page >/dev/null
+counted=5
+marker "start-$$"
+for _ in $(seq "$counted"); do check_page >/dev/null; done
+marker "end-$$"
+wait_for_marker "end-$$"
+statements="$(awk -v db="$db" -v start="bench-marker-start-$$" -v end="bench-marker-end-$$" '
+    index($0, start) { on = 1; next }
+    index($0, end) { on = 0 }
+    on && index($0, "@" db " LOG:  ") && (index($0, "LOG:  statement: ") || index($0, "LOG:  execute ")) { n++ }
+    END { print n + 0 }' "$pg_log")"
+stop_server
+psql "$DATABASE_URL" -X -q -c "ALTER DATABASE $db RESET log_statement" || die "cannot reset log_statement"
+[ "$(( statements % counted ))" -eq 0 ] || die "$statements statements for $counted requests: not a constant number per request"
+per_request=$(( statements / counted ))
+[ "$per_request" -gt 0 ] || die "no statement logged for the page reads (is log_statement honoured?)"
+log "statements: $per_request per page read ($statements for $counted requests)"
+
+# --- page read: ours ----------------------------------------------------------------------------
+results="$tmp/results.jsonl"
+: > "$results"
+start_server ""
+response_bytes="$(check_page)"
+wrk_run() {  # wrk_run <concurrency> <seconds> <out>
+    local threads=$(( $1 < 2 ? $1 : 2 )) rc=0
+    BENCH_BODY_FILE="$tmp/body.json" BENCH_AUTHORIZATION="Bearer $token" \
+        wrk -t "$threads" -c "$1" -d "${2}s" --timeout 30s -s "$here/scripts/wrk-graphql.lua" "$url" \
+        > "$3" 2> "$3.err" || rc=$?
+    [ "$rc" -eq 0 ] || { cat "$3" "$3.err" >&2; die "wrk exited with $rc"; }
+    local line
+    line="$(sed -n 's/^WRK_RESULT //p' "$3")"
+    [ -n "$line" ] || { cat "$3" "$3.err" >&2; die "wrk printed no result"; }
+    [ "$(jq '.bad_responses + .errors_connect + .errors_read + .errors_write + .errors_status + .errors_timeout' <<<"$line")" = 0 ] \
+        && [ "$(jq .requests <<<"$line")" -gt 0 ] || { cat "$3.err" >&2; die "wrk: $line"; }
+    printf '%s' "$line"
+}
+for c in 1 32; do
+    step="page_read: ours c=$c"
+    log "ours: wrk -c $c -d ${duration}s (after ${warmup}s warm-up)"
+    wrk_run "$c" "$warmup" "$tmp/wrk_warmup_$c.out" >/dev/null
+    line="$(wrk_run "$c" "$duration" "$tmp/wrk_$c.out")"
+    kill -0 "$server_pid" 2>/dev/null || die "the server died during the run"
+    jq -c --argjson c "$c" --argjson d "$duration" --argjson w "$warmup" --argjson spr "$per_request" \
+        --argjson bytes "$response_bytes" --arg version "$(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)" \
+        '{workload: "page_read", peer: "ours", tool: "wrk", tool_version: $version, mode: "rls",
+          concurrency: $c, duration_s: $d, warmup_s: $w, requests: .requests, errors: 0,
+          rps: .rps, mean_ms: .mean_ms, p50_ms: .p50_ms, p90_ms: .p90_ms, p99_ms: .p99_ms, max_ms: .max_ms,
+          statements_per_request: $spr,
+          statements_note: "counted: PostgreSQL log_statement=all lines for 5 page reads, divided by 5",
+          response_bytes: $bytes,
+          unit: "requests/s over the wrk run; latency per request in ms (wrk)"}' <<<"$line" >> "$results"
+    log "ours c=$c: $(jq -r '"\(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"' <<<"$line")"
+done
+page_rss_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
+
+# --- webhook intake (same server) ---------------------------------------------------------------
+step="webhooks"
+log "webhooks: $deliveries signed deliveries, 10% repeats, concurrency 32"
+"$bin/bench-harness" webhooks --url "http://127.0.0.1:$port" --deliveries "$deliveries" \
+    --duplicate-percent 10 --concurrency 32 >> "$results" || die "bench-harness webhooks failed"
+kill -0 "$server_pid" 2>/dev/null || die "the server died during the webhook burst"
+server_rss_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
+stop_server
+log "webhooks: $(tail -n 1 "$results" | jq -r '"\(.rps) deliveries/s, p99 \(.p99_ms) ms"')"
+
+# --- page read: the peers -------------------------------------------------------------------------
+for c in 1 32; do
+    step="page_read: peers c=$c"
+    bash "$here/scripts/peers.sh" --workspace "$workspace" --concurrency "$c" --duration "$duration" \
+        --warmup "$warmup" --rls --port $(( port + 1 )) >> "$results" || die "bench/scripts/peers.sh -c $c failed"
+done
+
+# --- sync ingest ------------------------------------------------------------------------------------
+step="ingest"
+log "ingest: $ingest_records Stripe customers through the sync engine, then COPY"
+"$bin/bench-harness" ingest --records "$ingest_records" >> "$results" || die "bench-harness ingest failed"
+log "ingest: $(tail -n 1 "$results" | jq -r '"\(.records_per_s) records/s, COPY \(.copy_records_per_s) records/s"')"
+
+# --- migration ------------------------------------------------------------------------------------
+step="migrate"
+log "bench-migrate on $migrate_entities entities"
+BENCH_ENTITIES="$migrate_entities" BENCH_MIGRATE_OUT="$tmp/migrate.json" "$bin/bench-migrate" >&2 \
+    || die "bench-migrate failed"
+jq -c '. + {workload: "migrate"}' "$tmp/migrate.json" >> "$results" || die "bench-migrate wrote no result"
+
+# --- report ---------------------------------------------------------------------------------------
+step="report"
+total_seconds=$(( SECONDS - t0 ))
+jq -s --arg started "$started_at" --argjson quick "$quick" --argjson entities "$entities" \
+    --argjson gen "$gen_seconds" --argjson total "$total_seconds" \
+    --argjson page_rss "$page_rss_kb" --argjson rss "$server_rss_kb" \
+    --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" --arg cores "$(nproc)" \
+    --arg pg "$(psql "$admin_url" -X -A -t -c 'SHOW server_version')" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    -f "$here/report.jq" "$results" > "$tmp/$name.json" || die "building the report failed"
+jq -r -f "$here/report-md.jq" "$tmp/$name.json" > "$tmp/$name.md" || die "building the markdown table failed"
+mkdir -p "$here/results"
+cp "$tmp/$name.json" "$here/results/$name.json.tmp" && mv "$here/results/$name.json.tmp" "$here/results/$name.json"
+cp "$tmp/$name.md" "$here/results/$name.md.tmp" && mv "$here/results/$name.md.tmp" "$here/results/$name.md"
+cat "$here/results/$name.md"
+log "done in ${total_seconds}s: bench/results/$name.json, bench/results/$name.md"
