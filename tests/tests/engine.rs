@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use integrations::{EngineError, Intake, IntegrationCache, JobQueue, NewJob, WebhookInbox};
+use integrations::{
+    BatchingInbox, EngineError, Intake, IntegrationCache, JobQueue, NewJob, WebhookInbox,
+};
 use providers::{ProviderKind, VerifiedEvent};
 use serde_json::json;
 use tests::fixtures::{Tenant, v};
@@ -77,6 +79,92 @@ async fn the_same_webhook_delivered_a_hundred_times_at_once_is_processed_once() 
                 .await?,
             1,
             "{backend:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_share_transactions_and_each_event_is_taken_exactly_once()
+-> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = routed_tenant(&test_db).await?;
+        let inbox = BatchingInbox::spawn(WebhookInbox::new(test_db.db.clone(), ManualClock::new()));
+        // 300 requests, 200 distinct events: every third request repeats the event of the request
+        // two before it (racing it), every fiftieth carries its event twice, every tenth also
+        // carries an event of an account no connection has.
+        let mut deliveries = tokio::task::JoinSet::new();
+        for request in 0..300_u32 {
+            let inbox = inbox.clone();
+            let mut events = vec![hubspot_event(if request % 3 == 2 {
+                1000 + request - 2
+            } else {
+                1000 + request
+            })];
+            if request % 50 == 0 {
+                events.push(events[0].clone());
+            }
+            if request % 10 == 0 {
+                let mut stranger = hubspot_event(5000 + request);
+                stranger.account_id = Some("99999".to_owned());
+                events.push(stranger);
+            }
+            deliveries.spawn(async move { inbox.take_all(events, None).await });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = deliveries.join_next().await {
+            outcomes.extend(outcome?.map_err(|error| anyhow::anyhow!("{error}"))?);
+        }
+        let count = |wanted: fn(&Intake) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
+        let n_accepted = count(|o| matches!(o, Intake::Accepted { .. }));
+        let n_duplicates = count(|o| *o == Intake::Duplicate);
+        let n_unknown = count(|o| *o == Intake::UnknownAccount);
+        assert_eq!(
+            (n_accepted, n_duplicates, n_unknown),
+            (200, 100 + 6, 30),
+            "{backend:?}"
+        );
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM webhook_events WHERE connection_id = $1",
+                    vec![v(tenant.connection_id)]
+                )
+                .await?,
+            200,
+            "{backend:?}"
+        );
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM job_queue WHERE kind = 'webhook'",
+                    vec![]
+                )
+                .await?,
+            200,
+            "{backend:?}"
+        );
+        // A second burst of the same deliveries is all duplicates and stores nothing more.
+        let again = inbox
+            .take_all(
+                (0..300)
+                    .filter(|r| r % 3 != 2)
+                    .map(|r| hubspot_event(1000 + r))
+                    .collect(),
+                None,
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        assert!(
+            again.iter().all(|o| *o == Intake::Duplicate),
+            "{backend:?} {again:?}"
+        );
+        assert_eq!(
+            test_db
+                .count("SELECT count(*) FROM webhook_events", vec![])
+                .await?,
+            200
         );
     }
     Ok(())

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail, ensure};
-use axum::{Json, Router};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use integrations::SyncEngine;
 use providers::secrecy::SecretString;
 use providers::{
@@ -109,7 +109,9 @@ async fn customers(
         Some(body) => ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            Json(json!({"error": {"type": "invalid_request_error", "message": "No such customer"}})),
+            Json(
+                json!({"error": {"type": "invalid_request_error", "message": "No such customer"}}),
+            ),
         )
             .into_response(),
     }
@@ -149,7 +151,10 @@ async fn count(db: &DatabaseConnection, sql: &str, workspace_id: Uuid) -> anyhow
 
 /// The three tables a sync writes, and how to select this workspace's rows of each.
 const TABLES: [(&str, &str); 3] = [
-    ("entities", "SELECT * FROM entities WHERE workspace_id = '{ws}'"),
+    (
+        "entities",
+        "SELECT * FROM entities WHERE workspace_id = '{ws}'",
+    ),
     (
         "entity_attribute_values",
         "SELECT v.* FROM entity_attribute_values v JOIN entities e ON e.id = v.entity_id WHERE e.workspace_id = '{ws}'",
@@ -257,7 +262,12 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
     let seconds = started.elapsed().as_secs_f64();
 
     let records = i64::try_from(args.records)?;
-    let entities = count(&db, "SELECT count(*) FROM entities WHERE workspace_id = $1", workspace_id).await?;
+    let entities = count(
+        &db,
+        "SELECT count(*) FROM entities WHERE workspace_id = $1",
+        workspace_id,
+    )
+    .await?;
     let values = count(
         &db,
         "SELECT count(*) FROM entity_attribute_values v JOIN entities e ON e.id = v.entity_id WHERE e.workspace_id = $1",

@@ -51,7 +51,11 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
         return 0.0;
     }
     // Nearest rank: the smallest value with at least q of the values at or below it.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }

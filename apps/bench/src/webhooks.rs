@@ -90,7 +90,10 @@ fn prepare(args: &Args, run: &str) -> anyhow::Result<(Vec<Delivery>, usize)> {
         let j = usize::try_from(state % (i as u64 + 1))?;
         order.swap(i, j);
     }
-    let deliveries = order.into_iter().map(event).collect::<anyhow::Result<_>>()?;
+    let deliveries = order
+        .into_iter()
+        .map(event)
+        .collect::<anyhow::Result<_>>()?;
     Ok((deliveries, distinct))
 }
 
@@ -107,7 +110,10 @@ struct Tally {
 
 pub async fn run(args: Args) -> anyhow::Result<String> {
     ensure!(args.concurrency > 0, "--concurrency must be positive");
-    ensure!(args.duplicate_percent < 100, "--duplicate-percent must be below 100");
+    ensure!(
+        args.duplicate_percent < 100,
+        "--duplicate-percent must be below 100"
+    );
     let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let (deliveries, distinct) = prepare(&args, &run)?;
     let deliveries = Arc::new(deliveries);
@@ -120,8 +126,12 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
-        let (client, url, deliveries, next) =
-            (client.clone(), url.clone(), deliveries.clone(), next.clone());
+        let (client, url, deliveries, next) = (
+            client.clone(),
+            url.clone(),
+            deliveries.clone(),
+            next.clone(),
+        );
         clients.spawn(async move {
             let mut tally = Tally::default();
             loop {
@@ -149,7 +159,8 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
                     .push(sent.elapsed().as_secs_f64() * 1000.0);
                 match outcome {
                     Ok(counts) => {
-                        let field = |name: &str| counts.get(name).and_then(Value::as_u64).unwrap_or(0);
+                        let field =
+                            |name: &str| counts.get(name).and_then(Value::as_u64).unwrap_or(0);
                         tally.accepted += field("accepted");
                         tally.duplicates += field("duplicates");
                         tally.unknown += field("unknown_account");

@@ -54,7 +54,10 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let process_id = format!("{}-{}", hostname(), std::process::id());
-    let n_workers = match (state.settings.background_workers, state.settings.is_sqlite()) {
+    let n_workers = match (
+        state.settings.background_workers,
+        state.settings.is_sqlite(),
+    ) {
         (Some(0), _) => {
             tracing::info!("BACKGROUND_WORKERS=0: no worker and no scheduler in this process");
             return Ok(Background { stop, tasks });

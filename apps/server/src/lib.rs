@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
                 factory: Some(state.providers.clone()),
             },
             progress: state.progress.clone(),
+            caches: graphql::Caches::default(),
         }),
         None => {
             tracing::warn!("AUTH_JWT_SECRET is unset: the GraphQL API is not served");

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use integrations::{
-    ConnectionManager, CredentialStore, EngineError, ProgressFeed, ProviderFactory, WebhookInbox,
+    BatchingInbox, ConnectionManager, CredentialStore, EngineError, ProgressFeed, ProviderFactory,
+    WebhookInbox,
 };
 use providers::secrecy::SecretString;
 use providers::{
@@ -118,8 +119,8 @@ pub struct AppState {
     pub connections: ConnectionManager,
     /// Sealed credentials and per-connection webhook secrets.
     pub credentials: CredentialStore,
-    /// Exactly-once intake of verified webhook events.
-    pub inbox: WebhookInbox,
+    /// Exactly-once intake of verified webhook events, concurrent deliveries sharing a transaction.
+    pub inbox: BatchingInbox,
     /// The Prometheus registry and the server's metrics.
     pub metrics: Metrics,
     /// Google's signing keys for Gmail push, fetched on first use.
@@ -148,7 +149,7 @@ impl AppState {
             credentials: CredentialStore::new(db.clone(), clock.clone(), keyring.clone())
                 .with_observer(Arc::new(metrics.clone())),
             sealing: keyring,
-            inbox: WebhookInbox::new(db.clone(), clock.clone()),
+            inbox: BatchingInbox::spawn(WebhookInbox::new(db.clone(), clock.clone())),
             metrics,
             gmail_keys: Arc::new(JwksCache::default()),
             progress: ProgressFeed::default(),

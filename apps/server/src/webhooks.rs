@@ -193,20 +193,21 @@ async fn deliver(
             );
         }
     };
+    let n_events = events.len();
+    let intakes = match state.inbox.take_all(events, connection_id).await {
+        Ok(intakes) => intakes,
+        Err(error) => {
+            // Nothing of this delivery was stored; the provider retries a 5xx.
+            tracing::error!(%provider, ?connection_id, %error, "storing a webhook delivery failed");
+            return refuse(state, slug, Refusal::internal());
+        }
+    };
     let (mut n_accepted, mut n_duplicates, mut n_unknown) = (0_u32, 0_u32, 0_u32);
-    for event in &events {
-        match state.inbox.take(event, connection_id).await {
-            Ok(Intake::Accepted { .. }) => n_accepted += 1,
-            Ok(Intake::Duplicate) => n_duplicates += 1,
-            Ok(Intake::UnknownAccount) => {
-                tracing::info!(%provider, account = ?event.account_id, event_type = %event.event_type, "webhook for an unknown account acknowledged");
-                n_unknown += 1;
-            }
-            Err(error) => {
-                // The provider retries a 5xx; events already taken are deduplicated then.
-                tracing::error!(%provider, ?connection_id, %error, "storing a webhook event failed");
-                return refuse(state, slug, Refusal::internal());
-            }
+    for intake in intakes {
+        match intake {
+            Intake::Accepted { .. } => n_accepted += 1,
+            Intake::Duplicate => n_duplicates += 1,
+            Intake::UnknownAccount => n_unknown += 1,
         }
     }
     for (result, count) in [
@@ -218,7 +219,7 @@ async fn deliver(
             state.metrics.webhook(provider.slug(), result);
         }
     }
-    tracing::info!(%provider, ?connection_id, n_events = events.len(), n_accepted, n_duplicates, n_unknown, "webhook delivery taken");
+    tracing::info!(%provider, ?connection_id, n_events, n_accepted, n_duplicates, n_unknown, "webhook delivery taken");
     if provider == ProviderKind::Salesforce {
         return (
             StatusCode::OK,

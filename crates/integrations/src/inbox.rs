@@ -3,23 +3,25 @@
 //! a duplicate — the same delivery twice, or a hundred times at once — is acknowledged and not
 //! processed again. Events are routed to their connection by the provider account id.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
 use entity::{
     integration_connections as connections, integration_definitions as definitions, webhook_events,
 };
-use providers::{Clock, VerifiedEvent};
+use providers::{Clock, ProviderKind, VerifiedEvent};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QuerySelect as _,
     RelationTrait as _, Set, TransactionTrait as _,
 };
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::EngineError;
-use crate::jobs::{NewJob, enqueue_on};
+use crate::jobs::{NewJob, enqueue_many_on};
 
 /// How long a dedupe key is kept.
 pub const WEBHOOK_RETENTION_DAYS: i64 = 30;
@@ -62,47 +64,107 @@ impl WebhookInbox {
         event: &VerifiedEvent,
         connection_id: Option<Uuid>,
     ) -> Result<Intake, EngineError> {
-        let connection_id = match connection_id {
-            Some(id) => Some(id),
-            None => self.route(event).await?,
-        };
-        let Some(connection_id) = connection_id else {
-            tracing::info!(provider = %event.provider, account = ?event.account_id, "webhook for an unknown account acknowledged");
-            return Ok(Intake::UnknownAccount);
-        };
+        let intakes = self.take_many(&[(event, connection_id)]).await?;
+        intakes
+            .into_iter()
+            .next()
+            .ok_or_else(|| EngineError::InvalidInput("no intake for the event".to_owned()))
+    }
+
+    /// Takes many verified events in one transaction: the dedupe rows with one statement, the jobs
+    /// of the new ones with another, one commit. An event repeated within `events` is taken once
+    /// (its later copies are duplicates). All or nothing: on error none is stored.
+    pub async fn take_many(
+        &self,
+        events: &[(&VerifiedEvent, Option<Uuid>)],
+    ) -> Result<Vec<Intake>, EngineError> {
+        let mut routes: HashMap<(ProviderKind, &str), Option<Uuid>> = HashMap::new();
+        let mut intakes = vec![Intake::UnknownAccount; events.len()];
+        let mut first_of_key: HashMap<&str, usize> = HashMap::new();
+        let mut candidates: Vec<(usize, Uuid)> = Vec::new();
+        for (index, (event, connection_id)) in events.iter().enumerate() {
+            let target = match (connection_id, event.account_id.as_deref()) {
+                (Some(id), _) => Some(*id),
+                (None, None) => None,
+                (None, Some(account_id)) => match routes.get(&(event.provider, account_id)) {
+                    Some(target) => *target,
+                    None => {
+                        let target = self.route(event).await?;
+                        routes.insert((event.provider, account_id), target);
+                        target
+                    }
+                },
+            };
+            let Some(target) = target else {
+                tracing::info!(provider = %event.provider, account = ?event.account_id, "webhook for an unknown account acknowledged");
+                continue;
+            };
+            if first_of_key.contains_key(event.dedupe_key.as_str()) {
+                intakes[index] = Intake::Duplicate;
+            } else {
+                first_of_key.insert(&event.dedupe_key, index);
+                candidates.push((index, target));
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(intakes);
+        }
         let now = self.now();
         let transaction = self.db.begin().await?;
-        let inserted = webhook_events::Entity::insert(webhook_events::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            event_id: Set(event.dedupe_key.clone()),
-            provider: Set(event.provider.slug().to_owned()),
-            connection_id: Set(Some(connection_id)),
-            event_type: Set(Some(event.event_type.clone())),
-            processed_at: Set(Some(now)),
-            expires_at: Set(now + chrono::Duration::days(WEBHOOK_RETENTION_DAYS)),
-        })
-        .on_conflict_do_nothing_on([webhook_events::Column::EventId])
-        .exec_without_returning(&transaction)
-        .await?;
-        if !matches!(inserted, sea_orm::TryInsertResult::Inserted(1)) {
-            transaction.rollback().await?;
-            return Ok(Intake::Duplicate);
+        let rows = candidates.iter().map(|(index, connection_id)| {
+            let event = events[*index].0;
+            webhook_events::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                event_id: Set(event.dedupe_key.clone()),
+                provider: Set(event.provider.slug().to_owned()),
+                connection_id: Set(Some(*connection_id)),
+                event_type: Set(Some(event.event_type.clone())),
+                processed_at: Set(Some(now)),
+                expires_at: Set(now + chrono::Duration::days(WEBHOOK_RETENTION_DAYS)),
+            }
+        });
+        let inserted: HashSet<String> = match webhook_events::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([webhook_events::Column::EventId])
+            .exec_with_returning_many(&transaction)
+            .await?
+        {
+            sea_orm::TryInsertResult::Inserted(models) => {
+                models.into_iter().map(|model| model.event_id).collect()
+            }
+            sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Empty => {
+                HashSet::new()
+            }
+        };
+        let mut jobs = Vec::new();
+        for (index, connection_id) in candidates {
+            let event = events[index].0;
+            if !inserted.contains(&event.dedupe_key) {
+                intakes[index] = Intake::Duplicate;
+                continue;
+            }
+            intakes[index] = Intake::Accepted { connection_id };
+            jobs.push(
+                NewJob::new(
+                    "webhook",
+                    json!({
+                        "connection_id": connection_id,
+                        "provider": event.provider.slug(),
+                        "event_type": event.event_type,
+                        "object_type": event.object_type,
+                        "object_id": event.object_id,
+                        "payload": event.payload,
+                    }),
+                )
+                .with_key(format!("webhook:{}", event.dedupe_key)),
+            );
         }
-        let job = NewJob::new(
-            "webhook",
-            json!({
-                "connection_id": connection_id,
-                "provider": event.provider.slug(),
-                "event_type": event.event_type,
-                "object_type": event.object_type,
-                "object_id": event.object_id,
-                "payload": event.payload,
-            }),
-        )
-        .with_key(format!("webhook:{}", event.dedupe_key));
-        enqueue_on(&transaction, now, job).await?;
-        transaction.commit().await?;
-        Ok(Intake::Accepted { connection_id })
+        if jobs.is_empty() {
+            transaction.rollback().await?;
+        } else {
+            enqueue_many_on(&transaction, now, jobs).await?;
+            transaction.commit().await?;
+        }
+        Ok(intakes)
     }
 
     /// The connection of the event's provider whose stored external account id is the event's.
@@ -132,5 +194,121 @@ impl WebhookInbox {
             .exec(&self.db)
             .await?;
         Ok(deleted.rows_affected)
+    }
+}
+
+/// Most deliveries one transaction takes.
+const MAX_BATCH: usize = 256;
+
+/// Transactions that may be in flight at once.
+const FLUSHERS: usize = 2;
+
+/// Why a batched intake failed (the cause is logged where it happened).
+pub type IntakeError = Arc<EngineError>;
+
+/// One request's events waiting for a transaction.
+#[derive(Debug)]
+struct Pending {
+    events: Vec<VerifiedEvent>,
+    connection_id: Option<Uuid>,
+    reply: oneshot::Sender<Result<Vec<Intake>, IntakeError>>,
+}
+
+/// Group commit in front of a [`WebhookInbox`]: deliveries arriving together share one transaction
+/// (and one WAL flush) instead of paying one each. A delivery is answered only after the
+/// transaction holding its events committed, so an acknowledged event is stored; when a shared
+/// transaction fails, each delivery of it is retried alone, so one bad delivery fails only itself.
+#[derive(Debug, Clone)]
+pub struct BatchingInbox {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl BatchingInbox {
+    /// Starts the flushers on the current tokio runtime; they stop when every handle is dropped.
+    pub fn spawn(inbox: WebhookInbox) -> Self {
+        let (sender, receiver) = mpsc::channel(MAX_BATCH * FLUSHERS);
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        for _ in 0..FLUSHERS {
+            tokio::spawn(flush(inbox.clone(), receiver.clone()));
+        }
+        Self { sender }
+    }
+
+    /// Takes one request's events (see [`WebhookInbox::take_many`]), sharing the transaction with
+    /// whatever else is waiting.
+    pub async fn take_all(
+        &self,
+        events: Vec<VerifiedEvent>,
+        connection_id: Option<Uuid>,
+    ) -> Result<Vec<Intake>, IntakeError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || {
+            Arc::new(EngineError::InvalidInput(
+                "the webhook inbox stopped".to_owned(),
+            ))
+        };
+        self.sender
+            .send(Pending {
+                events,
+                connection_id,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn flush(inbox: WebhookInbox, receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            let mut n_events = first.events.len();
+            batch.push(first);
+            while n_events < MAX_BATCH {
+                let Ok(more) = receiver.try_recv() else {
+                    break;
+                };
+                n_events += more.events.len();
+                batch.push(more);
+            }
+        }
+        let events: Vec<(&VerifiedEvent, Option<Uuid>)> = batch
+            .iter()
+            .flat_map(|pending| {
+                pending
+                    .events
+                    .iter()
+                    .map(|event| (event, pending.connection_id))
+            })
+            .collect();
+        match inbox.take_many(&events).await {
+            Ok(intakes) => {
+                let mut intakes = intakes.into_iter();
+                for pending in batch {
+                    let mine = intakes.by_ref().take(pending.events.len()).collect();
+                    let _ = pending.reply.send(Ok(mine));
+                }
+            }
+            Err(error) if batch.len() == 1 => {
+                let _ = batch.remove(0).reply.send(Err(Arc::new(error)));
+            }
+            Err(error) => {
+                tracing::warn!(%error, n_deliveries = batch.len(), "a shared webhook transaction failed; taking its deliveries one by one");
+                for pending in batch {
+                    let events: Vec<(&VerifiedEvent, Option<Uuid>)> = pending
+                        .events
+                        .iter()
+                        .map(|event| (event, pending.connection_id))
+                        .collect();
+                    let result = inbox.take_many(&events).await.map_err(Arc::new);
+                    let _ = pending.reply.send(result);
+                }
+            }
+        }
     }
 }

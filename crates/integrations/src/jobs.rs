@@ -245,7 +245,32 @@ pub(crate) async fn enqueue_on<C: sea_orm::ConnectionTrait>(
     now: DateTime<FixedOffset>,
     job: NewJob,
 ) -> Result<bool, EngineError> {
-    let inserted = job_queue::Entity::insert(job_queue::ActiveModel {
+    let inserted = job_queue::Entity::insert(queued(now, job))
+        .on_conflict_do_nothing_on([job_queue::Column::JobKey])
+        .exec_without_returning(db)
+        .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
+}
+
+/// Enqueues `jobs` with one statement (a job whose key is taken is skipped, as by [`enqueue_on`]).
+pub(crate) async fn enqueue_many_on<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    now: DateTime<FixedOffset>,
+    jobs: Vec<NewJob>,
+) -> Result<(), EngineError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    job_queue::Entity::insert_many(jobs.into_iter().map(|job| queued(now, job)))
+        .on_conflict_do_nothing_on([job_queue::Column::JobKey])
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The row of a newly queued `job`.
+fn queued(now: DateTime<FixedOffset>, job: NewJob) -> job_queue::ActiveModel {
+    job_queue::ActiveModel {
         id: Set(Uuid::new_v4()),
         queue: Set("default".to_owned()),
         kind: Set(job.kind),
@@ -262,9 +287,5 @@ pub(crate) async fn enqueue_on<C: sea_orm::ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
         finished_at: Set(None),
-    })
-    .on_conflict_do_nothing_on([job_queue::Column::JobKey])
-    .exec_without_returning(db)
-    .await?;
-    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
+    }
 }

@@ -57,7 +57,7 @@ pub use health::{
     HEALTH_LOG_RETENTION_DAYS, HealthCheck, HealthMonitor, HealthStatus, failure_kind, grade,
     log_message,
 };
-pub use inbox::{Intake, WEBHOOK_RETENTION_DAYS, WebhookInbox};
+pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};

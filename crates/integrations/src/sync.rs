@@ -344,22 +344,34 @@ impl SyncEngine {
             .ensure_attributes(claim)
             .await
             .map_err(|error| (error, report.clone()))?;
+        let object_type = claim.object_type.clone();
+        let mut page = client
+            .read_page(&object_type, claim.cursor.as_ref(), options)
+            .await
+            .map_err(|error| (error.into(), report.clone()))?;
         loop {
-            let page = client
-                .read_page(&claim.object_type, claim.cursor.as_ref(), options)
-                .await
-                .map_err(|error| (error.into(), report.clone()))?;
             let has_more = page.has_more;
             let cursor = page.cursor.clone();
-            let counts = self
-                .write_page(claim, &attribute_ids, page, &report)
-                .await
-                .map_err(|error| (error, report.clone()))?;
+            // The next page is read while this one is written: still one request at a time to the
+            // provider, and a page is only written after the one before it committed, so the
+            // checkpoint order (and crash recovery) is unchanged; a prefetched page whose
+            // predecessor failed is dropped.
+            let next = async {
+                if has_more {
+                    Some(client.read_page(&object_type, Some(&cursor), options).await)
+                } else {
+                    None
+                }
+            };
+            let (written, next) =
+                tokio::join!(self.write_page(claim, &attribute_ids, page, &report), next);
+            let counts = written.map_err(|error| (error, report.clone()))?;
             report.pages += 1;
             report.add(&counts);
             claim.cursor = Some(cursor);
-            if !has_more {
-                return Ok(report);
+            match next {
+                None => return Ok(report),
+                Some(next) => page = next.map_err(|error| (error.into(), report.clone()))?,
             }
         }
     }

@@ -75,7 +75,12 @@ async fn main() -> anyhow::Result<()> {
 
     // BENCH_MIGRATE_OUT: where `just bench-quick` keeps its reduced figure apart from this one.
     let out = std::env::var_os("BENCH_MIGRATE_OUT").map_or_else(
-        || workspace_root().join("bench").join("results").join("migrate.json"),
+        || {
+            workspace_root()
+                .join("bench")
+                .join("results")
+                .join("migrate.json")
+        },
         std::path::PathBuf::from,
     );
     if let Some(dir) = out.parent() {
@@ -91,9 +96,6 @@ async fn main() -> anyhow::Result<()> {
         "fill_seconds": fill_seconds,
         "per_migration": per_migration,
     });
-    std::fs::write(
-        &out,
-        serde_json::to_string_pretty(&report)? + "\n",
-    )?;
+    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Per-request database access. Every GraphQL request runs its reads in one transaction; on
 //! PostgreSQL that transaction runs as role `authenticated` with the caller's id as the JWT claim,
 //! so the seeds' row-level-security policies apply on top of the application's own checks (each
-//! alone stops a cross-workspace read). Nothing is cached across requests.
+//! alone stops a cross-workspace read). Nothing tenant-owned is cached across requests; the
+//! integration catalog (global, written only by migrations) is, for a minute.
 
 use std::sync::Arc;
 
@@ -22,13 +23,12 @@ impl RequestDb {
     pub async fn begin(db: &DatabaseConnection, viewer: &Viewer) -> Result<Self, DbErr> {
         let transaction = db.begin().await?;
         if db.get_database_backend() == DbBackend::Postgres {
-            transaction
-                .execute_unprepared("SET LOCAL ROLE authenticated")
-                .await?;
+            // `SET LOCAL ROLE` and the claim in one statement (set_config(…, true) is SET LOCAL).
             transaction
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    "SELECT set_config('request.jwt.claim.sub', $1, true)",
+                    "SELECT set_config('role', 'authenticated', true), \
+                            set_config('request.jwt.claim.sub', $1, true)",
                     [viewer.user_id.to_string().into()],
                 ))
                 .await?;

@@ -1,7 +1,9 @@
 //! Entities as a Relay connection with per-attribute provenance. A page costs a constant number
-//! of statements whatever its size: the membership check, the page of entities, then one batched
-//! load of every attribute with its provenance and one of every integration they name
-//! (async-graphql DataLoaders, created per request so nothing crosses tenants).
+//! of statements whatever its size: the page of entities (with the membership check in the same
+//! statement; a second statement tells "not a member" from "empty" only when it returns nothing),
+//! then one batched load of every attribute with its provenance; the integrations they name come
+//! from the process's catalog cache (async-graphql DataLoaders, created per request so nothing
+//! crosses tenants).
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, FixedOffset, Utc};
 use entity::{
     attribute_definitions, entities, entity_attribute_provenance as provenance,
-    entity_attribute_values as values, integration_definitions,
+    entity_attribute_values as values, integration_definitions, workspace_members,
 };
 use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, JoinType, Query};
 use sea_orm::{
@@ -206,16 +208,27 @@ fn entity(model: entities::Model) -> Entity {
 }
 
 /// One page of the workspace's entities, in a stable order, after `after`.
+/// Only rows of a workspace `viewer_id` is a member of are returned (the application's own check,
+/// in the same statement; row-level security applies as well on PostgreSQL).
 pub async fn page(
     request_db: &RequestDb,
+    viewer_id: Uuid,
     workspace_id: Uuid,
     filter: EntityFilter,
     first: u64,
     after: Option<Uuid>,
 ) -> Result<EntityConnection> {
     let transaction = request_db.lock().await;
-    let mut select =
-        entities::Entity::find().filter(entities::Column::WorkspaceId.eq(workspace_id));
+    let mut select = entities::Entity::find()
+        .filter(entities::Column::WorkspaceId.eq(workspace_id))
+        .filter(Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(workspace_members::Entity)
+                .and_where(workspace_members::Column::WorkspaceId.eq(workspace_id))
+                .and_where(workspace_members::Column::UserId.eq(viewer_id))
+                .to_owned(),
+        ));
     if let Some(entity_type) = filter.entity_type {
         select = select.filter(entities::Column::EntityType.eq(entity_type));
     }
@@ -449,22 +462,61 @@ impl Loader<Uuid> for AttributesLoader {
     }
 }
 
-/// Loads catalog definitions by id in one statement.
+/// How long the integration catalog is served from memory before it is read again.
+const CATALOG_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The integration catalog (`integration_definitions`: global rows, written only by migrations),
+/// shared by every request of the process and read again after a minute or when a request names an
+/// id it does not hold. Tenant data is never cached.
+#[derive(Debug, Default)]
+pub struct IntegrationCatalog(
+    std::sync::RwLock<Option<(std::time::Instant, HashMap<Uuid, Integration>)>>,
+);
+
+impl IntegrationCatalog {
+    /// The definitions among `keys`, if the cached catalog is fresh and holds all of them.
+    fn cached(&self, keys: &[Uuid]) -> Option<HashMap<Uuid, Integration>> {
+        let cache = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (loaded_at, catalog) = cache.as_ref()?;
+        if loaded_at.elapsed() >= CATALOG_TTL {
+            return None;
+        }
+        keys.iter()
+            .map(|key| catalog.get(key).map(|found| (*key, found.clone())))
+            .collect()
+    }
+
+    fn store(&self, catalog: HashMap<Uuid, Integration>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), catalog));
+    }
+}
+
+/// Loads catalog definitions by id: from the process's [`IntegrationCatalog`] when it is fresh
+/// and holds them, else the whole catalog in one statement (through the request's transaction).
 #[derive(Debug)]
-pub struct IntegrationsLoader(pub RequestDb);
+pub struct IntegrationsLoader(pub RequestDb, pub std::sync::Arc<IntegrationCatalog>);
 
 impl Loader<Uuid> for IntegrationsLoader {
     type Value = Integration;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Integration>, Self::Error> {
+        if let Some(found) = self.1.cached(keys) {
+            return Ok(found);
+        }
         let transaction = self.0.lock().await;
         let rows = integration_definitions::Entity::find()
-            .filter(integration_definitions::Column::Id.is_in(keys.iter().copied()))
             .all(&*transaction)
             .await
             .map_err(db)?;
-        Ok(rows
+        let catalog: HashMap<Uuid, Integration> = rows
             .into_iter()
             .map(|definition| {
                 (
@@ -480,6 +532,12 @@ impl Loader<Uuid> for IntegrationsLoader {
                     },
                 )
             })
-            .collect())
+            .collect();
+        let found = keys
+            .iter()
+            .filter_map(|key| catalog.get(key).map(|found| (*key, found.clone())))
+            .collect();
+        self.1.store(catalog);
+        Ok(found)
     }
 }

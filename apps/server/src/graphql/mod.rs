@@ -67,6 +67,18 @@ pub struct GraphqlState {
     pub engine: EngineHandle,
     /// Sync progress for subscriptions.
     pub progress: integrations::ProgressFeed,
+    /// What the process remembers across requests (never tenant data).
+    pub caches: Caches,
+}
+
+/// What the process remembers across requests: users whose row it upserted, and the integration
+/// catalog. Neither holds tenant data.
+#[derive(Debug, Clone, Default)]
+pub struct Caches {
+    /// Users recently upserted.
+    pub known_users: std::sync::Arc<auth::KnownUsers>,
+    /// The integration catalog.
+    pub catalog: std::sync::Arc<entities::IntegrationCatalog>,
 }
 
 /// The engine's configuration for mutations: the sealing keyring, the provider clients (absent
@@ -150,7 +162,14 @@ async fn graphql(
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let viewer = match auth::authenticate(&state.db, authorization, &state.jwt_secret).await {
+    let viewer = match auth::authenticate(
+        &state.db,
+        authorization,
+        &state.jwt_secret,
+        &state.caches.known_users,
+    )
+    .await
+    {
         Ok(viewer) => viewer.map_err(Into::into),
         Err(error) => {
             tracing::error!(%error, "authenticating a GraphQL request");
@@ -186,7 +205,7 @@ async fn graphql(
                 HashMapCache::default(),
             ))
             .data(DataLoader::with_cache(
-                entities::IntegrationsLoader(request_db.clone()),
+                entities::IntegrationsLoader(request_db.clone(), state.caches.catalog.clone()),
                 tokio::spawn,
                 HashMapCache::default(),
             ));
