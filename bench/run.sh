@@ -6,7 +6,8 @@
 #   2. statements    SQL statements one page read sends, counted in PostgreSQL's own statement log
 #   3. page_read     our server under wrk at concurrency 1 and 32, then the peers (PostGraphile and
 #                    the hand-written SQL limit under pgbench, bench/scripts/peers.sh --rls) alike
-#   4. webhooks      signed Stripe deliveries, 10% repeats, at concurrency 32 (bench-harness)
+#   4. webhooks      signed Stripe deliveries, 10% repeats, at concurrency 32 (bench-harness):
+#                    on the server with its background workers, then on an API-only process
 #   5. ingest        100,000 Stripe customers from a loopback mock through the sync engine, and
 #                    the raw COPY of the same rows (bench-harness)
 #   6. migrate       `just bench-migrate` (1,000,000 entities; quick: 100,000)
@@ -220,15 +221,27 @@ for c in 1 32; do
 done
 page_rss_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
 
-# --- webhook intake (same server) ---------------------------------------------------------------
-step="webhooks"
-log "webhooks: $deliveries signed deliveries, 10% repeats, concurrency 32"
-"$bin/bench-harness" webhooks --url "http://127.0.0.1:$port" --deliveries "$deliveries" \
-    --duplicate-percent 10 --concurrency 32 >> "$results" || die "bench-harness webhooks failed"
-kill -0 "$server_pid" 2>/dev/null || die "the server died during the webhook burst"
+# --- webhook intake ------------------------------------------------------------------------------
+# Twice: on the same server (its 4 background workers process the follow-up jobs meanwhile, on the
+# same 2 cores), then on an API-only process (BACKGROUND_WORKERS=0: intake alone, the jobs are
+# left for workers elsewhere). Each run sends fresh events and checks its own counts.
+webhooks() {  # webhooks <workload name> <server note>
+    step="webhooks: $1"
+    log "$1: $deliveries signed deliveries, 10% repeats, concurrency 32"
+    "$bin/bench-harness" webhooks --url "http://127.0.0.1:$port" --deliveries "$deliveries" \
+        --duplicate-percent 10 --concurrency 32 > "$tmp/webhooks.json" || die "bench-harness webhooks failed"
+    kill -0 "$server_pid" 2>/dev/null || die "the server died during the webhook burst"
+    jq -c --arg w "$1" --arg note "$2" '. + {workload: $w, server: $note}' "$tmp/webhooks.json" >> "$results"
+    log "$1: $(jq -r '"\(.rps) deliveries/s, p99 \(.p99_ms) ms"' "$tmp/webhooks.json")"
+}
+webhooks webhook_intake_with_workers "one server process with its default 4 background workers, which process the follow-up jobs during the burst"
 server_rss_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
 stop_server
-log "webhooks: $(tail -n 1 "$results" | jq -r '"\(.rps) deliveries/s, p99 \(.p99_ms) ms"')"
+start_server 0
+webhooks webhook_intake "an API-only server process (BACKGROUND_WORKERS=0): the follow-up jobs stay queued for workers elsewhere"
+api_rss_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
+[ "$api_rss_kb" -le "$server_rss_kb" ] || server_rss_kb="$api_rss_kb"
+stop_server
 
 # --- page read: the peers -------------------------------------------------------------------------
 for c in 1 32; do

@@ -166,8 +166,9 @@ const TABLES: [(&str, &str); 3] = [
 ];
 
 /// Seconds a raw `COPY … FROM STDIN` (one transaction, binary format) takes to write the rows the
-/// sync wrote into empty copies of the tables (with their indexes, without foreign keys).
-async fn copy_baseline(database_url: &str, workspace_id: Uuid) -> anyhow::Result<(f64, u64)> {
+/// sync wrote into empty copies of the tables (with their indexes), and the same again with the
+/// tables' foreign keys added (which PostgreSQL checks row by row, as it does for our inserts).
+async fn copy_baseline(database_url: &str, workspace_id: Uuid) -> anyhow::Result<Copies> {
     let mut conn = sqlx::PgConnection::connect(database_url).await?;
     let mut dumps = Vec::new();
     for (table, select) in TABLES {
@@ -180,32 +181,73 @@ async fn copy_baseline(database_url: &str, workspace_id: Uuid) -> anyhow::Result
             data.extend_from_slice(&chunk?);
         }
         drop(stream);
-        let copy_table = format!("bench_copy_{table}");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {copy_table}; CREATE TABLE {copy_table} (LIKE {table} INCLUDING ALL)"
-        )))
-        .execute(&mut conn)
+        dumps.push((table, format!("bench_copy_{table}"), data));
+    }
+    let mut copies = Copies::default();
+    for with_foreign_keys in [false, true] {
+        for (table, copy_table, _) in &dumps {
+            execute(
+                &mut conn,
+                format!(
+                    "DROP TABLE IF EXISTS {copy_table}; CREATE TABLE {copy_table} (LIKE {table} INCLUDING ALL)"
+                ),
+            )
+            .await?;
+            if with_foreign_keys {
+                let keys: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+                     WHERE conrelid = $1::regclass AND contype = 'f'",
+                )
+                .bind(*table)
+                .fetch_all(&mut conn)
+                .await?;
+                for (name, definition) in keys {
+                    execute(
+                        &mut conn,
+                        format!("ALTER TABLE {copy_table} ADD CONSTRAINT bench_{name} {definition}"),
+                    )
+                    .await?;
+                }
+            }
+        }
+        let started = Instant::now();
+        let mut rows = 0;
+        let mut tx = conn.begin().await?;
+        for (_, copy_table, data) in &dumps {
+            let mut copy = tx
+                .copy_in_raw(&format!("COPY {copy_table} FROM STDIN (FORMAT binary)"))
+                .await?;
+            copy.send(data.as_slice()).await?;
+            rows += copy.finish().await?;
+        }
+        tx.commit().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        if with_foreign_keys {
+            copies.with_foreign_keys_seconds = seconds;
+        } else {
+            copies.seconds = seconds;
+        }
+        copies.rows = rows;
+        for (_, copy_table, _) in &dumps {
+            execute(&mut conn, format!("DROP TABLE {copy_table}")).await?;
+        }
+    }
+    Ok(copies)
+}
+
+/// The COPY baselines.
+#[derive(Debug, Default)]
+struct Copies {
+    seconds: f64,
+    with_foreign_keys_seconds: f64,
+    rows: u64,
+}
+
+async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> anyhow::Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *conn)
         .await?;
-        dumps.push((copy_table, data));
-    }
-    let started = Instant::now();
-    let mut rows = 0;
-    let mut tx = conn.begin().await?;
-    for (copy_table, data) in &dumps {
-        let mut copy = tx
-            .copy_in_raw(&format!("COPY {copy_table} FROM STDIN (FORMAT binary)"))
-            .await?;
-        copy.send(data.as_slice()).await?;
-        rows += copy.finish().await?;
-    }
-    tx.commit().await?;
-    let seconds = started.elapsed().as_secs_f64();
-    for (copy_table, _) in &dumps {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {copy_table}")))
-            .execute(&mut conn)
-            .await?;
-    }
-    Ok((seconds, rows))
+    Ok(())
 }
 
 async fn futures_next<S>(stream: &mut S) -> Option<S::Item>
@@ -293,16 +335,21 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         );
     }
 
-    let (copy_seconds, copy_rows) = copy_baseline(&args.database_url, workspace_id)
+    let copies = copy_baseline(&args.database_url, workspace_id)
         .await
         .context("bench ingest: the COPY baseline failed")?;
     let expected_rows = u64::try_from(records * (1 + 2 * ATTRIBUTES_PER_RECORD))?;
     ensure!(
-        copy_rows == expected_rows,
-        "bench ingest: COPY wrote {copy_rows} rows, expected {expected_rows}"
+        copies.rows == expected_rows,
+        "bench ingest: COPY wrote {} rows, expected {expected_rows}",
+        copies.rows
     );
     #[allow(clippy::cast_precision_loss)]
-    let (rate, copy_rate) = (records as f64 / seconds, records as f64 / copy_seconds);
+    let (rate, copy_rate, copy_fk_rate) = (
+        records as f64 / seconds,
+        records as f64 / copies.seconds,
+        records as f64 / copies.with_foreign_keys_seconds,
+    );
     Ok(json!({
         "workload": "sync_ingest",
         "records": records,
@@ -311,11 +358,14 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         "rows_written": expected_rows,
         "seconds": round(seconds, 3),
         "records_per_s": round(rate, 1),
-        "copy_seconds": round(copy_seconds, 3),
+        "copy_seconds": round(copies.seconds, 3),
         "copy_records_per_s": round(copy_rate, 1),
         "ratio_to_copy": round(rate / copy_rate, 4),
+        "copy_with_foreign_keys_seconds": round(copies.with_foreign_keys_seconds, 3),
+        "copy_with_foreign_keys_records_per_s": round(copy_fk_rate, 1),
+        "ratio_to_copy_with_foreign_keys": round(rate / copy_fk_rate, 4),
         "unit": "records/s: Stripe customers (1 entity + 4 values + 4 provenance rows each) from claim to the committed last page",
-        "measured_by": "bench-harness ingest: loopback Stripe mock (pre-rendered pages of 100) -> ProviderClient -> SyncEngine -> PostgreSQL; baseline: COPY FROM STDIN (binary) of the same rows into empty LIKE … INCLUDING ALL tables, one transaction",
+        "measured_by": "bench-harness ingest: loopback Stripe mock (pre-rendered pages of 100) -> ProviderClient -> SyncEngine -> PostgreSQL; baseline: COPY FROM STDIN (binary) of the same rows into empty LIKE … INCLUDING ALL tables (indexes, no foreign keys), one transaction; again with the tables' foreign keys added",
     })
     .to_string())
 }

@@ -225,7 +225,7 @@ impl HealthMonitor {
         );
 
         let checked_at = self.now();
-        let log_id = Uuid::new_v4();
+        let log_id = Uuid::now_v7();
         let response_ms = i32::try_from(response_time.as_millis()).unwrap_or(i32::MAX);
         let transaction = self.db.begin().await?;
         health_logs::Entity::insert(health_logs::ActiveModel {

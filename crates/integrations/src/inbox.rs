@@ -114,7 +114,7 @@ impl WebhookInbox {
         let rows = candidates.iter().map(|(index, connection_id)| {
             let event = events[*index].0;
             webhook_events::ActiveModel {
-                id: Set(Uuid::new_v4()),
+                id: Set(Uuid::now_v7()),
                 event_id: Set(event.dedupe_key.clone()),
                 provider: Set(event.provider.slug().to_owned()),
                 connection_id: Set(Some(*connection_id)),

@@ -294,7 +294,7 @@ pub(crate) async fn enqueue_many_on<C: sea_orm::ConnectionTrait>(
 /// The row of a newly queued `job`.
 fn queued(now: DateTime<FixedOffset>, job: NewJob) -> job_queue::ActiveModel {
     job_queue::ActiveModel {
-        id: Set(Uuid::new_v4()),
+        id: Set(Uuid::now_v7()),
         queue: Set("default".to_owned()),
         kind: Set(job.kind),
         payload: Set(job.payload),

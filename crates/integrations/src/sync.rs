@@ -480,7 +480,7 @@ impl SyncEngine {
                 }
                 continue;
             }
-            let entity_id = current.map_or_else(Uuid::new_v4, |entity| entity.id);
+            let entity_id = current.map_or_else(Uuid::now_v7, |entity| entity.id);
             let mut changed = current.is_some_and(|entity| entity.archived_at.is_some());
             let mut mapped: HashMap<&str, &Value> = HashMap::new();
             for (external_field, key) in &claim.mapping.fields {
@@ -524,7 +524,7 @@ impl SyncEngine {
                     updated_at: sea_orm::Set(now),
                 });
                 provenance_rows.push(provenance::ActiveModel {
-                    id: sea_orm::Set(Uuid::new_v4()),
+                    id: sea_orm::Set(Uuid::now_v7()),
                     entity_id: sea_orm::Set(entity_id),
                     attribute_id: sea_orm::Set(*attribute_id),
                     source_type: sea_orm::Set("INTEGRATION".to_owned()),
