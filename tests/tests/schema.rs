@@ -808,8 +808,8 @@ async fn a_failing_migration_is_rolled_back_whole() -> anyhow::Result<()> {
         );
         assert_eq!(
             Migrator::get_pending_migrations(&test_db.db).await?.len(),
-            2,
-            "{backend:?}"
+            Migrator::migrations().len() - usize::try_from(n_before_credentials)?,
+            "{backend:?}: the failed migration and those after it are still pending"
         );
     }
     Ok(())
