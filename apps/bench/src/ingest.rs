@@ -63,7 +63,7 @@ fn customer(index: usize) -> Value {
         "invoice_prefix": format!("B{index:07X}"),
         "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null},
         "livemode": false,
-        "metadata": {"tier": if index % 3 == 0 { "gold" } else { "standard" }},
+        "metadata": {"tier": if index.is_multiple_of(3) { "gold" } else { "standard" }},
         "name": format!("Customer {index}"),
         "phone": format!("+1555{:07}", index % 10_000_000),
         "preferred_locales": [],
@@ -204,7 +204,9 @@ async fn copy_baseline(database_url: &str, workspace_id: Uuid) -> anyhow::Result
                 for (name, definition) in keys {
                     execute(
                         &mut conn,
-                        format!("ALTER TABLE {copy_table} ADD CONSTRAINT bench_{name} {definition}"),
+                        format!(
+                            "ALTER TABLE {copy_table} ADD CONSTRAINT bench_{name} {definition}"
+                        ),
                     )
                     .await?;
                 }
