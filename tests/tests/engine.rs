@@ -25,6 +25,16 @@ fn hubspot_event(event_id: u32) -> VerifiedEvent {
     }
 }
 
+/// Follow-up jobs the inbox queued.
+async fn webhook_jobs(test_db: &TestDb) -> anyhow::Result<i64> {
+    test_db
+        .count(
+            "SELECT count(*) FROM job_queue WHERE kind = 'webhook'",
+            vec![],
+        )
+        .await
+}
+
 async fn routed_tenant(test_db: &TestDb) -> anyhow::Result<Tenant> {
     let tenant = Tenant::create(test_db, "OWNER", "hubspot").await?;
     test_db
@@ -70,16 +80,7 @@ async fn the_same_webhook_delivered_a_hundred_times_at_once_is_processed_once() 
                 .await?,
             1
         );
-        assert_eq!(
-            test_db
-                .count(
-                    "SELECT count(*) FROM job_queue WHERE kind = 'webhook'",
-                    vec![]
-                )
-                .await?,
-            1,
-            "{backend:?}"
-        );
+        assert_eq!(webhook_jobs(&test_db).await?, 1, "{backend:?}");
     }
     Ok(())
 }
@@ -135,16 +136,7 @@ async fn concurrent_deliveries_share_transactions_and_each_event_is_taken_exactl
             200,
             "{backend:?}"
         );
-        assert_eq!(
-            test_db
-                .count(
-                    "SELECT count(*) FROM job_queue WHERE kind = 'webhook'",
-                    vec![]
-                )
-                .await?,
-            200,
-            "{backend:?}"
-        );
+        assert_eq!(webhook_jobs(&test_db).await?, 200, "{backend:?}");
         // A second burst of the same deliveries is all duplicates and stores nothing more.
         let again = inbox
             .take_all(
