@@ -227,6 +227,24 @@ fn production_refuses_to_start_and_names_every_missing_variable() {
 }
 
 #[test]
+fn background_workers_is_a_whole_number_and_zero_means_api_only() -> anyhow::Result<()> {
+    let workers = |value: &str| {
+        Settings::from_lookup(lookup(&[("BACKGROUND_WORKERS", value.to_owned())]))
+            .map(|settings| settings.background_workers)
+            .map_err(|error| error.to_string())
+    };
+    assert_eq!(workers("0"), Ok(Some(0)));
+    assert_eq!(workers("8"), Ok(Some(8)));
+    let refused = workers("four").err().unwrap_or_default();
+    assert!(
+        refused.contains("BACKGROUND_WORKERS") && refused.contains("four"),
+        "{refused}"
+    );
+    assert_eq!(Settings::from_lookup(lookup(&[]))?.background_workers, None);
+    Ok(())
+}
+
+#[test]
 fn dev_keys_are_generated_once_and_reused() -> anyhow::Result<()> {
     use providers::secrecy::ExposeSecret as _;
     let dir = std::env::temp_dir().join(format!("dev-keys-{}", new_id()));
