@@ -3,7 +3,7 @@ def f: if type == "number" then (. * 100 | round / 100 | tostring) else tostring
 def row($cells): "| " + ($cells | map(f) | join(" | ")) + " |";
 "# \(.suite): \(.started_at), commit \(.commit)",
 "",
-"\(.machine.cores) cores (\(.machine.cpu)), PostgreSQL \(.machine.postgresql); \(.data.workspace_entities) entities × 10 attributes; whole run \(.total_seconds) s.",
+"\(.machine.cores) cores (\(.machine.cpu)), PostgreSQL \(.machine.postgresql); \(.data.workspace_entities) entities × 10 attributes; suite \(.total_seconds) s after \(.tools_and_build_seconds // "?") s of tool installs and release build.",
 "",
 "## Page read (50 entities with attributes, provenance, integration; row-level security on)",
 "",

@@ -26,7 +26,7 @@ def target($name; $value; $op; $bound; $unit):
 | only("migrate") as $migrate
 | {
     suite: (if $quick == 1 then "just bench-quick (reduced)" else "just bench" end),
-    started_at: $started, commit: $commit, total_seconds: $total,
+    started_at: $started, commit: $commit, total_seconds: $total, tools_and_build_seconds: $build,
     machine: {cpu: $cpu, cores: ($cores | tonumber), postgresql: $pg},
     data: {workspace_entities: $entities, attributes_per_entity: 10, integrations: 3, seed: 0.42,
            generate_seconds: $gen, generator: "bench/sql/generate.sql (psql, bulk INSERT … SELECT)"},

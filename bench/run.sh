@@ -75,6 +75,8 @@ log "cargo build --release (server, migration, bench-harness, bench-migrate)"
 cargo build --release --locked --bins -p server -p migration -p bench-harness -p tests >&2 \
     || die "cargo build --release failed"
 bin="$root/target/release"
+build_seconds=$(( SECONDS - t0 ))
+t0=$SECONDS   # the suite's own time starts after the tools and the build
 
 # --- database and data ------------------------------------------------------------------------
 step="database"
@@ -267,7 +269,7 @@ jq -c '. + {workload: "migrate"}' "$tmp/migrate.json" >> "$results" || die "benc
 step="report"
 total_seconds=$(( SECONDS - t0 ))
 jq -s --arg started "$started_at" --argjson quick "$quick" --argjson entities "$entities" \
-    --argjson gen "$gen_seconds" --argjson total "$total_seconds" \
+    --argjson gen "$gen_seconds" --argjson total "$total_seconds" --argjson build "$build_seconds" \
     --argjson page_rss "$page_rss_kb" --argjson rss "$server_rss_kb" \
     --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" --arg cores "$(nproc)" \
     --arg pg "$(psql "$admin_url" -X -A -t -c 'SHOW server_version')" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
@@ -277,4 +279,4 @@ mkdir -p "$here/results"
 cp "$tmp/$name.json" "$here/results/$name.json.tmp" && mv "$here/results/$name.json.tmp" "$here/results/$name.json"
 cp "$tmp/$name.md" "$here/results/$name.md.tmp" && mv "$here/results/$name.md.tmp" "$here/results/$name.md"
 cat "$here/results/$name.md"
-log "done in ${total_seconds}s: bench/results/$name.json, bench/results/$name.md"
+log "done in ${total_seconds}s after ${build_seconds}s of tools and build: bench/results/$name.json, bench/results/$name.md"
