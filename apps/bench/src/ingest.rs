@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::StreamExt as _;
 use integrations::SyncEngine;
 use providers::secrecy::SecretString;
 use providers::{
@@ -77,8 +78,7 @@ impl Pages {
     fn render(records: usize) -> anyhow::Result<Self> {
         let mut by_cursor = HashMap::new();
         let mut cursor = None;
-        let mut start = 0;
-        while start < records || start == 0 {
+        for start in (0..records).step_by(PAGE_SIZE) {
             let end = (start + PAGE_SIZE).min(records);
             let data: Vec<Value> = (start..end).map(customer).collect();
             let body = json!({
@@ -88,11 +88,7 @@ impl Pages {
                 "data": data,
             });
             by_cursor.insert(cursor, Bytes::from(serde_json::to_vec(&body)?));
-            cursor = Some(format!("cus_bench{:08}", end.saturating_sub(1)));
-            start = end;
-            if end == records {
-                break;
-            }
+            cursor = Some(format!("cus_bench{:08}", end - 1));
         }
         Ok(Self { by_cursor })
     }
@@ -177,7 +173,7 @@ async fn copy_baseline(database_url: &str, workspace_id: Uuid) -> anyhow::Result
             .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
             .await?;
         let mut data = Vec::new();
-        while let Some(chunk) = futures_next(&mut stream).await {
+        while let Some(chunk) = stream.next().await {
             data.extend_from_slice(&chunk?);
         }
         drop(stream);
@@ -250,14 +246,6 @@ async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> anyhow::Result<(
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-async fn futures_next<S>(stream: &mut S) -> Option<S::Item>
-where
-    S: futures_util::Stream + Unpin,
-{
-    use futures_util::StreamExt as _;
-    stream.next().await
 }
 
 pub async fn run(args: Args) -> anyhow::Result<String> {

@@ -80,7 +80,7 @@ impl WebhookInbox {
     ) -> Result<Vec<Intake>, EngineError> {
         let mut routes: HashMap<(ProviderKind, &str), Option<Uuid>> = HashMap::new();
         let mut intakes = vec![Intake::UnknownAccount; events.len()];
-        let mut first_of_key: HashMap<&str, usize> = HashMap::new();
+        let mut seen_keys: HashSet<&str> = HashSet::new();
         let mut candidates: Vec<(usize, Uuid)> = Vec::new();
         for (index, (event, connection_id)) in events.iter().enumerate() {
             let target = match (connection_id, event.account_id.as_deref()) {
@@ -99,11 +99,10 @@ impl WebhookInbox {
                 tracing::info!(provider = %event.provider, account = ?event.account_id, "webhook for an unknown account acknowledged");
                 continue;
             };
-            if first_of_key.contains_key(event.dedupe_key.as_str()) {
-                intakes[index] = Intake::Duplicate;
-            } else {
-                first_of_key.insert(&event.dedupe_key, index);
+            if seen_keys.insert(&event.dedupe_key) {
                 candidates.push((index, target));
+            } else {
+                intakes[index] = Intake::Duplicate;
             }
         }
         if candidates.is_empty() {
