@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    Statement,
 };
 
 use crate::Migrator;
@@ -168,15 +169,41 @@ impl SchemaStatus {
     }
 }
 
-/// Reads the migration table (creating it when absent, as the sea-orm CLI does) and compares it with
-/// this build's migrations.
+/// Reads the migration table and compares it with this build's migrations. Runs no DDL (a table
+/// that is absent means nothing is applied), so a role with only SELECT on `seaql_migrations`
+/// can ask, and a probe logs nothing.
 pub async fn schema_status(db: &DatabaseConnection) -> Result<SchemaStatus, DbErr> {
-    Migrator::install(db).await?;
-    let recorded: Vec<String> = Migrator::get_migration_models(db)
+    let backend = db.get_database_backend();
+    let exists = match backend {
+        DbBackend::Postgres => {
+            "SELECT (to_regclass('seaql_migrations') IS NOT NULL)::int AS present"
+        }
+        _ => {
+            "SELECT count(*) AS present FROM sqlite_master \
+             WHERE type = 'table' AND name = 'seaql_migrations'"
+        }
+    };
+    let present = db
+        .query_one_raw(Statement::from_string(backend, exists))
+        .await?
+        .map(|row| {
+            row.try_get::<i64>("", "present")
+                .or_else(|_| row.try_get::<i32>("", "present").map(i64::from))
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let recorded: Vec<String> = if present == 0 {
+        Vec::new()
+    } else {
+        db.query_all_raw(Statement::from_string(
+            backend,
+            "SELECT version FROM seaql_migrations",
+        ))
         .await?
         .into_iter()
-        .map(|model| model.version)
-        .collect();
+        .map(|row| row.try_get::<String>("", "version"))
+        .collect::<Result<_, _>>()?
+    };
     let known: Vec<String> = Migrator::migrations()
         .iter()
         .map(|migration| migration.name().to_owned())

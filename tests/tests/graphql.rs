@@ -7,7 +7,7 @@ use providers::secrecy::SecretString;
 use sea_orm::{ColumnTrait as _, ConnectionTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::{Value, json};
 use server::graphql::auth::{Claims, sign};
-use server::graphql::{GraphqlState, RequestDb, router, schema};
+use server::graphql::{GraphqlState, RequestDb, router};
 use tests::fixtures::{Tenant, new_id};
 use tests::{Backend, TestDb, workspace_root};
 use tower::ServiceExt as _;
@@ -28,14 +28,15 @@ fn token(user_id: uuid::Uuid, expires_in: i64, secret: &str) -> anyhow::Result<S
 
 /// The GraphQL routes on `db`, as the server mounts them.
 fn app(db: sea_orm::DatabaseConnection) -> axum::Router {
-    router(GraphqlState {
+    router(GraphqlState::new(
         db,
-        jwt_secret: SecretString::from(SECRET),
-        schema: schema(),
-        engine: engine_handle(),
-        progress: integrations::ProgressFeed::default(),
-        caches: server::graphql::Caches::default(),
-    })
+        std::sync::Arc::new(server::graphql::auth::Verifier::hs256(SecretString::from(
+            SECRET,
+        ))),
+        engine_handle(),
+        integrations::ProgressFeed::default(),
+        server::graphql::ApiOptions::default(),
+    ))
 }
 
 async fn post(
@@ -251,12 +252,34 @@ async fn another_workspaces_connections_are_not_found_and_rls_alone_hides_them()
 async fn a_query_nested_too_deep_is_refused() -> anyhow::Result<()> {
     let test_db = TestDb::migrated(Backend::Sqlite).await?;
     let bearer = token(new_id(), 3600, SECRET)?;
-    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }";
-    let response = post(&test_db, Some(&bearer), deep, json!({})).await?;
-    let message = response["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(message.contains("nested too deep"), "{response}");
+    let of_types = |n: usize| format!("{}name{}", "ofType { ".repeat(n), " }".repeat(n));
+    // Introspection alone has room for the standard introspection query (depth 14), not more
+    // than 20; anything else beside it is held to the API's depth of 12.
+    let deep_introspection = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {} }} }} }} }} }}",
+        of_types(18)
+    );
+    let mixed = format!(
+        "{{ viewer {{ id }} __schema {{ types {{ fields {{ type {{ {} }} }} }} }} }}",
+        of_types(8)
+    );
+    let standard = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {} }} }} }} }} }}",
+        of_types(8)
+    );
+    for deep in [deep_introspection, mixed] {
+        let response = post(&test_db, Some(&bearer), &deep, json!({})).await?;
+        let message = response["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains("nested too deep"), "{response}");
+    }
+    let response = post(&test_db, None, &standard, json!({})).await?;
+    assert!(response["errors"].is_null(), "{response}");
+    assert!(
+        response["data"]["__schema"]["types"].is_array(),
+        "{response}"
+    );
     let malformed = post(&test_db, Some(&bearer), "{ viewer { id ", json!({})).await?;
     assert!(malformed["errors"].is_array(), "{malformed}");
     Ok(())
@@ -271,6 +294,7 @@ async fn post_raw(
     let app = app(test_db.db.clone());
     let request = Request::post("/graphql")
         .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/graphql-response+json")
         .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
         .header(header::CONTENT_LENGTH, body.len())
         .body(Body::from(body))?;
@@ -286,16 +310,21 @@ async fn hostile_requests_get_a_clear_error_with_a_code_and_change_nothing() -> 
     let bearer = token(new_id(), 3600, SECRET)?;
     let workspaces = "SELECT count(*) FROM workspaces";
 
-    // Not JSON, a batch, an oversized body: refused before anything runs.
-    let (status, _) = post_raw(&test_db, &bearer, b"{\"query\": ".to_vec()).await?;
+    // Not JSON, a batch, an oversized body: refused before anything runs, with a JSON body
+    // that carries a code.
+    let (status, body) = post_raw(&test_db, &bearer, b"{\"query\": ".to_vec()).await?;
     assert_eq!(status, 400);
+    let refusal: Value = serde_json::from_str(&body)?;
+    assert_eq!(code(&refusal), Some("BAD_USER_INPUT"), "{body}");
     let create = json!({"query": "mutation { createWorkspace(name: \"A\") { id } }"});
     let batch = json!([create, create]).to_string().into_bytes();
     let (status, body) = post_raw(&test_db, &bearer, batch).await?;
     assert_eq!(status, 400, "{body}");
     let huge = json!({"query": format!("{{ viewer {{ id }} }} #{}", "x".repeat(300 * 1024))});
-    let (status, _) = post_raw(&test_db, &bearer, huge.to_string().into_bytes()).await?;
+    let (status, body) = post_raw(&test_db, &bearer, huge.to_string().into_bytes()).await?;
     assert_eq!(status, 413);
+    let refusal: Value = serde_json::from_str(&body)?;
+    assert_eq!(code(&refusal), Some("PAYLOAD_TOO_LARGE"), "{body}");
     assert_eq!(test_db.count(workspaces, vec![]).await?, 0);
 
     // Wrong variable types, unknown fields, a subscription over POST, too deep: each a
@@ -314,7 +343,7 @@ async fn hostile_requests_get_a_clear_error_with_a_code_and_change_nothing() -> 
             json!({"c": new_id()}),
         ),
         (
-            "mutation { createWorkspace(name: \"A\") { id } } { __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }",
+            "mutation { createWorkspace(name: \"A\") { id } } { __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } } } } } } } }",
             json!({}),
         ),
     ];

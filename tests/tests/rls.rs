@@ -243,3 +243,61 @@ async fn the_api_role_cannot_read_credentials_or_oauth_states() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// `auth.uid()` as Supabase defines it, in one reused session: each transaction sets the caller
+/// in one style or the other (or not at all), and a setting left empty by an earlier
+/// transaction's `SET LOCAL` counts as unset, never as an error.
+#[tokio::test]
+async fn auth_uid_matches_supabase_in_a_reused_session_with_either_claim_style()
+-> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    // One connection, so every transaction below reuses the same session.
+    let session = migration::connect(&test_db.url, 1).await?;
+    let test_db = &test_db;
+    let uid_in = |setup: Option<(&'static str, String)>| {
+        let session = session.clone();
+        async move {
+            let transaction = session.begin().await?;
+            if let Some((name, value)) = setup {
+                transaction
+                    .execute_raw(test_db.statement(
+                        "SELECT set_config($1, $2, true)",
+                        vec![v(name.to_owned()), v(value)],
+                    ))
+                    .await?;
+            }
+            let row = transaction
+                .query_one_raw(test_db.statement("SELECT auth.uid()::text AS uid", vec![]))
+                .await?;
+            transaction.commit().await?;
+            let uid: Option<String> = match row {
+                Some(row) => row.try_get("", "uid")?,
+                None => None,
+            };
+            anyhow::Ok(uid)
+        }
+    };
+    let (a, b) = (new_id(), new_id());
+    let claims = |id: uuid::Uuid| format!(r#"{{"sub":"{id}","role":"authenticated"}}"#);
+    assert_eq!(uid_in(None).await?, None, "a fresh session has no caller");
+    let sequence = [
+        (Some(("request.jwt.claim.sub", a.to_string())), Some(a)),
+        (None, None),
+        (Some(("request.jwt.claims", claims(b))), Some(b)),
+        (None, None),
+        (Some(("request.jwt.claim.sub", b.to_string())), Some(b)),
+        (Some(("request.jwt.claims", claims(a))), Some(a)),
+        (Some(("request.jwt.claim.sub", String::new())), None),
+        (Some(("request.jwt.claims", String::new())), None),
+        (None, None),
+    ];
+    for (step, (setup, expected)) in sequence.into_iter().enumerate() {
+        let uid = uid_in(setup.clone()).await?;
+        assert_eq!(
+            uid,
+            expected.map(|id| id.to_string()),
+            "step {step}: {setup:?}"
+        );
+    }
+    Ok(())
+}

@@ -40,7 +40,7 @@ async fn the_server_migrates_an_embedded_sqlite_database_and_is_ready() -> anyho
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["schema_version"].as_str(),
-        Some("m20260105_000001_entities_page_index")
+        Some("m20261201_000001_supabase_auth_uid")
     );
     if let Some(folder) = path.parent() {
         std::fs::remove_dir_all(folder)?;
@@ -125,5 +125,50 @@ async fn the_embedded_default_seeds_a_demo_workspace_whose_token_answers_a_query
     if let Some(folder) = path.parent() {
         std::fs::remove_dir_all(folder)?;
     }
+    Ok(())
+}
+
+/// `/readyz` runs no DDL: a role that may only read `seaql_migrations` gets the same answer as
+/// the owner, and an absent migration table reads as "nothing applied".
+#[tokio::test]
+async fn readyz_needs_only_select_on_the_migration_table() -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait as _;
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    // A role of this test's own (unique name), dropped at the end.
+    let role = format!("readyz_probe_{}", tests::fixtures::new_id().simple());
+    test_db
+        .db
+        .execute_unprepared(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT ON seaql_migrations TO {role}"
+        ))
+        .await?;
+    let probe_url = test_db
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let outcome = async {
+        let probe = migration::connect(&probe_url, 1).await?;
+        let status = migration::schema_status(&probe).await?;
+        probe.close().await?;
+        anyhow::Ok(status)
+    }
+    .await;
+    test_db
+        .db
+        .execute_unprepared(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await?;
+    let status = outcome?;
+    assert!(status.is_current(), "{:?}", status.pending);
+    assert_eq!(status.unknown, Vec::<String>::new());
+
+    let empty = TestDb::empty(Backend::Postgres).await?;
+    let status = migration::schema_status(&empty.db).await?;
+    assert_eq!(status.pending.len(), migration::Migrator::migrations_len());
+    let created = empty
+        .count(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'seaql_migrations'",
+            vec![],
+        )
+        .await?;
+    assert_eq!(created, 0, "reading the status created the migration table");
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! background worker and scheduler; the GraphQL API is added beside these routes.
 
 mod background;
+mod cors;
 mod demo;
 pub mod graphql;
 mod health;
@@ -48,23 +49,28 @@ pub fn router(state: AppState) -> Router {
             post(webhooks::per_connection),
         )
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES));
-    let graphql = match &state.settings.auth_jwt_secret {
-        Some(jwt_secret) => graphql::router(graphql::GraphqlState {
-            db: state.db.clone(),
-            jwt_secret: jwt_secret.clone(),
-            schema: graphql::schema(),
-            engine: graphql::EngineHandle {
+    let graphql = match &state.verifier {
+        Some(verifier) => graphql::router(graphql::GraphqlState::new(
+            state.db.clone(),
+            verifier.clone(),
+            graphql::EngineHandle {
                 keyring: state.sealing.clone(),
                 factory: Some(state.providers.clone()),
             },
-            progress: state.progress.clone(),
-            caches: graphql::Caches::default(),
-        }),
+            state.progress.clone(),
+            graphql::ApiOptions {
+                introspection: state.settings.graphql_introspection,
+                graphiql: state.settings.graphiql,
+            },
+        )),
         None => {
-            tracing::warn!("AUTH_JWT_SECRET is unset: the GraphQL API is not served");
+            tracing::warn!(
+                "AUTH_JWT_SECRET and AUTH_JWKS_URL are unset: the GraphQL API is not served"
+            );
             Router::new()
         }
     };
+    let cors = cors::layer(&state.settings);
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -77,8 +83,20 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
-        ));
+        ))
+        .layer(cors);
     observability::layers(routes)
+}
+
+/// An HTTP client for the server's own fetches (signing keys), with the process's TLS provider.
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may win the race; either way a provider is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?)
 }
 
 /// Opens the database (migrating it when it is the embedded SQLite default) and returns the state
@@ -95,7 +113,12 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
             .context("migrating the embedded SQLite database")?;
         tracing::info!("embedded SQLite database migrated");
     }
-    AppState::new(db, settings.clone(), Arc::new(SystemClock))
+    let state = AppState::new(db, settings.clone(), Arc::new(SystemClock))?;
+    match graphql::auth::Verifier::new(settings.auth()).await {
+        Ok(verifier) => Ok(state.with_verifier(Arc::new(verifier))),
+        Err(graphql::auth::VerifierError::NoKeys) => Ok(state),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Opens the database as [`connect`] does and returns the router, without background tasks.

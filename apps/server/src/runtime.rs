@@ -127,6 +127,9 @@ pub struct AppState {
     pub gmail_keys: Arc<JwksCache>,
     /// The sealing keyring.
     pub sealing: Arc<Keyring>,
+    /// Checks the API's bearer tokens; `None` when neither `AUTH_JWT_SECRET` nor `AUTH_JWKS_URL`
+    /// is set (the API is not served).
+    pub verifier: Option<Arc<crate::graphql::auth::Verifier>>,
     /// Sync progress for `syncProgress` subscribers: fed by the PostgreSQL relay
     /// ([`crate::spawn_background`]) or, on SQLite, by this process's workers.
     pub progress: ProgressFeed,
@@ -153,10 +156,18 @@ impl AppState {
             metrics,
             gmail_keys: Arc::new(JwksCache::default()),
             progress: ProgressFeed::default(),
+            verifier: crate::graphql::auth::Verifier::unfetched(settings.auth()).map(Arc::new),
             db,
             settings,
             clock,
         })
+    }
+
+    /// The state with `verifier` (one whose key set was fetched at start).
+    #[must_use]
+    pub fn with_verifier(mut self, verifier: Arc<crate::graphql::auth::Verifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 
     /// The keyring sealing credentials.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use providers::secrecy::{ExposeSecret as _, SecretString};
 use providers::{Keyring, ProviderKind, SealingKey};
@@ -14,16 +15,17 @@ pub const DEV_KEYS_DIR: &str = "data/dev-keys";
 /// Google's OIDC signing keys, which sign Pub/Sub push tokens.
 pub const GOOGLE_OIDC_CERTS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 
-/// The variables `APP_ENV=production` refuses to start without.
-const REQUIRED_IN_PRODUCTION: [&str; 3] =
-    ["DATABASE_URL", "AUTH_JWT_SECRET", "TOKEN_ENCRYPTION_KEYS"];
+/// The shortest `AUTH_JWT_SECRET` production accepts (HS256 wants a key as long as its hash).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
-/// Which environment the server runs in (`APP_ENV`).
+/// Which environment the server runs in (`APP_ENV`: `development` or `production`, any case;
+/// unset is development, anything else refuses to start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnv {
-    /// Anything but `production`: development keys may be generated.
+    /// Development keys may be generated; GraphiQL and introspection are on; any loopback origin
+    /// may call the API.
     Development,
-    /// `production`: every key must be configured.
+    /// Every key must be configured; GraphiQL and introspection are off unless set.
     Production,
 }
 
@@ -90,6 +92,22 @@ pub struct Settings {
     pub gmail_pubsub_service_account: Option<String>,
     /// `GOOGLE_OIDC_CERTS_URL`: an `http(s)` URL or a file path holding the JWKS.
     pub google_oidc_certs_url: String,
+    /// `AUTH_JWKS_URL`: RS256/ES256 signing keys of the identity provider (an `http(s)` URL or a
+    /// file path).
+    pub auth_jwks_url: Option<String>,
+    /// `AUTH_JWT_AUDIENCE` (comma list; `authenticated` for Supabase): unchecked when empty.
+    pub auth_jwt_audience: Vec<String>,
+    /// `AUTH_JWT_ISSUER`: unchecked when unset.
+    pub auth_jwt_issuer: Option<String>,
+    /// `AUTH_JWT_LEEWAY_SECONDS`, default and at most 30.
+    pub auth_jwt_leeway: Duration,
+    /// `CORS_ALLOWED_ORIGINS` (comma list of origins); in development every `http://localhost:*`
+    /// and `http://127.0.0.1:*` origin is allowed besides.
+    pub cors_allowed_origins: Vec<String>,
+    /// `GRAPHQL_INTROSPECTION`: default on in development, off in production.
+    pub graphql_introspection: bool,
+    /// `GRAPHIQL`: default on in development, off in production.
+    pub graphiql: bool,
     /// True when [`Settings::with_dev_keys`] supplied a generated key.
     pub uses_dev_keys: bool,
 }
@@ -117,6 +135,13 @@ impl fmt::Debug for Settings {
                 &self.gmail_pubsub_service_account,
             )
             .field("google_oidc_certs_url", &self.google_oidc_certs_url)
+            .field("auth_jwks_url", &self.auth_jwks_url)
+            .field("auth_jwt_audience", &self.auth_jwt_audience)
+            .field("auth_jwt_issuer", &self.auth_jwt_issuer)
+            .field("auth_jwt_leeway", &self.auth_jwt_leeway)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("graphql_introspection", &self.graphql_introspection)
+            .field("graphiql", &self.graphiql)
             .field("uses_dev_keys", &self.uses_dev_keys)
             .finish()
     }
@@ -184,19 +209,95 @@ impl Settings {
     /// `DATABASE_URL`, `AUTH_JWT_SECRET` and `TOKEN_ENCRYPTION_KEYS`, naming every missing one.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let app_env = match get("APP_ENV").as_deref() {
-            Some("production") => AppEnv::Production,
-            _ => AppEnv::Development,
+        let app_env = match get("APP_ENV").map(|value| value.trim().to_ascii_lowercase()) {
+            None => AppEnv::Development,
+            Some(value) if value == "development" => AppEnv::Development,
+            Some(value) if value == "production" => AppEnv::Production,
+            Some(value) => {
+                return Err(SettingsError::Invalid {
+                    name: "APP_ENV",
+                    reason: format!("`{value}` is neither `development` nor `production`"),
+                });
+            }
         };
         if app_env == AppEnv::Production {
-            let names: Vec<&'static str> = REQUIRED_IN_PRODUCTION
-                .into_iter()
-                .filter(|name| get(name).is_none())
-                .collect();
+            let mut names: Vec<&'static str> = Vec::new();
+            if get("DATABASE_URL").is_none() {
+                names.push("DATABASE_URL");
+            }
+            if get("AUTH_JWT_SECRET").is_none() && get("AUTH_JWKS_URL").is_none() {
+                names.push("AUTH_JWT_SECRET");
+            }
+            if get("TOKEN_ENCRYPTION_KEYS").is_none() {
+                names.push("TOKEN_ENCRYPTION_KEYS");
+            }
             if !names.is_empty() {
                 return Err(SettingsError::MissingInProduction { names });
             }
+            if get("AUTH_JWT_SECRET").is_some_and(|secret| secret.len() < MIN_JWT_SECRET_BYTES) {
+                return Err(SettingsError::Invalid {
+                    name: "AUTH_JWT_SECRET",
+                    reason: format!(
+                        "shorter than {MIN_JWT_SECRET_BYTES} bytes, which production refuses"
+                    ),
+                });
+            }
+            if get("DATABASE_URL").is_some_and(|url| url.starts_with("sqlite:")) {
+                return Err(SettingsError::Invalid {
+                    name: "DATABASE_URL",
+                    reason: "SQLite has no row-level security; production needs PostgreSQL"
+                        .to_owned(),
+                });
+            }
         }
+        let development = app_env == AppEnv::Development;
+        let flag = |name: &'static str, default: bool| -> Result<bool, SettingsError> {
+            match get(name) {
+                None => Ok(default),
+                Some(text) => parse_bool(&text).ok_or_else(|| SettingsError::Invalid {
+                    name,
+                    reason: format!("`{text}` is not true or false"),
+                }),
+            }
+        };
+        let graphql_introspection = flag("GRAPHQL_INTROSPECTION", development)?;
+        let graphiql = flag("GRAPHIQL", development)?;
+        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(origin)
+                .collect::<Result<_, _>>()?,
+        };
+        let auth_jwks_url = get("AUTH_JWKS_URL");
+        if let Some(location) = &auth_jwks_url
+            && location.contains("://")
+        {
+            base_url("AUTH_JWKS_URL", location.clone())?;
+        }
+        let auth_jwt_leeway = match get("AUTH_JWT_LEEWAY_SECONDS") {
+            None => Duration::from_secs(30),
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(seconds) if seconds <= 30 => Duration::from_secs(seconds),
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        name: "AUTH_JWT_LEEWAY_SECONDS",
+                        reason: format!("`{text}` is not a whole number of seconds from 0 to 30"),
+                    });
+                }
+            },
+        };
+        let auth_jwt_audience = get("AUTH_JWT_AUDIENCE")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|audience| !audience.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let database_url =
             get("DATABASE_URL").unwrap_or_else(|| migration::DEFAULT_DATABASE_URL.to_owned());
         let bind_addr: SocketAddr = get("BIND_ADDR")
@@ -228,17 +329,7 @@ impl Settings {
                 reason: error.to_string(),
             })?;
         }
-        let sync_on_startup = match get("SYNC_ON_STARTUP").as_deref() {
-            None => false,
-            Some("1" | "true" | "TRUE" | "True" | "yes") => true,
-            Some("0" | "false" | "FALSE" | "False" | "no") => false,
-            Some(other) => {
-                return Err(SettingsError::Invalid {
-                    name: "SYNC_ON_STARTUP",
-                    reason: format!("`{other}` is not true or false"),
-                });
-            }
-        };
+        let sync_on_startup = flag("SYNC_ON_STARTUP", false)?;
         let background_workers = get("BACKGROUND_WORKERS")
             .map(|text| {
                 text.parse().map_err(|_| SettingsError::Invalid {
@@ -279,6 +370,13 @@ impl Settings {
             gmail_pubsub_service_account: get("GMAIL_PUBSUB_SERVICE_ACCOUNT"),
             google_oidc_certs_url: get("GOOGLE_OIDC_CERTS_URL")
                 .unwrap_or_else(|| GOOGLE_OIDC_CERTS_URL.to_owned()),
+            auth_jwks_url,
+            auth_jwt_audience,
+            auth_jwt_issuer: get("AUTH_JWT_ISSUER"),
+            auth_jwt_leeway,
+            cors_allowed_origins,
+            graphql_introspection,
+            graphiql,
             database_url,
             bind_addr,
             database_pool_size,
@@ -331,6 +429,18 @@ impl Settings {
         Ok(self)
     }
 
+    /// How bearer tokens are checked.
+    pub fn auth(&self) -> crate::graphql::auth::AuthSettings {
+        crate::graphql::auth::AuthSettings {
+            hs256_secret: self.auth_jwt_secret.clone(),
+            jwks_url: self.auth_jwks_url.clone(),
+            audience: self.auth_jwt_audience.clone(),
+            issuer: self.auth_jwt_issuer.clone(),
+            leeway: self.auth_jwt_leeway,
+            ..crate::graphql::auth::AuthSettings::default()
+        }
+    }
+
     /// True when the database is SQLite (the embedded default or another file).
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
@@ -376,6 +486,36 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// `true`/`false` (any case), `1`/`0`, `yes`/`no`, `on`/`off`.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// One `CORS_ALLOWED_ORIGINS` entry as the origin a browser sends (`scheme://host[:port]`).
+fn origin(text: &str) -> Result<String, SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        name: "CORS_ALLOWED_ORIGINS",
+        reason,
+    };
+    let parsed = url::Url::parse(text).map_err(|error| invalid(format!("`{text}`: {error}")))?;
+    let bare = parsed.path() == "/" && parsed.query().is_none() && parsed.fragment().is_none();
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || !bare
+        || !parsed.username().is_empty()
+        || text.trim_end_matches('/').matches('/').count() != 2
+    {
+        return Err(invalid(format!(
+            "`{text}` is not an origin like https://app.example.com or http://localhost:5173"
+        )));
+    }
+    Ok(parsed.origin().ascii_serialization())
 }
 
 fn base_url(name: &'static str, value: String) -> Result<String, SettingsError> {

@@ -1,29 +1,37 @@
 //! The GraphQL API: `POST /graphql` (queries and mutations, bearer JWT), `GET /graphql`
-//! (GraphiQL) and `GET /graphql/ws` (subscriptions over a WebSocket). Each request is authenticated, runs its reads in one RLS transaction, and is bounded
-//! in depth and complexity. The schema is exported to `apps/server/schema.graphql`.
+//! (queries, or GraphiQL for a browser), `GET /graphql/ws` (subscriptions over a WebSocket).
+//! Each request is authenticated, runs its reads in one RLS transaction, and is bounded in depth
+//! and complexity; introspection-only queries run on a schema that can do nothing else, with
+//! limits the standard introspection query fits. The schema is exported to
+//! `apps/server/schema.graphql`.
 
 pub mod auth;
 mod context;
 pub mod entities;
 pub mod errors;
+mod graphiql;
+pub mod http;
 mod mutation;
 mod query;
 pub mod subscription;
 mod types;
 
+use std::sync::Arc;
+
 use async_graphql::Schema;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::parser::types::OperationType;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse as _};
+use axum::body::Body;
+use axum::extract::{RawQuery, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
-use providers::secrecy::SecretString;
 use sea_orm::DatabaseConnection;
-use tower_http::limit::RequestBodyLimitLayer;
+
+use self::http::{Media, Params, PersistedQueries, Refusal};
 
 pub use context::{RequestContext, RequestDb};
 pub use mutation::Mutation;
@@ -37,16 +45,50 @@ pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 pub const MAX_DEPTH: usize = 12;
 /// Query complexity beyond which a request is refused.
 pub const MAX_COMPLEXITY: usize = 2_000;
+/// The depth limit of an introspection-only query: the standard one (graphql-js's
+/// `getIntrospectionQuery()`, GraphiQL's) nests `ofType` to depth 14.
+pub const INTROSPECTION_MAX_DEPTH: usize = 20;
+/// The complexity limit of an introspection-only query.
+pub const INTROSPECTION_MAX_COMPLEXITY: usize = 5_000;
 
-/// The largest GraphQL request body accepted (larger: 413, nothing read beyond it).
+/// The largest GraphQL request body accepted (larger: a JSON 413, nothing read beyond it).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Builds the schema with its limits.
+/// Builds the schema with its limits (introspection allowed).
 pub fn schema() -> ApiSchema {
     Schema::build(Query, Mutation::default(), Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
+}
+
+/// The schema that answers introspection-only queries: deep enough for the standard
+/// introspection query, and unable to run anything but introspection.
+fn introspection_schema() -> ApiSchema {
+    Schema::build(Query, Mutation::default(), Subscription)
+        .introspection_only()
+        .limit_depth(INTROSPECTION_MAX_DEPTH)
+        .limit_complexity(INTROSPECTION_MAX_COMPLEXITY)
+        .finish()
+}
+
+/// What the GraphQL routes allow beyond queries and mutations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiOptions {
+    /// `GRAPHQL_INTROSPECTION`: answer `__schema` and `__type`.
+    pub introspection: bool,
+    /// `GRAPHIQL`: serve GraphiQL on `GET /graphql` for browsers.
+    pub graphiql: bool,
+}
+
+impl Default for ApiOptions {
+    /// Both on (development).
+    fn default() -> Self {
+        Self {
+            introspection: true,
+            graphiql: true,
+        }
+    }
 }
 
 /// The schema in SDL, as committed in `apps/server/schema.graphql`.
@@ -59,10 +101,16 @@ pub fn sdl() -> String {
 pub struct GraphqlState {
     /// The pool.
     pub db: DatabaseConnection,
-    /// `AUTH_JWT_SECRET`.
-    pub jwt_secret: SecretString,
-    /// The schema.
+    /// Checks bearer tokens.
+    pub verifier: Arc<auth::Verifier>,
+    /// The schema (without introspection when it is off).
     pub schema: ApiSchema,
+    /// The schema answering introspection-only queries, when introspection is on.
+    pub introspection: Option<ApiSchema>,
+    /// Apollo's persisted queries.
+    pub persisted: Arc<PersistedQueries>,
+    /// Introspection and GraphiQL.
+    pub options: ApiOptions,
     /// What mutations that reach the engine need.
     pub engine: EngineHandle,
     /// Sync progress for subscriptions.
@@ -76,9 +124,9 @@ pub struct GraphqlState {
 #[derive(Debug, Clone, Default)]
 pub struct Caches {
     /// Users recently upserted.
-    pub known_users: std::sync::Arc<auth::KnownUsers>,
+    pub known_users: Arc<auth::KnownUsers>,
     /// The integration catalog.
-    pub catalog: std::sync::Arc<entities::IntegrationCatalog>,
+    pub catalog: Arc<entities::IntegrationCatalog>,
 }
 
 /// The engine's configuration for mutations: the sealing keyring, the provider clients (absent
@@ -87,9 +135,9 @@ pub struct Caches {
 #[derive(Clone)]
 pub struct EngineHandle {
     /// `TOKEN_ENCRYPTION_KEYS`.
-    pub keyring: std::sync::Arc<providers::Keyring>,
+    pub keyring: Arc<providers::Keyring>,
     /// Builds provider clients from the server's settings.
-    pub factory: Option<std::sync::Arc<dyn integrations::ProviderFactory>>,
+    pub factory: Option<Arc<dyn integrations::ProviderFactory>>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -101,6 +149,38 @@ impl std::fmt::Debug for EngineHandle {
     }
 }
 
+impl GraphqlState {
+    /// The state for `db`, with schemas built for `options`.
+    pub fn new(
+        db: DatabaseConnection,
+        verifier: Arc<auth::Verifier>,
+        engine: EngineHandle,
+        progress: integrations::ProgressFeed,
+        options: ApiOptions,
+    ) -> Self {
+        let schema = if options.introspection {
+            schema()
+        } else {
+            Schema::build(Query, Mutation::default(), Subscription)
+                .limit_depth(MAX_DEPTH)
+                .limit_complexity(MAX_COMPLEXITY)
+                .disable_introspection()
+                .finish()
+        };
+        Self {
+            db,
+            verifier,
+            schema,
+            introspection: options.introspection.then(introspection_schema),
+            persisted: Arc::new(PersistedQueries::default()),
+            options,
+            engine,
+            progress,
+            caches: Caches::default(),
+        }
+    }
+}
+
 impl std::fmt::Debug for GraphqlState {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
@@ -109,63 +189,189 @@ impl std::fmt::Debug for GraphqlState {
     }
 }
 
-/// `POST /graphql`, `GET /graphql` and `GET /graphql/ws`.
+/// `POST /graphql`, `GET /graphql` (queries, or GraphiQL for a browser), `GET /graphql/ws` and
+/// GraphiQL's assets under `/graphql/assets/`. Any other method is a JSON 405.
 pub fn router(state: GraphqlState) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphiql)
-                .post(graphql)
-                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+            get(graphql_get)
+                .post(graphql_post)
+                .fallback(method_not_allowed),
         )
         .route("/graphql/ws", get(graphql_ws))
+        .route("/graphql/assets/{name}", get(graphiql::asset))
         .with_state(state)
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
+async fn method_not_allowed() -> Response {
+    Refusal::method_not_allowed(
+        "/graphql takes POST (queries and mutations) and GET (queries)",
+        "GET, POST",
     )
+    .into_response()
 }
 
 async fn graphql_ws(
     State(state): State<GraphqlState>,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
-) -> axum::response::Response {
+) -> Response {
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             let GraphqlState {
                 db,
-                jwt_secret,
+                verifier,
                 schema,
                 progress,
                 ..
             } = state;
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| {
-                    subscription::connection_init(payload, db, jwt_secret, progress)
+                    subscription::connection_init(payload, db, verifier, progress)
                 })
                 .serve()
         })
 }
 
-async fn graphql(
+fn media_of(headers: &HeaderMap) -> Result<Media, Refusal> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"));
+    http::negotiate(accept).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "accept application/graphql-response+json or application/json",
+        )
+    })
+}
+
+async fn graphql_get(
     State(state): State<GraphqlState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> axum::response::Response {
+    RawQuery(query): RawQuery,
+) -> Response {
+    if state.options.graphiql && http::wants_html(&headers) {
+        return graphiql::page();
+    }
+    let media = match media_of(&headers) {
+        Ok(media) => media,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match Params::from_query_string(query.as_deref()) {
+        Ok(params) => execute(&state, &headers, Method::GET, media, params).await,
+        Err(refusal) => refusal.into_response_as(media),
+    }
+}
+
+async fn graphql_post(
+    State(state): State<GraphqlState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let media = match media_of(&headers) {
+        Ok(media) => media,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut parts = content_type.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    let charset_ok = parts
+        .filter_map(|param| param.strip_prefix("charset="))
+        .all(|charset| charset.trim_matches('"') == "utf-8");
+    if !matches!(essence, "application/json" | "application/graphql+json") || !charset_ok {
+        return Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the request as Content-Type: application/json (UTF-8)",
+        )
+        .into_response_as(media);
+    }
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("the request body is over {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response_as(media)
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return too_large();
+    };
+    match Params::from_json(&bytes) {
+        Ok(params) => execute(&state, &headers, Method::POST, media, params).await,
+        Err(refusal) => refusal.into_response_as(media),
+    }
+}
+
+async fn execute(
+    state: &GraphqlState,
+    headers: &HeaderMap,
+    method: Method,
+    media: Media,
+    params: Params,
+) -> Response {
+    let query = match state.persisted.resolve(&params) {
+        Ok(query) => query,
+        Err(refusal) => return refusal.into_response_as(media),
+    };
+    let document = async_graphql::parser::parse_query(&query).ok();
+    let operation_name = params.operation_name.as_deref();
+    if method == Method::GET
+        && let Some(document) = &document
+        && http::operation_type(document, operation_name)
+            .is_some_and(|kind| kind != OperationType::Query)
+    {
+        return Refusal::method_not_allowed(
+            "GET runs queries only: send mutations with POST",
+            "POST",
+        )
+        .into_response_as(media);
+    }
+    let introspection = document
+        .as_ref()
+        .is_some_and(|document| http::is_introspection(document, operation_name));
+    let schema = match (&state.introspection, introspection) {
+        (Some(introspection), true) => introspection,
+        (None, true) => {
+            let mut refusal = Refusal::request_error(
+                media,
+                "introspection is off on this server (GRAPHQL_INTROSPECTION)",
+            );
+            refusal.code = errors::Code::Forbidden.as_str();
+            return refusal.into_response_as(media);
+        }
+        (_, false) => &state.schema,
+    };
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        request = request.variables(async_graphql::Variables::from_json(
+            serde_json::Value::Object(variables),
+        ));
+    }
     let authorization = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let viewer = match auth::authenticate(
         &state.db,
         authorization,
-        &state.jwt_secret,
+        &state.verifier,
         &state.caches.known_users,
     )
     .await
@@ -173,7 +379,7 @@ async fn graphql(
         Ok(viewer) => viewer.map_err(Into::into),
         Err(error) => {
             tracing::error!(%error, "authenticating a GraphQL request");
-            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+            return unavailable().into_response_as(media);
         }
     };
     let request_db = match &viewer {
@@ -181,7 +387,7 @@ async fn graphql(
             Ok(request_db) => Some(request_db),
             Err(error) => {
                 tracing::error!(%error, "opening a GraphQL request's transaction");
-                return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                return unavailable().into_response_as(media);
             }
         },
         Err(_) => None,
@@ -191,10 +397,7 @@ async fn graphql(
         db: request_db.clone(),
         pool: state.db.clone(),
     };
-    let mut request = request
-        .into_inner()
-        .data(context)
-        .data(state.engine.clone());
+    let mut request = request.data(context).data(state.engine.clone());
     // Loaders are per request (their caches never cross tenants) and read through this request's
     // RLS transaction.
     if let Some(request_db) = &request_db {
@@ -210,12 +413,26 @@ async fn graphql(
                 HashMapCache::default(),
             ));
     }
-    let mut response = state.schema.execute(request).await;
+    let mut response = schema.execute(request).await;
     errors::backfill_codes(&mut response.errors);
     if let Some(request_db) = request_db
         && let Err(error) = request_db.finish(response.errors.is_empty()).await
     {
         tracing::error!(%error, "ending a GraphQL request's transaction");
     }
-    GraphQLResponse::from(response).into_response()
+    http::respond(media, &response)
+}
+
+/// The database is unavailable (pool exhausted or down): a coded 503 the client may retry.
+fn unavailable() -> Refusal {
+    let mut refusal = Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "the database is unavailable; retry shortly",
+    );
+    refusal.headers.push((
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    ));
+    refusal
 }

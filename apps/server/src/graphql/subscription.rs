@@ -8,7 +8,6 @@ use async_graphql::futures_util::stream;
 use async_graphql::{Context, Data, Result, SimpleObject, Subscription as SubscriptionRoot};
 use entity::integration_connections;
 use integrations::{ProgressFeed, SyncProgress};
-use providers::secrecy::SecretString;
 use sea_orm::{DatabaseConnection, EntityTrait as _};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
@@ -54,14 +53,14 @@ pub fn bearer_of(payload: &Value) -> Option<String> {
 pub async fn connection_init(
     payload: Value,
     pool: DatabaseConnection,
-    secret: SecretString,
+    verifier: std::sync::Arc<auth::Verifier>,
     feed: ProgressFeed,
 ) -> Result<Data> {
     let authorization = bearer_of(&payload);
     let viewer = match auth::authenticate(
         &pool,
         authorization.as_deref(),
-        &secret,
+        &verifier,
         &auth::KnownUsers::default(),
     )
     .await
