@@ -261,7 +261,7 @@ fn contacts_state(data: &Value) -> Option<&Value> {
 /// The contacts sync's completion time once it has finished after `previous`.
 fn finished_after(data: &Value, previous: &Value) -> bool {
     contacts_state(data).is_some_and(|state| {
-        state["status"] == "idle"
+        state["status"] == "IDLE"
             && !state["lastSyncCompletedAt"].is_null()
             && state["lastSyncCompletedAt"] != *previous
     })
@@ -459,7 +459,7 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
         .await?;
     let data = platform
         .until(&owner, CONNECTION, id.clone(), "validation", |data| {
-            data["connection"]["connectionStatus"] == "connected"
+            data["connection"]["connectionStatus"] == "CONNECTED"
                 && !data["connection"]["lastConnectionValidation"].is_null()
         })
         .await?;
@@ -573,7 +573,7 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     let last = events
         .last()
         .ok_or_else(|| anyhow::anyhow!("no progress"))?;
-    assert_eq!(last["status"], "idle", "{events:?}");
+    assert_eq!(last["status"], "IDLE", "{events:?}");
     assert_eq!(last["conflicts"], 1, "{events:?}");
     assert!(
         last["pages"].as_i64().is_some_and(|pages| pages >= 1),
@@ -582,7 +582,7 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     assert!(
         events[..events.len() - 1]
             .iter()
-            .all(|event| event["status"] == "syncing" && event["done"] == false),
+            .all(|event| event["status"] == "SYNCING" && event["done"] == false),
         "{events:?}"
     );
     let data = platform

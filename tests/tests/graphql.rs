@@ -686,3 +686,179 @@ async fn only_owners_and_admins_manage_connections_through_the_api() -> anyhow::
     );
     Ok(())
 }
+
+const ORDERED_PAGE: &str = "query($w: UUID!, $order: EntityOrder, $after: String) {
+  entities(workspaceId: $w, first: 3, after: $after, orderBy: $order) {
+    edges { cursor node { id nodeId displayName } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor } totalCount } }";
+
+/// Every `orderBy` pages through all entities exactly once, in its documented order, on both
+/// back ends; `totalCount` counts every match; a cursor of one order is refused by another.
+#[tokio::test]
+async fn entities_page_in_every_order_with_complete_page_info_and_a_total_count()
+-> anyhow::Result<()> {
+    use tests::fixtures::v;
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+        test_db
+            .execute("DELETE FROM entity_attribute_provenance", vec![])
+            .await?;
+        test_db
+            .execute("DELETE FROM entity_attribute_values", vec![])
+            .await?;
+        test_db.execute("DELETE FROM entities", vec![]).await?;
+        let base = chrono::Utc::now().fixed_offset() - chrono::Duration::hours(1);
+        // (name, minutes after base): two share a time, two have no name, two share a name.
+        let rows = [
+            (Some("Carol"), 5),
+            (None, 1),
+            (Some("alice"), 9),
+            (Some("Bob"), 5),
+            (Some("Bob"), 2),
+            (None, 7),
+            (Some("Dave"), 3),
+        ];
+        let mut entities = Vec::new();
+        for (index, (name, minutes)) in rows.into_iter().enumerate() {
+            // Time-ordered ids, so `ID_ASC` is insertion order.
+            let id = uuid::Uuid::now_v7();
+            let updated_at = base + chrono::Duration::minutes(minutes);
+            test_db.execute("INSERT INTO entities (id, workspace_id, entity_type, display_name, updated_at, source_type) VALUES ($1, $2, 'person', $3, $4, 'USER_CREATED')",
+                vec![v(id), v(tenant.workspace_id), v(name.map(str::to_owned)), v(updated_at)]).await?;
+            entities.push((id, name.map(str::to_owned), updated_at, index));
+        }
+        let bearer = token(tenant.user_id, 3600, SECRET)?;
+        let expected = |order: &str| -> Vec<String> {
+            let mut sorted = entities.clone();
+            match order {
+                "ID_ASC" => sorted.sort_by_key(|(id, ..)| *id),
+                "UPDATED_AT_DESC" => {
+                    sorted.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+                }
+                _ => sorted
+                    .sort_by(|a, b| (a.1.is_none(), &a.1, a.0).cmp(&(b.1.is_none(), &b.1, b.0))),
+            }
+            sorted.into_iter().map(|(id, ..)| id.to_string()).collect()
+        };
+        for order in ["ID_ASC", "UPDATED_AT_DESC", "DISPLAY_NAME_ASC"] {
+            let mut seen: Vec<String> = Vec::new();
+            let mut after: Option<String> = None;
+            let mut pages = 0;
+            loop {
+                let response = post(
+                    &test_db,
+                    Some(&bearer),
+                    ORDERED_PAGE,
+                    json!({"w": tenant.workspace_id, "order": order, "after": after}),
+                )
+                .await?;
+                let page = &response["data"]["entities"];
+                assert!(response["errors"].is_null(), "{order}: {response}");
+                assert_eq!(page["totalCount"], json!(rows.len()), "{order}");
+                assert_eq!(page["pageInfo"]["hasPreviousPage"], json!(after.is_some()));
+                let edges = page["edges"].as_array().cloned().unwrap_or_default();
+                assert_eq!(page["pageInfo"]["startCursor"], edges[0]["cursor"]);
+                seen.extend(
+                    edges
+                        .iter()
+                        .filter_map(|edge| edge["node"]["id"].as_str().map(str::to_owned)),
+                );
+                pages += 1;
+                if page["pageInfo"]["hasNextPage"] != json!(true) {
+                    break;
+                }
+                after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+                assert!(pages < 10, "{order}: pages never end");
+            }
+            assert_eq!(seen, expected(order), "{backend:?} {order}");
+            assert_eq!(pages, 3);
+        }
+        // A cursor of one order under another: refused.
+        let first = post(
+            &test_db,
+            Some(&bearer),
+            ORDERED_PAGE,
+            json!({"w": tenant.workspace_id, "order": "UPDATED_AT_DESC"}),
+        )
+        .await?;
+        let cursor = first["data"]["entities"]["pageInfo"]["endCursor"].clone();
+        let mixed = post(
+            &test_db,
+            Some(&bearer),
+            ORDERED_PAGE,
+            json!({"w": tenant.workspace_id, "order": "DISPLAY_NAME_ASC", "after": cursor}),
+        )
+        .await?;
+        assert_eq!(code(&mixed), Some("BAD_USER_INPUT"), "{mixed}");
+    }
+    Ok(())
+}
+
+/// `node(id:)` refetches an entity, a workspace and a connected account by their global ids;
+/// another workspace's object is null, exactly as one that does not exist.
+#[tokio::test]
+async fn node_refetches_by_global_id_and_hides_other_workspaces() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Sqlite).await?;
+    let own = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let other = Tenant::create(&test_db, "OWNER", "stripe").await?;
+    let bearer = token(own.user_id, 3600, SECRET)?;
+    let ids = post(
+        &test_db,
+        Some(&bearer),
+        "query($e: UUID!, $c: UUID!) {
+        entity(id: $e) { nodeId } connection(id: $c) { nodeId } workspaces { id nodeId } }",
+        json!({"e": own.entity_id, "c": own.connection_id}),
+    )
+    .await?;
+    let data = &ids["data"];
+    assert!(ids["errors"].is_null(), "{ids}");
+    let node = "query($id: ID!) { node(id: $id) { __typename nodeId
+        ... on Entity { id } ... on Workspace { id } ... on ConnectedAccount { id } } }";
+    for (global, typename, id) in [
+        (&data["entity"]["nodeId"], "Entity", own.entity_id),
+        (
+            &data["connection"]["nodeId"],
+            "ConnectedAccount",
+            own.connection_id,
+        ),
+        (
+            &data["workspaces"][0]["nodeId"],
+            "Workspace",
+            own.workspace_id,
+        ),
+    ] {
+        let response = post(&test_db, Some(&bearer), node, json!({"id": global})).await?;
+        assert_eq!(
+            response["data"]["node"],
+            json!({"__typename": typename, "nodeId": global, "id": id.to_string()}),
+            "{response}"
+        );
+    }
+    // Another workspace's objects, and ids that never existed: null, with no error.
+    let their_bearer = token(other.user_id, 3600, SECRET)?;
+    let theirs = post(
+        &test_db,
+        Some(&their_bearer),
+        "query($e: UUID!) { entity(id: $e) { nodeId } workspaces { nodeId } }",
+        json!({"e": other.entity_id}),
+    )
+    .await?;
+    for global in [
+        &theirs["data"]["entity"]["nodeId"],
+        &theirs["data"]["workspaces"][0]["nodeId"],
+    ] {
+        assert!(global.is_string(), "{theirs}");
+        let response = post(&test_db, Some(&bearer), node, json!({"id": global})).await?;
+        assert_eq!(response, json!({"data": {"node": null}}), "{global}");
+    }
+    let malformed = post(
+        &test_db,
+        Some(&bearer),
+        node,
+        json!({"id": "not-a-global-id"}),
+    )
+    .await?;
+    assert_eq!(code(&malformed), Some("BAD_USER_INPUT"), "{malformed}");
+    Ok(())
+}

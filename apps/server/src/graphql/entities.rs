@@ -18,14 +18,14 @@ use entity::{
 };
 use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, JoinType, Query};
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _,
+    ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _, PaginatorTrait as _,
+    DbBackend, QueryFilter as _, QueryOrder as _, QuerySelect as _, Select,
 };
 use uuid::Uuid;
 
 use super::context::RequestDb;
 use super::errors::{Code, db, error, internal};
-use super::types::Integration;
+use super::types::{AttributeSourceType, EntitySourceType, Integration};
 
 /// The per-request, cached attributes loader.
 pub type Attributes = DataLoader<AttributesLoader, HashMapCache>;
@@ -52,9 +52,9 @@ pub struct EntityFilter {
 #[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct EntitySource {
-    /// `USER_CREATED`, `INTEGRATION`, `IMPORT` or `API`.
+    /// How it came to be.
     #[graphql(name = "type")]
-    pub source_type: String,
+    pub source_type: EntitySourceType,
     /// The provider's id of the record.
     pub external_id: Option<String>,
     /// A link to the record at the provider.
@@ -81,8 +81,8 @@ impl EntitySource {
 #[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct Provenance {
-    /// `USER_CREATED`, `USER_OVERRIDE`, `INTEGRATION`, `IMPORT` or `API`.
-    pub source_type: String,
+    /// Who or what wrote it.
+    pub source_type: AttributeSourceType,
     /// The provider field it was read from.
     pub external_field: Option<String>,
     /// When the value was last written (for syncs: the provider's modification time).
@@ -134,6 +134,11 @@ pub struct Entity {
 
 #[ComplexObject]
 impl Entity {
+    /// Its global id (opaque; for `node(id:)`).
+    pub(crate) async fn node_id(&self, _ctx: &Context<'_>) -> async_graphql::ID {
+        super::node::global_id(super::node::NodeKind::Entity, self.id)
+    }
+
     /// Its attributes with their provenance, by key.
     async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<Attribute>> {
         let loader = ctx
@@ -157,6 +162,10 @@ pub struct EntityEdge {
 pub struct PageInfo {
     /// Whether more entities follow.
     pub has_next_page: bool,
+    /// Whether entities precede this page (true when it was asked for `after` a cursor).
+    pub has_previous_page: bool,
+    /// The cursor of the first edge.
+    pub start_cursor: Option<String>,
     /// The cursor of the last edge.
     pub end_cursor: Option<String>,
 }
@@ -166,15 +175,82 @@ pub struct PageInfo {
 pub struct EntityConnection {
     /// The entities.
     pub edges: Vec<EntityEdge>,
-    /// Whether there are more.
+    /// Where this page is.
     pub page_info: PageInfo,
+    /// How many entities match the filter, across all pages (counted only when asked for).
+    pub total_count: i64,
 }
 
-fn cursor_of(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("entity:{id}"))
+/// The order of the entity list.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EntityOrder {
+    /// By id, ascending: the order entities were created in (ids are time-ordered UUIDv7).
+    /// The default.
+    #[default]
+    IdAsc,
+    /// Most recently changed first; ties by id.
+    UpdatedAtDesc,
+    /// By display name, A to Z (by code point), entities without one last; ties by id.
+    DisplayNameAsc,
 }
 
-fn id_of_cursor(cursor: &str) -> Result<Uuid> {
+/// Where a page continues: the key of the last entity of the previous page, in its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    /// `IdAsc`.
+    Id(Uuid),
+    /// `UpdatedAtDesc`: the time in microseconds and the id.
+    UpdatedAt(i64, Uuid),
+    /// `DisplayNameAsc`: the name (absent for entities without one) and the id.
+    DisplayName(Option<String>, Uuid),
+}
+
+impl After {
+    fn order(&self) -> EntityOrder {
+        match self {
+            Self::Id(_) => EntityOrder::IdAsc,
+            Self::UpdatedAt(..) => EntityOrder::UpdatedAtDesc,
+            Self::DisplayName(..) => EntityOrder::DisplayNameAsc,
+        }
+    }
+}
+
+/// The `updatedAt` order's key, an integer both sides compute alike: PostgreSQL stores
+/// microseconds, so its key is the column itself (compared as a time); SQLite stores text in
+/// whatever format wrote it (sqlx's RFC 3339 with nanoseconds, or `CURRENT_TIMESTAMP`'s), so its
+/// key is milliseconds since the epoch as SQLite's own date functions read the text, rounded as
+/// they round.
+fn updated_key(backend: DbBackend, updated_at: DateTime<FixedOffset>) -> i64 {
+    match backend {
+        DbBackend::Sqlite => {
+            let nanos = i64::from(updated_at.timestamp_subsec_nanos());
+            updated_at.timestamp() * 1_000 + (nanos + 500_000) / 1_000_000
+        }
+        _ => updated_at.timestamp_micros(),
+    }
+}
+
+/// SQLite's expression of [`updated_key`].
+const SQLITE_UPDATED_KEY: &str =
+    "CAST(ROUND((julianday(entities.updated_at) - 2440587.5) * 86400000.0) AS INTEGER)";
+
+fn cursor_of(backend: DbBackend, order: EntityOrder, model: &entities::Model) -> String {
+    let text = match order {
+        EntityOrder::IdAsc => format!("entity:{}", model.id),
+        EntityOrder::UpdatedAtDesc => format!(
+            "updated:{}:{}",
+            updated_key(backend, model.updated_at),
+            model.id
+        ),
+        EntityOrder::DisplayNameAsc => match &model.display_name {
+            Some(name) => format!("name:{}:n:{name}", model.id),
+            None => format!("name:{}:-", model.id),
+        },
+    };
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+fn after_of_cursor(cursor: &str) -> Result<After> {
     let bad = || {
         error(
             Code::BadUserInput,
@@ -183,8 +259,26 @@ fn id_of_cursor(cursor: &str) -> Result<Uuid> {
     };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let id = text.strip_prefix("entity:").ok_or_else(bad)?;
-    Uuid::parse_str(id).map_err(|_| bad())
+    let uuid = |text: &str| Uuid::parse_str(text).map_err(|_| bad());
+    if let Some(id) = text.strip_prefix("entity:") {
+        return Ok(After::Id(uuid(id)?));
+    }
+    if let Some(rest) = text.strip_prefix("updated:") {
+        let (micros, id) = rest.split_once(':').ok_or_else(bad)?;
+        return Ok(After::UpdatedAt(
+            micros.parse().map_err(|_| bad())?,
+            uuid(id)?,
+        ));
+    }
+    if let Some(rest) = text.strip_prefix("name:") {
+        let (id, name) = rest.split_at_checked(36).ok_or_else(bad)?;
+        let name = match name {
+            ":-" => None,
+            other => Some(other.strip_prefix(":n:").ok_or_else(bad)?.to_owned()),
+        };
+        return Ok(After::DisplayName(name, uuid(id)?));
+    }
+    Err(bad())
 }
 
 fn entity(model: entities::Model) -> Entity {
@@ -196,7 +290,7 @@ fn entity(model: entities::Model) -> Entity {
         archived_at: utc(model.archived_at),
         updated_at: model.updated_at.to_utc(),
         source: EntitySource {
-            source_type: model.source_type,
+            source_type: EntitySourceType::from_stored(&model.source_type),
             external_id: model.source_external_id,
             url: model.source_url,
             first_synced_at: utc(model.first_synced_at),
@@ -207,18 +301,22 @@ fn entity(model: entities::Model) -> Entity {
     }
 }
 
-/// One page of the workspace's entities, in a stable order, after `after`.
-/// Only rows of a workspace `viewer_id` is a member of are returned (the application's own check,
-/// in the same statement; row-level security applies as well on PostgreSQL).
-pub async fn page(
-    request_db: &RequestDb,
-    viewer_id: Uuid,
-    workspace_id: Uuid,
-    filter: EntityFilter,
-    first: u64,
-    after: Option<Uuid>,
-) -> Result<EntityConnection> {
-    let transaction = request_db.lock().await;
+/// What one page asks for.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    /// How many entities (1 to [`MAX_PAGE`]).
+    pub first: u64,
+    /// Where to continue.
+    pub after: Option<After>,
+    /// The order.
+    pub order: EntityOrder,
+    /// Whether to count every match (`totalCount` was selected).
+    pub count: bool,
+}
+
+/// The workspace's entities that match `filter`, for `viewer_id` if a member (the application's
+/// own check, in the same statement; row-level security applies as well on PostgreSQL).
+fn matching(viewer_id: Uuid, workspace_id: Uuid, filter: EntityFilter) -> Select<entities::Entity> {
     let mut select = entities::Entity::find()
         .filter(entities::Column::WorkspaceId.eq(workspace_id))
         .filter(Expr::exists(
@@ -264,11 +362,76 @@ pub async fn page(
             overridden.not()
         });
     }
-    if let Some(after) = after {
-        select = select.filter(entities::Column::Id.gt(after));
+    select
+}
+
+/// One page of the workspace's entities in `request.order`, after `request.after`.
+pub async fn page(
+    request_db: &RequestDb,
+    viewer_id: Uuid,
+    workspace_id: Uuid,
+    filter: EntityFilter,
+    request: PageRequest,
+) -> Result<EntityConnection> {
+    use entities::Column;
+    let transaction = request_db.lock().await;
+    let backend = transaction.get_database_backend();
+    let sqlite = backend == DbBackend::Sqlite;
+    let all = matching(viewer_id, workspace_id, filter);
+    let total_count = if request.count {
+        i64::try_from(all.clone().count(&*transaction).await.map_err(db)?).unwrap_or(i64::MAX)
+    } else {
+        0
+    };
+    let mut select = all;
+    if let Some(after) = &request.after {
+        if after.order() != request.order {
+            return Err(error(
+                Code::BadUserInput,
+                "`after` is a cursor of another `orderBy`",
+            ));
+        }
+        let condition = match after.clone() {
+            After::Id(id) => Condition::all().add(Column::Id.gt(id)),
+            After::UpdatedAt(key, id) if sqlite => {
+                let updated = Expr::cust(SQLITE_UPDATED_KEY);
+                Condition::any()
+                    .add(updated.clone().lt(key))
+                    .add(updated.eq(key).and(Column::Id.gt(id)))
+            }
+            After::UpdatedAt(micros, id) => {
+                let at = DateTime::<Utc>::from_timestamp_micros(micros)
+                    .ok_or_else(|| error(Code::BadUserInput, "`after` is out of range"))?
+                    .fixed_offset();
+                Condition::any()
+                    .add(Column::UpdatedAt.lt(at))
+                    .add(Column::UpdatedAt.eq(at).and(Column::Id.gt(id)))
+            }
+            After::DisplayName(Some(name), id) => Condition::any()
+                .add(Column::DisplayName.gt(name.clone()))
+                .add(Column::DisplayName.eq(name).and(Column::Id.gt(id)))
+                .add(Column::DisplayName.is_null()),
+            After::DisplayName(None, id) => Condition::all()
+                .add(Column::DisplayName.is_null())
+                .add(Column::Id.gt(id)),
+        };
+        select = select.filter(condition);
     }
+    select = match request.order {
+        EntityOrder::IdAsc => select.order_by_asc(Column::Id),
+        EntityOrder::UpdatedAtDesc if sqlite => select
+            .order_by_desc(Expr::cust(SQLITE_UPDATED_KEY))
+            .order_by_asc(Column::Id),
+        EntityOrder::UpdatedAtDesc => select
+            .order_by_desc(Column::UpdatedAt)
+            .order_by_asc(Column::Id),
+        EntityOrder::DisplayNameAsc => select
+            .order_by_asc(Expr::col((entities::Entity, Column::DisplayName)).is_null())
+            .order_by_asc(Column::DisplayName)
+            .order_by_asc(Column::Id),
+    };
+    let first = request.first;
     let mut rows = select
-        .order_by_asc(entities::Column::Id)
         .limit(first + 1)
         .all(&*transaction)
         .await
@@ -278,22 +441,24 @@ pub async fn page(
     let edges: Vec<EntityEdge> = rows
         .into_iter()
         .map(|model| EntityEdge {
-            cursor: cursor_of(model.id),
+            cursor: cursor_of(backend, request.order, &model),
             node: entity(model),
         })
         .collect();
-    let end_cursor = edges.last().map(|edge| edge.cursor.clone());
     Ok(EntityConnection {
-        edges,
         page_info: PageInfo {
             has_next_page,
-            end_cursor,
+            has_previous_page: request.after.is_some(),
+            start_cursor: edges.first().map(|edge| edge.cursor.clone()),
+            end_cursor: edges.last().map(|edge| edge.cursor.clone()),
         },
+        edges,
+        total_count,
     })
 }
 
 /// Parses `after` and bounds `first`.
-pub fn page_arguments(first: Option<i32>, after: Option<String>) -> Result<(u64, Option<Uuid>)> {
+pub fn page_arguments(first: Option<i32>, after: Option<String>) -> Result<(u64, Option<After>)> {
     let first = first.unwrap_or(20);
     let first = u64::try_from(first)
         .ok()
@@ -304,7 +469,7 @@ pub fn page_arguments(first: Option<i32>, after: Option<String>) -> Result<(u64,
                 format!("`first` must be between 1 and {MAX_PAGE}"),
             )
         })?;
-    let after = after.as_deref().map(id_of_cursor).transpose()?;
+    let after = after.as_deref().map(after_of_cursor).transpose()?;
     Ok((first, after))
 }
 
@@ -437,7 +602,7 @@ impl Loader<Uuid> for AttributesLoader {
             let source_type: Option<String> = row.try_get("", "source_type").map_err(db)?;
             let provenance = match source_type {
                 Some(source_type) => Some(Provenance {
-                    source_type,
+                    source_type: AttributeSourceType::from_stored(&source_type),
                     external_field: row.try_get("", "source_external_field").map_err(db)?,
                     last_updated_at: row
                         .try_get::<DateTime<FixedOffset>>("", "last_updated_at")

@@ -12,6 +12,7 @@ pub mod errors;
 mod graphiql;
 pub mod http;
 mod mutation;
+pub mod node;
 mod query;
 pub mod subscription;
 mod types;

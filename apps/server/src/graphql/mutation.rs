@@ -20,7 +20,11 @@ pub struct EditMutation;
 #[Object]
 impl EditMutation {
     /// Creates a workspace owned by the viewer.
-    async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> Result<Workspace> {
+    async fn create_workspace(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Its name (1 to 200 characters).")] name: String,
+    ) -> Result<Workspace> {
         let (viewer, _) = signed_in(ctx)?;
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
@@ -68,9 +72,12 @@ impl EditMutation {
     async fn update_entity_attribute(
         &self,
         ctx: &Context<'_>,
-        entity_id: Uuid,
-        key: String,
-        value: async_graphql::Json<serde_json::Value>,
+        #[graphql(desc = "The entity.")] entity_id: Uuid,
+        #[graphql(desc = "The attribute's key.")] key: String,
+        #[graphql(desc = "The new value (any JSON).")] value: async_graphql::Json<
+            serde_json::Value,
+        >,
+        #[graphql(desc = "The entity's `syncVersion` the edit was made against.")]
         expected_sync_version: i64,
     ) -> Result<EditResult> {
         let pool = member_pool(ctx, entity_id).await?;
@@ -91,8 +98,9 @@ impl EditMutation {
     async fn clear_attribute_override(
         &self,
         ctx: &Context<'_>,
-        entity_id: Uuid,
-        key: String,
+        #[graphql(desc = "The entity.")] entity_id: Uuid,
+        #[graphql(desc = "The attribute's key.")] key: String,
+        #[graphql(desc = "The entity's `syncVersion` the change was made against.")]
         expected_sync_version: i64,
     ) -> Result<EditResult> {
         let pool = member_pool(ctx, entity_id).await?;
@@ -120,9 +128,9 @@ pub struct ConnectionConfigInput {
     pub intercom_region: Option<String>,
 }
 
-/// A started authorization.
+/// A started authorization (what `startConnection` returns).
 #[derive(async_graphql::SimpleObject, Debug, Clone)]
-pub struct StartedConnection {
+pub struct ConnectionAuthorization {
     /// The pending connection.
     pub connection_id: Uuid,
     /// Where to send the user.
@@ -206,10 +214,13 @@ impl ConnectionMutation {
     async fn start_connection(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The workspace (the viewer must be an OWNER or ADMIN).")]
         workspace_id: Uuid,
-        integration_slug: String,
-        config: Option<ConnectionConfigInput>,
-    ) -> Result<StartedConnection> {
+        #[graphql(desc = "The integration (`hubspot`, `salesforce`, …).")] integration_slug: String,
+        #[graphql(desc = "Settings some providers need (Zendesk's subdomain, …).")] config: Option<
+            ConnectionConfigInput,
+        >,
+    ) -> Result<ConnectionAuthorization> {
         let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
         let kind = providers::ProviderKind::from_slug(&integration_slug).ok_or_else(|| {
             error(
@@ -245,7 +256,7 @@ impl ConnectionMutation {
             )
             .await
             .map_err(super::errors::engine)?;
-        Ok(StartedConnection {
+        Ok(ConnectionAuthorization {
             connection_id: started.connection_id,
             authorization_url: started.authorization_url,
         })
@@ -255,9 +266,10 @@ impl ConnectionMutation {
     async fn connect_with_api_key(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The workspace (the viewer must be an OWNER or ADMIN).")]
         workspace_id: Uuid,
-        integration_slug: String,
-        api_key: String,
+        #[graphql(desc = "The integration (`stripe`).")] integration_slug: String,
+        #[graphql(desc = "The API key; stored sealed, never returned.")] api_key: String,
     ) -> Result<Uuid> {
         let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
         let api_key = providers::secrecy::SecretString::from(api_key);
@@ -268,7 +280,11 @@ impl ConnectionMutation {
     }
 
     /// Disconnects: revokes at the provider where possible, deletes the credentials, stops syncs.
-    async fn disconnect(&self, ctx: &Context<'_>, connection_id: Uuid) -> Result<Uuid> {
+    async fn disconnect(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The connection.")] connection_id: Uuid,
+    ) -> Result<Uuid> {
         let pool = super::query::request(ctx)?.pool.clone();
         let (workspace_id, kind) = connection_of(&pool, connection_id).await?;
         let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
@@ -298,19 +314,28 @@ impl ConnectionMutation {
     async fn trigger_sync(
         &self,
         ctx: &Context<'_>,
-        connection_id: Uuid,
+        #[graphql(desc = "The connection.")] connection_id: Uuid,
+        #[graphql(desc = "One object type (`contacts`, …); all of the provider's when absent.")]
         object_type: Option<String>,
     ) -> Result<i32> {
         self.queue(ctx, connection_id, "sync", object_type).await
     }
 
     /// Queues a validation of the connection.
-    async fn validate_connection(&self, ctx: &Context<'_>, connection_id: Uuid) -> Result<i32> {
+    async fn validate_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The connection.")] connection_id: Uuid,
+    ) -> Result<i32> {
         self.queue(ctx, connection_id, "validate", None).await
     }
 
     /// Queues a health check of the connection.
-    async fn run_health_check(&self, ctx: &Context<'_>, connection_id: Uuid) -> Result<i32> {
+    async fn run_health_check(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The connection.")] connection_id: Uuid,
+    ) -> Result<i32> {
         self.queue(ctx, connection_id, "health_check", None).await
     }
 
@@ -318,7 +343,8 @@ impl ConnectionMutation {
     async fn update_property_mappings(
         &self,
         ctx: &Context<'_>,
-        connection_id: Uuid,
+        #[graphql(desc = "The connection.")] connection_id: Uuid,
+        #[graphql(desc = "Object type → provider field → attribute key.")]
         mappings: async_graphql::Json<serde_json::Value>,
     ) -> Result<Uuid> {
         let pool = super::query::request(ctx)?.pool.clone();

@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use super::context::{AuthErrorCode, RequestContext, RequestDb};
 use super::errors::{Code, db, error};
-use super::types::{Connection, Integration, Role, Viewer, Workspace};
+use super::types::{
+    ConnectedAccountStatus, HealthStatus, Integration, IntegrationConnection, Role, SyncStatus,
+    ValidationStatus, Viewer, Workspace,
+};
 
 /// The query root.
 #[derive(Debug, Default)]
@@ -60,16 +63,24 @@ pub(crate) async fn role_in<C: ConnectionTrait>(
         })
 }
 
-fn connection(model: integration_connections::Model, slug: String) -> Connection {
+fn is_not_found(error: &async_graphql::Error) -> bool {
+    error
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("code"))
+        .is_some_and(|code| *code == async_graphql::Value::from("NOT_FOUND"))
+}
+
+fn connection(model: integration_connections::Model, slug: String) -> IntegrationConnection {
     let utc = |time: Option<chrono::DateTime<chrono::FixedOffset>>| time.map(|time| time.to_utc());
-    Connection {
+    IntegrationConnection {
         id: model.id,
         workspace_id: model.workspace_id,
         integration_slug: slug,
-        status: model.status,
-        connection_status: model.connection_status,
-        health_status: model.health_status,
-        sync_status: model.sync_status,
+        status: ConnectedAccountStatus::from_stored(&model.status),
+        connection_status: ValidationStatus::from_stored(&model.connection_status),
+        health_status: HealthStatus::from_stored(&model.health_status),
+        sync_status: SyncStatus::from_stored(&model.sync_status),
         account_info: model.account_info.map(Json),
         validation_error: model.validation_error,
         last_connection_validation: utc(model.last_connection_validation),
@@ -78,6 +89,7 @@ fn connection(model: integration_connections::Model, slug: String) -> Connection
     }
 }
 
+/// The query root: the viewer, their workspaces, the catalog, connections and entities.
 #[Object]
 impl Query {
     /// The signed-in user.
@@ -139,7 +151,11 @@ impl Query {
     }
 
     /// The connections of a workspace the viewer belongs to.
-    async fn connections(&self, ctx: &Context<'_>, workspace_id: Uuid) -> Result<Vec<Connection>> {
+    async fn connections(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The workspace.")] workspace_id: Uuid,
+    ) -> Result<Vec<IntegrationConnection>> {
         let (viewer, request_db) = signed_in(ctx)?;
         let transaction = request_db.lock().await;
         role_in(&*transaction, viewer.user_id, workspace_id).await?;
@@ -162,17 +178,26 @@ impl Query {
     }
 
     /// The entities of a workspace the viewer belongs to, a page at a time (`first` ≤ 100), with
-    /// their attributes and per-attribute provenance.
+    /// their attributes and per-attribute provenance. The order is `orderBy`, by default `ID_ASC`
+    /// (creation order); every order is total (ties by id), so pages never skip or repeat.
+    #[allow(clippy::too_many_arguments)]
     async fn entities(
         &self,
         ctx: &Context<'_>,
-        workspace_id: Uuid,
-        filter: Option<super::entities::EntityFilter>,
-        first: Option<i32>,
+        #[graphql(desc = "The workspace.")] workspace_id: Uuid,
+        #[graphql(desc = "Which entities (all when absent).")] filter: Option<
+            super::entities::EntityFilter,
+        >,
+        #[graphql(desc = "The order (default `ID_ASC`).")] order_by: Option<
+            super::entities::EntityOrder,
+        >,
+        #[graphql(desc = "How many entities, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
         after: Option<String>,
     ) -> Result<super::entities::EntityConnection> {
         let (viewer, request_db) = signed_in(ctx)?;
         let (first, after) = super::entities::page_arguments(first, after)?;
+        let count = ctx.look_ahead().field("totalCount").exists();
         // The page checks membership itself; only an empty one needs telling "not a member"
         // (an error) from "nothing here" (an empty page).
         let page = super::entities::page(
@@ -180,8 +205,12 @@ impl Query {
             viewer.user_id,
             workspace_id,
             filter.unwrap_or_default(),
-            first,
-            after,
+            super::entities::PageRequest {
+                first,
+                after,
+                order: order_by.unwrap_or_default(),
+                count,
+            },
         )
         .await?;
         if page.edges.is_empty() {
@@ -192,8 +221,41 @@ impl Query {
         Ok(page)
     }
 
+    /// Any object with a global id (`nodeId`): an entity, a workspace or a connected account, if the viewer may read it; null otherwise (another workspace's object is
+    /// indistinguishable from none).
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id (`nodeId`).")] id: async_graphql::ID,
+    ) -> Result<Option<super::node::Node>> {
+        use super::node::{Node, NodeKind};
+        let (kind, uuid) = super::node::parse_global_id(&id)?;
+        let found = match kind {
+            NodeKind::Entity => self.entity(ctx, uuid).await.map(Node::Entity),
+            NodeKind::ConnectedAccount => {
+                self.connection(ctx, uuid).await.map(Node::ConnectedAccount)
+            }
+            NodeKind::Workspace => {
+                let workspaces = self.workspaces(ctx).await?;
+                return Ok(workspaces
+                    .into_iter()
+                    .find(|workspace| workspace.id == uuid)
+                    .map(Node::Workspace));
+            }
+        };
+        match found {
+            Ok(node) => Ok(Some(node)),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// One entity, if its workspace is one of the viewer's.
-    async fn entity(&self, ctx: &Context<'_>, id: Uuid) -> Result<super::entities::Entity> {
+    async fn entity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The entity's id.")] id: Uuid,
+    ) -> Result<super::entities::Entity> {
         let (viewer, request_db) = signed_in(ctx)?;
         let not_found = || error(Code::NotFound, format!("entity {id} not found"));
         let entity = super::entities::one(request_db, id)
@@ -216,7 +278,11 @@ impl Query {
     }
 
     /// One connection, if its workspace is one of the viewer's.
-    async fn connection(&self, ctx: &Context<'_>, id: Uuid) -> Result<Connection> {
+    async fn connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The connection's id.")] id: Uuid,
+    ) -> Result<IntegrationConnection> {
         let (viewer, request_db) = signed_in(ctx)?;
         let transaction = request_db.lock().await;
         let not_found = || error(Code::NotFound, format!("connection {id} not found"));

@@ -91,8 +91,8 @@ pub struct SyncProgressEvent {
     pub deleted: i64,
     /// Attribute values kept because a user override pins them.
     pub conflicts: i64,
-    /// `syncing`, then `idle` (finished) or `error`.
-    pub status: String,
+    /// `SYNCING`, then `IDLE` (finished) or `ERROR`.
+    pub status: super::types::SyncStatus,
     /// Why the run failed.
     pub error: Option<String>,
     /// Whether this is the run's last event.
@@ -110,12 +110,13 @@ impl From<SyncProgress> for SyncProgressEvent {
             updated: event.updated.into(),
             deleted: event.deleted.into(),
             conflicts: event.conflicts.into(),
-            status: event.status,
+            status: super::types::SyncStatus::from_stored(&event.status),
             error: event.error,
         }
     }
 }
 
+/// The subscription root: live sync progress.
 #[SubscriptionRoot]
 impl Subscription {
     /// Streams the progress of a connection's syncs, page by page, as each page commits (from
@@ -123,7 +124,7 @@ impl Subscription {
     async fn sync_progress(
         &self,
         ctx: &Context<'_>,
-        connection_id: Uuid,
+        #[graphql(desc = "The connection to watch.")] connection_id: Uuid,
     ) -> Result<impl Stream<Item = SyncProgressEvent> + use<>> {
         let socket = ctx.data::<SocketContext>().map_err(|_| {
             error(

@@ -9,6 +9,127 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+/// A GraphQL enum over a column whose values a CHECK constraint bounds: `from_stored` maps the
+/// stored text (a value outside the constraint cannot be stored; should one appear, it is logged
+/// and read as the fallback named here).
+macro_rules! stored_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident (fallback $fallback:ident) {
+            $( $(#[$variant_meta:meta])* $variant:ident = $stored:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant, )+
+        }
+
+        impl $name {
+            /// The variant of a stored value.
+            pub fn from_stored(stored: &str) -> Self {
+                match stored {
+                    $( $stored => Self::$variant, )+
+                    other => {
+                        tracing::error!(value = other, r#type = stringify!($name), "a stored value outside its CHECK constraint");
+                        Self::$fallback
+                    }
+                }
+            }
+        }
+    };
+}
+
+stored_enum! {
+    /// Where a connected account is in its life.
+    ConnectedAccountStatus (fallback Error) {
+        /// Created; waiting for the user to authorize at the provider.
+        PendingAuthorization = "PENDING_AUTHORIZATION",
+        /// Authorized and in use.
+        Active = "ACTIVE",
+        /// Kept, but not syncing.
+        Paused = "PAUSED",
+        /// Failing; needs attention.
+        Error = "ERROR",
+        /// Disconnected: credentials deleted, nothing runs.
+        Disconnected = "DISCONNECTED",
+    }
+}
+
+stored_enum! {
+    /// The outcome of the connection's last validation.
+    ValidationStatus (fallback Unknown) {
+        /// The provider accepted the credentials.
+        Connected = "connected",
+        /// The credentials were revoked or removed.
+        Disconnected = "disconnected",
+        /// The validation failed.
+        Error = "error",
+        /// A validation is running.
+        Validating = "validating",
+        /// Not validated yet.
+        Unknown = "unknown",
+    }
+}
+
+stored_enum! {
+    /// The outcome of a health check.
+    HealthStatus (fallback Unknown) {
+        /// The provider answered quickly.
+        Healthy = "HEALTHY",
+        /// The provider answered slowly or with a transient failure.
+        Warning = "WARNING",
+        /// The provider failed.
+        Error = "ERROR",
+        /// Not checked yet.
+        Unknown = "UNKNOWN",
+    }
+}
+
+stored_enum! {
+    /// Whether a sync runs.
+    SyncStatus (fallback Error) {
+        /// No sync running.
+        Idle = "idle",
+        /// A sync is running.
+        Syncing = "syncing",
+        /// The last sync failed.
+        Error = "error",
+        /// Syncing is turned off.
+        Disabled = "disabled",
+    }
+}
+
+stored_enum! {
+    /// Where an entity came from.
+    EntitySourceType (fallback Api) {
+        /// Created by a user.
+        UserCreated = "USER_CREATED",
+        /// Synced from an integration.
+        Integration = "INTEGRATION",
+        /// Imported from a file.
+        Import = "IMPORT",
+        /// Written through the API by another service.
+        Api = "API",
+    }
+}
+
+stored_enum! {
+    /// Where an attribute's value came from.
+    AttributeSourceType (fallback Api) {
+        /// Written when a user created the entity.
+        UserCreated = "USER_CREATED",
+        /// A user's edit, pinned against syncs.
+        UserOverride = "USER_OVERRIDE",
+        /// Synced from an integration.
+        Integration = "INTEGRATION",
+        /// Imported from a file.
+        Import = "IMPORT",
+        /// Written through the API by another service.
+        Api = "API",
+    }
+}
+
 /// A member's role in a workspace.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -48,6 +169,7 @@ pub struct Viewer {
 
 /// A workspace the viewer belongs to.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct Workspace {
     /// Its id.
     pub id: Uuid,
@@ -57,6 +179,14 @@ pub struct Workspace {
     pub role: Role,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl Workspace {
+    /// Its global id (opaque; for `node(id:)`).
+    pub(crate) async fn node_id(&self, _ctx: &Context<'_>) -> async_graphql::ID {
+        super::node::global_id(super::node::NodeKind::Workspace, self.id)
+    }
 }
 
 /// An integration of the catalog.
@@ -78,24 +208,25 @@ pub struct Integration {
     pub auth_config: Json<serde_json::Value>,
 }
 
-/// A workspace's connection to an integration.
+/// A workspace's connection to an account at an integration's provider. (Named
+/// `ConnectedAccount` in the schema: Relay tools read any type named `…Connection` as a page.)
 #[derive(SimpleObject, Debug, Clone)]
-#[graphql(complex)]
-pub struct Connection {
+#[graphql(complex, name = "ConnectedAccount")]
+pub struct IntegrationConnection {
     /// Its id.
     pub id: Uuid,
     /// The workspace.
     pub workspace_id: Uuid,
     /// The integration's slug.
     pub integration_slug: String,
-    /// `PENDING_AUTHORIZATION`, `ACTIVE`, `PAUSED`, `ERROR` or `DISCONNECTED`.
-    pub status: String,
-    /// `connected`, `disconnected`, `error`, `validating` or `unknown`.
-    pub connection_status: String,
-    /// `HEALTHY`, `WARNING`, `ERROR` or `UNKNOWN`.
-    pub health_status: String,
-    /// `idle`, `syncing`, `error` or `disabled`.
-    pub sync_status: String,
+    /// Where it is in its life.
+    pub status: ConnectedAccountStatus,
+    /// The outcome of its last validation.
+    pub connection_status: ValidationStatus,
+    /// The outcome of its last health check.
+    pub health_status: HealthStatus,
+    /// Whether a sync runs.
+    pub sync_status: SyncStatus,
     /// Sanitized account facts from the last validation.
     pub account_info: Option<Json<serde_json::Value>>,
     /// The last validation's error.
@@ -114,8 +245,8 @@ pub const MAX_HEALTH_LOGS: i32 = 100;
 /// One health check of a connection.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct HealthLog {
-    /// `HEALTHY`, `WARNING` or `ERROR`.
-    pub status: String,
+    /// The outcome.
+    pub status: HealthStatus,
     /// What went wrong (sanitized; never a secret).
     pub error_message: Option<String>,
     /// How long the provider took, in milliseconds.
@@ -129,8 +260,8 @@ pub struct HealthLog {
 pub struct SyncState {
     /// The object type (`contacts`, `tickets`, …).
     pub object_type: String,
-    /// `idle`, `syncing`, `error` or `disabled`.
-    pub status: String,
+    /// Whether a sync of it runs.
+    pub status: SyncStatus,
     /// Whether a cursor is stored (the next run is incremental).
     pub has_cursor: bool,
     /// Seconds since the cursor was last checkpointed (absent without a cursor).
@@ -156,12 +287,17 @@ pub struct SyncState {
 }
 
 #[ComplexObject]
-impl Connection {
+impl IntegrationConnection {
+    /// Its global id (opaque; for `node(id:)`).
+    pub(crate) async fn node_id(&self, _ctx: &Context<'_>) -> async_graphql::ID {
+        super::node::global_id(super::node::NodeKind::ConnectedAccount, self.id)
+    }
+
     /// The newest health checks, newest first (`last` ≤ 100).
     async fn health_logs(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 10)] last: i32,
+        #[graphql(default = 10, desc = "How many of the newest checks (1 to 100).")] last: i32,
     ) -> Result<Vec<HealthLog>> {
         if !(1..=MAX_HEALTH_LOGS).contains(&last) {
             return Err(super::errors::error(
@@ -181,7 +317,7 @@ impl Connection {
         Ok(rows
             .into_iter()
             .map(|row| HealthLog {
-                status: row.status,
+                status: HealthStatus::from_stored(&row.status),
                 error_message: row.error_message,
                 response_time_ms: row.response_time,
                 checked_at: row.checked_at.to_utc(),
@@ -207,7 +343,7 @@ impl Connection {
                 let has_cursor = row.sync_cursor.is_some();
                 SyncState {
                     object_type: row.object_type,
-                    status: row.sync_status,
+                    status: SyncStatus::from_stored(&row.sync_status),
                     has_cursor,
                     cursor_age_seconds: has_cursor
                         .then(|| (now - row.updated_at.to_utc()).num_seconds().max(0)),
