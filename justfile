@@ -17,7 +17,8 @@ run:
 migrate *args:
     cargo run -q -p migration -- {{args}}
 
-# Run the whole test suite: unit and end-to-end tests on PostgreSQL and SQLite, plus doc tests.
+# Run the whole test suite: unit and end-to-end tests on PostgreSQL and SQLite, the Node and
+# headless-Chromium client checks against a live server, plus doc tests.
 test: tools
     cargo build --workspace --bins --locked
     cargo nextest run --workspace --locked --no-fail-fast
@@ -46,10 +47,12 @@ bench-quick:
 bench-migrate:
     cargo run -q -p tests --bin bench-migrate
 
-# Install the tools the recipes use (sea-orm-cli for entity generation), if missing.
+# Install the tools the recipes use, if missing: sea-orm-cli (entity generation) and the Node
+# packages of the client checks (`npm ci` when tests/clients/package-lock.json is newer).
 [private]
 tools:
     @[[ "$(sea-orm-cli --version 2>/dev/null)" == "sea-orm-cli 2.0.4" ]] || cargo install sea-orm-cli@2.0.4 --locked --no-default-features --features codegen,sqlx-postgres,runtime-tokio
+    @[[ -f tests/clients/node_modules/.package-lock.json && ! tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]] || npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
 
 # Re-export the GraphQL schema to apps/server/schema.graphql after changing the API.
 schema:

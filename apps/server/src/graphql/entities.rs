@@ -18,8 +18,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, JoinType, Query};
 use sea_orm::{
-    ColumnTrait as _, Condition, ConnectionTrait as _, EntityTrait as _, PaginatorTrait as _,
-    DbBackend, QueryFilter as _, QueryOrder as _, QuerySelect as _, Select,
+    ColumnTrait as _, Condition, ConnectionTrait as _, DbBackend, EntityTrait as _,
+    PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Select,
 };
 use uuid::Uuid;
 
