@@ -81,7 +81,7 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         } else {
             worker
         };
-        tasks.spawn(run_worker(worker, stopped.clone()));
+        tasks.spawn(run_worker(worker, state.metrics.clone(), stopped.clone()));
     }
     let queue = JobQueue::new(
         state.db.clone(),
@@ -126,16 +126,18 @@ async fn pause(duration: Duration, stopped: &mut watch::Receiver<bool>) -> bool 
     }
 }
 
-async fn run_worker(worker: Worker, mut stopped: watch::Receiver<bool>) {
+async fn run_worker(worker: Worker, metrics: crate::Metrics, mut stopped: watch::Receiver<bool>) {
     // A job is never cancelled halfway: the stop signal is checked between jobs.
     while !*stopped.borrow() {
         let wait = match worker.run_once().await {
             Ok(Some(JobOutcome::Succeeded { kind })) => {
                 tracing::debug!(%kind, "job succeeded");
+                metrics.job_run(&kind, "succeeded");
                 continue;
             }
             Ok(Some(JobOutcome::Failed { kind, error })) => {
                 tracing::warn!(%kind, %error, "job failed");
+                metrics.job_run(&kind, "failed");
                 continue;
             }
             Ok(None) => WORKER_POLL_INTERVAL,

@@ -1,16 +1,61 @@
 //! Runs the platform's server: reads settings from the environment, generates development keys
 //! when production ones are absent, opens (and, for the embedded SQLite default, migrates) the
-//! database, starts the worker and scheduler, and serves until Ctrl-C or SIGTERM.
+//! database, starts the worker and scheduler, and serves until Ctrl-C or SIGTERM. A setting that
+//! cannot be used stops it with one line naming the variable.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use server::{DEV_KEYS_DIR, Settings};
+use clap::Parser;
+use server::{DEV_KEYS_DIR, LogFormat, Settings};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+/// The integration platform's server: the GraphQL API, OAuth callbacks, webhooks, metrics and the
+/// background workers.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    after_help = "Configured by environment variables (DATABASE_URL, BIND_ADDR, AUTH_JWT_SECRET, \
+AUTH_JWKS_URL, TOKEN_ENCRYPTION_KEYS, CORS_ALLOWED_ORIGINS, APP_ENV, …): see the README's \
+Configuration table. Without DATABASE_URL it runs on the embedded SQLite default under data/."
+)]
+struct Cli {}
+
+fn main() -> ExitCode {
+    Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("server: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            // Before logging is set up (its format is a setting): one plain line.
+            eprintln!("server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     server::init_tracing(settings.log_format);
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, in the log's format: the outermost context names the variable or step.
+            let message = error
+                .chain()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+            tracing::error!(error = %message, "the server stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
     let settings = settings.with_dev_keys(Path::new(DEV_KEYS_DIR))?;
     if settings.is_sqlite() {
         tracing::warn!(
@@ -21,17 +66,26 @@ async fn main() -> anyhow::Result<()> {
     let state = server::connect(&settings).await?;
     if settings.is_sqlite() && settings.app_env != server::AppEnv::Production {
         let demo = server::seed_demo(&state).await?;
-        println!("\nDevelopment mode. GraphiQL: {}", demo.graphiql_url);
-        println!(
-            "Demo token (24 h), send as `Authorization: Bearer <token>`:\n{}\n",
-            demo.token
-        );
+        match settings.log_format {
+            LogFormat::Json => tracing::info!(
+                graphiql_url = %demo.graphiql_url,
+                demo_token = %demo.token,
+                "development mode: send the demo token (24 h) as `Authorization: Bearer <token>`"
+            ),
+            LogFormat::Text => {
+                println!("\nDevelopment mode. GraphiQL: {}", demo.graphiql_url);
+                println!(
+                    "Demo token (24 h), send as `Authorization: Bearer <token>`:\n{}\n",
+                    demo.token
+                );
+            }
+        }
     }
     let background = server::spawn_background(&state)?;
     let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind_addr)
         .await
-        .with_context(|| format!("binding {}", settings.bind_addr))?;
+        .with_context(|| format!("BIND_ADDR {} cannot be bound", settings.bind_addr))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(addr = %local_addr, public_base_url = %settings.public_base_url, "listening");
     axum::serve(listener, app)

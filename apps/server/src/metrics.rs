@@ -1,6 +1,9 @@
 //! Prometheus metrics: HTTP requests and their latency by route and status, webhook outcomes by
-//! provider and result, served as text at `/metrics`. Each server has its own registry, so routers
-//! built side by side (as in tests) do not share counters.
+//! provider and result, sync pages and records, token refreshes, job runs by kind and outcome,
+//! and, read at each scrape, the job queue's depth by kind and state and the pool's connections;
+//! `build_info` names the version. Every counter's label set that can be known at start is
+//! present at zero from the first scrape. Each server has its own registry, so routers built side
+//! by side (as in tests) do not share counters.
 
 use std::time::Instant;
 
@@ -8,9 +11,26 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+use providers::ProviderKind;
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 
 use crate::AppState;
+
+/// The results a webhook delivery is counted under.
+const WEBHOOK_RESULTS: [&str; 7] = [
+    "accepted",
+    "duplicate",
+    "unknown_account",
+    "rejected",
+    "not_found",
+    "too_large",
+    "error",
+];
+/// The job queue's states.
+const JOB_STATES: [&str; 5] = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 /// The server's metrics and the registry that exposes them.
 #[derive(Debug, Clone)]
@@ -22,6 +42,9 @@ pub struct Metrics {
     sync_pages: IntCounterVec,
     sync_records: IntCounterVec,
     token_refreshes: IntCounterVec,
+    job_runs: IntCounterVec,
+    job_queue_depth: IntGaugeVec,
+    pool_connections: IntGaugeVec,
 }
 
 impl Metrics {
@@ -70,12 +93,83 @@ impl Metrics {
             ),
             &["provider", "outcome"],
         )?;
+        let job_runs = IntCounterVec::new(
+            Opts::new(
+                "job_runs_total",
+                "Jobs this process ran, by kind and outcome (succeeded, failed)",
+            ),
+            &["kind", "outcome"],
+        )?;
+        let job_queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "job_queue_depth",
+                "Jobs in the queue (all processes), by kind and state, read at each scrape",
+            ),
+            &["kind", "state"],
+        )?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "This process's database pool connections, by state (in_use, idle)",
+            ),
+            &["state"],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "The server's build: always 1, labelled by version",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(job_runs.clone()))?;
+        registry.register(Box::new(job_queue_depth.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(build_info))?;
         registry.register(Box::new(sync_pages.clone()))?;
         registry.register(Box::new(sync_records.clone()))?;
         registry.register(Box::new(token_refreshes.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_request_duration.clone()))?;
         registry.register(Box::new(webhooks.clone()))?;
+        // Every label set known at start, at zero, so a dashboard or an alert on `rate()` sees
+        // the series before its first event.
+        for kind in ProviderKind::ALL {
+            let provider = kind.slug();
+            for result in WEBHOOK_RESULTS {
+                webhooks.with_label_values(&[provider, result]);
+            }
+            for outcome in ["created", "updated", "deleted", "unchanged", "conflict"] {
+                sync_records.with_label_values(&[provider, outcome]);
+            }
+            for outcome in ["refreshed", "revoked", "failed"] {
+                token_refreshes.with_label_values(&[provider, outcome]);
+            }
+        }
+        for kind in integrations::JOB_KINDS {
+            for outcome in ["succeeded", "failed"] {
+                job_runs.with_label_values(&[kind, outcome]);
+            }
+            for state in JOB_STATES {
+                job_queue_depth.with_label_values(&[kind, state]);
+            }
+        }
+        for state in ["in_use", "idle"] {
+            pool_connections.with_label_values(&[state]);
+        }
+        for (route, method) in [
+            ("/graphql", "POST"),
+            ("/graphql", "GET"),
+            ("/healthz", "GET"),
+            ("/readyz", "GET"),
+            ("/oauth/callback", "GET"),
+            ("/webhooks/{slug}", "POST"),
+            ("/webhooks/{slug}/{connection_id}", "POST"),
+        ] {
+            http_requests.with_label_values(&[route, method, "200"]);
+        }
         Ok(Self {
             registry,
             http_requests,
@@ -84,7 +178,59 @@ impl Metrics {
             sync_pages,
             sync_records,
             token_refreshes,
+            job_runs,
+            job_queue_depth,
+            pool_connections,
         })
+    }
+
+    /// Counts one job this process ran, by kind and outcome (`succeeded`, `failed`).
+    pub fn job_run(&self, kind: &str, outcome: &str) {
+        self.job_runs.with_label_values(&[kind, outcome]).inc();
+    }
+
+    /// Reads the gauges that live in the database and the pool: the queue's depth by kind and
+    /// state (one grouped count) and the pool's connections.
+    async fn refresh_gauges(&self, db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+        let (size, idle) = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        let size = i64::from(size);
+        self.pool_connections.with_label_values(&["idle"]).set(idle);
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set((size - idle).max(0));
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT kind, status, count(*) AS n FROM job_queue GROUP BY kind, status",
+            ))
+            .await?;
+        // States that emptied since the last scrape read zero, not their old value.
+        for kind in integrations::JOB_KINDS {
+            for state in JOB_STATES {
+                self.job_queue_depth
+                    .with_label_values(&[kind, state])
+                    .set(0);
+            }
+        }
+        for row in rows {
+            let kind: String = row.try_get("", "kind")?;
+            let state: String = row.try_get("", "status")?;
+            let n: i64 = row.try_get("", "n")?;
+            self.job_queue_depth
+                .with_label_values(&[kind.as_str(), state.as_str()])
+                .set(n);
+        }
+        Ok(())
     }
 
     /// Counts one webhook delivery of `provider` with `result` (`accepted`, `duplicate`,
@@ -113,7 +259,7 @@ impl Metrics {
 impl integrations::EngineObserver for Metrics {
     fn sync_page(
         &self,
-        provider: providers::ProviderKind,
+        provider: ProviderKind,
         object_type: &str,
         counts: &integrations::PageCounts,
     ) {
@@ -134,7 +280,7 @@ impl integrations::EngineObserver for Metrics {
         }
     }
 
-    fn token_refresh(&self, provider: providers::ProviderKind, outcome: &'static str) {
+    fn token_refresh(&self, provider: ProviderKind, outcome: &'static str) {
         self.token_refreshes
             .with_label_values(&[provider.slug(), outcome])
             .inc();
@@ -142,7 +288,8 @@ impl integrations::EngineObserver for Metrics {
 }
 
 /// Middleware recording every request's count and latency under its route template (never the raw
-/// path, whose ids would explode the label set).
+/// path, whose ids would explode the label set, nor the query string, which carries OAuth codes),
+/// and writing one access-log line at info: method, route, status, duration and request id.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -150,18 +297,35 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let response = next.run(request).await;
-    state.metrics.observe(
-        &route,
-        &method,
-        response.status(),
-        started.elapsed().as_secs_f64(),
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .observe(&route, &method, response.status(), elapsed.as_secs_f64());
+    tracing::info!(
+        target: "access",
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1_000.0,
+        request_id = %request_id,
+        "request"
     );
     response
 }
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    if let Err(error) = state.metrics.refresh_gauges(&state.db).await {
+        // The counters still answer; the database gauges keep their last reading.
+        tracing::warn!(%error, "reading the job queue for /metrics");
+    }
     match state.metrics.render() {
         Ok(text) => (
             [(

@@ -12,10 +12,15 @@ use crate::LogFormat;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), lines or JSON.
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), lines or JSON, colours
+/// only when stdout is a terminal.
 pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let ansi = format == LogFormat::Text && std::io::stdout().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
