@@ -19,6 +19,8 @@ pub enum Code {
     Conflict,
     /// The provider failed.
     ProviderError,
+    /// The database has no connection free (or is down) right now: retry shortly.
+    ServiceUnavailable,
     /// Anything else; details are in the server log only.
     Internal,
 }
@@ -32,6 +34,7 @@ impl Code {
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Conflict => "CONFLICT",
             Self::ProviderError => "PROVIDER_ERROR",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -57,13 +60,36 @@ pub fn engine(cause: EngineError) -> Error {
         EngineError::Conflict(why) => error(Code::Conflict, why),
         EngineError::InvalidInput(why) => error(Code::BadUserInput, why),
         EngineError::Provider(provider) => error(Code::ProviderError, provider.to_string()),
+        EngineError::Unexpected(cause)
+            if cause
+                .downcast_ref::<sea_orm::DbErr>()
+                .is_some_and(is_unavailable) =>
+        {
+            error(
+                Code::ServiceUnavailable,
+                "the database is busy; retry shortly",
+            )
+        }
         other => internal(other),
     }
 }
 
-/// Maps a database error (always internal).
+/// Maps a database error: no connection to be had is `SERVICE_UNAVAILABLE` (the response becomes
+/// a 503 with `Retry-After`); anything else is internal.
 pub fn db(cause: sea_orm::DbErr) -> Error {
+    if is_unavailable(&cause) {
+        tracing::warn!(error = %cause, "no database connection for a GraphQL request");
+        return error(
+            Code::ServiceUnavailable,
+            "the database is busy; retry shortly",
+        );
+    }
     internal(cause)
+}
+
+/// True when `cause` is a connection that could not be had (pool timeout, database down).
+pub fn is_unavailable(cause: &sea_orm::DbErr) -> bool {
+    matches!(cause, sea_orm::DbErr::ConnectionAcquire(_))
 }
 
 /// Gives every error a code: the ones async-graphql raises itself before any resolver runs

@@ -341,11 +341,54 @@ pub fn operation_type(
 /// True when the selected operation is a query that selects only introspection at its root
 /// (`__schema`, `__type`, `__typename`, through fragments too) and asks for `__schema` or `__type`.
 pub fn is_introspection(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    let Some(operation) = selected_operation(document, operation_name) else {
-        return false;
-    };
+    meta_only(document, operation_name) == Some(true)
+}
+
+/// The names the selected operation selects at its root (through fragments), at most 256.
+pub fn root_field_names(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Vec<String> {
+    fn collect(
+        document: &ExecutableDocument,
+        set: &SelectionSet,
+        names: &mut Vec<String>,
+        visited: &mut usize,
+    ) {
+        *visited += 1;
+        if *visited > 64 {
+            return;
+        }
+        for selection in &set.items {
+            if names.len() >= 256 {
+                return;
+            }
+            match &selection.node {
+                Selection::Field(field) => names.push(field.node.name.node.to_string()),
+                Selection::InlineFragment(fragment) => {
+                    collect(document, &fragment.node.selection_set.node, names, visited);
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    {
+                        collect(document, &fragment.node.selection_set.node, names, visited);
+                    }
+                }
+            }
+        }
+    }
+    let mut names = Vec::new();
+    if let Some(operation) = selected_operation(document, operation_name) {
+        collect(document, &operation.selection_set.node, &mut names, &mut 0);
+    }
+    names
+}
+
+/// `Some(asks_schema)` when the operation is a query of meta fields only.
+fn meta_only(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<bool> {
+    let operation = selected_operation(document, operation_name)?;
     if operation.ty != OperationType::Query {
-        return false;
+        return None;
     }
     let mut asks_schema = false;
     let mut visited = 0usize;
@@ -354,7 +397,8 @@ pub fn is_introspection(document: &ExecutableDocument, operation_name: Option<&s
         &operation.selection_set.node,
         &mut asks_schema,
         &mut visited,
-    ) && asks_schema
+    )
+    .then_some(asks_schema)
 }
 
 fn only_meta_fields(
@@ -409,7 +453,16 @@ pub fn respond(media: Media, response: &async_graphql::Response) -> Response {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|error| error.path.is_empty());
-    let status = if request_error {
+    let unavailable = response.errors.iter().any(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .is_some_and(|code| *code == async_graphql::Value::from("SERVICE_UNAVAILABLE"))
+    });
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if request_error {
         if let Value::Object(map) = &mut body {
             map.remove("data");
         }
@@ -423,6 +476,10 @@ pub fn respond(media: Media, response: &async_graphql::Response) -> Response {
     let mut http = (status, body.to_string()).into_response();
     http.headers_mut()
         .insert(header::CONTENT_TYPE, media.content_type());
+    if unavailable {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     http
 }
 

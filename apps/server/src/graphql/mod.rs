@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod context;
+pub mod cost;
 pub mod entities;
 pub mod errors;
 mod graphiql;
@@ -44,8 +45,9 @@ pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// Query depth beyond which a request is refused.
 pub const MAX_DEPTH: usize = 12;
-/// Query complexity beyond which a request is refused.
-pub const MAX_COMPLEXITY: usize = 2_000;
+/// Query complexity beyond which a request is refused: every field counts 1, a page counts its
+/// children once per entity it may hold (`first`, `last`).
+pub const MAX_COMPLEXITY: usize = 10_000;
 /// The depth limit of an introspection-only query: the standard one (graphql-js's
 /// `getIntrospectionQuery()`, GraphiQL's) nests `ofType` to depth 14.
 pub const INTROSPECTION_MAX_DEPTH: usize = 20;
@@ -71,6 +73,36 @@ fn introspection_schema() -> ApiSchema {
         .limit_depth(INTROSPECTION_MAX_DEPTH)
         .limit_complexity(INTROSPECTION_MAX_COMPLEXITY)
         .finish()
+}
+
+/// The field names of the `Query` and `Mutation` types of `sdl`.
+fn root_fields(sdl: &str) -> std::collections::HashSet<String> {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
+        return std::collections::HashSet::new();
+    };
+    document
+        .definitions
+        .iter()
+        .filter_map(|definition| match definition {
+            TypeSystemDefinition::Type(definition)
+                if matches!(definition.node.name.node.as_str(), "Query" | "Mutation") =>
+            {
+                match &definition.node.kind {
+                    TypeKind::Object(object) => Some(
+                        object
+                            .fields
+                            .iter()
+                            .map(|field| field.node.name.node.to_string())
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 /// What the GraphQL routes allow beyond queries and mutations.
@@ -112,6 +144,8 @@ pub struct GraphqlState {
     pub persisted: Arc<PersistedQueries>,
     /// Introspection and GraphiQL.
     pub options: ApiOptions,
+    /// The names of the query and mutation roots' fields (all of which need a signed-in user).
+    pub root_fields: Arc<std::collections::HashSet<String>>,
     /// What mutations that reach the engine need.
     pub engine: EngineHandle,
     /// Sync progress for subscriptions.
@@ -168,9 +202,11 @@ impl GraphqlState {
                 .disable_introspection()
                 .finish()
         };
+        let root_fields = Arc::new(root_fields(&schema.sdl()));
         Self {
             db,
             verifier,
+            root_fields,
             schema,
             introspection: options.introspection.then(introspection_schema),
             persisted: Arc::new(PersistedQueries::default()),
@@ -329,7 +365,22 @@ async fn execute(
         Ok(query) => query,
         Err(refusal) => return refusal.into_response_as(media),
     };
+    // The document's cost is bounded before anything expensive reads it: tokens and nesting
+    // before the parser, expanded selections, aliases and depth before the validator.
+    if has_nul(&query, params.variables.as_ref()) {
+        return Refusal::request_error(media, "strings may not contain NUL (U+0000)")
+            .into_response_as(media);
+    }
+    let limits = cost::CostLimits::default();
+    if let Err(why) = cost::check_text(&query, &limits) {
+        return Refusal::request_error(media, why.to_string()).into_response_as(media);
+    }
     let document = async_graphql::parser::parse_query(&query).ok();
+    if let Some(document) = &document
+        && let Err(why) = cost::check_document(document, &limits)
+    {
+        return Refusal::request_error(media, why.to_string()).into_response_as(media);
+    }
     let operation_name = params.operation_name.as_deref();
     if method == Method::GET
         && let Some(document) = &document
@@ -358,7 +409,7 @@ async fn execute(
         (_, false) => &state.schema,
     };
     let mut request = async_graphql::Request::new(query);
-    if let Some(name) = params.operation_name {
+    if let Some(name) = params.operation_name.clone() {
         request = request.operation_name(name);
     }
     if let Some(variables) = params.variables {
@@ -383,7 +434,39 @@ async fn execute(
             return unavailable().into_response_as(media);
         }
     };
+    // Without a valid token only meta fields (`__typename`, introspection) may run: a document
+    // that selects any of the API's own root fields is refused here, before validation or any
+    // resolver. (Unknown fields go on to validation, which names them.)
+    if let Err(why) = &viewer
+        && document.as_ref().is_some_and(|document| {
+            http::root_field_names(document, operation_name)
+                .iter()
+                .any(|name| state.root_fields.contains(name))
+        })
+    {
+        let message = match why {
+            context::AuthErrorCode::Missing => "sign in: send a bearer token",
+            context::AuthErrorCode::Invalid => "the bearer token is invalid or expired",
+        };
+        let mut refusal = Refusal::request_error(media, message);
+        refusal.code = errors::Code::Unauthenticated.as_str();
+        if media == Media::GraphqlResponse {
+            refusal.status = StatusCode::UNAUTHORIZED;
+        }
+        refusal.headers.push((
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        ));
+        return refusal.into_response_as(media);
+    }
+    // Queries read through one RLS transaction, the request's only pooled connection. Mutations
+    // open none: each of their steps takes one connection from the pool and returns it, so a
+    // request never holds one connection while waiting for another.
+    let is_mutation = document.as_ref().is_some_and(|document| {
+        http::operation_type(document, operation_name) == Some(OperationType::Mutation)
+    });
     let request_db = match &viewer {
+        Ok(_) if is_mutation => None,
         Ok(viewer) => match RequestDb::begin(&state.db, viewer).await {
             Ok(request_db) => Some(request_db),
             Err(error) => {
@@ -424,8 +507,31 @@ async fn execute(
     http::respond(media, &response)
 }
 
+/// True when the query text or a variable carries a NUL character, which no column can store
+/// (PostgreSQL refuses it in text): refused as the client's input, never an internal error.
+fn has_nul(query: &str, variables: Option<&serde_json::Map<String, serde_json::Value>>) -> bool {
+    fn in_value(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(text) => text.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(in_value),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .any(|(key, value)| key.contains('\0') || in_value(value)),
+            _ => false,
+        }
+    }
+    let escaped = query.to_ascii_lowercase().contains("\\u0000");
+    query.contains('\0')
+        || escaped
+        || variables.is_some_and(|variables| {
+            variables
+                .iter()
+                .any(|(key, value)| key.contains('\0') || in_value(value))
+        })
+}
+
 /// The database is unavailable (pool exhausted or down): a coded 503 the client may retry.
-fn unavailable() -> Refusal {
+pub(crate) fn unavailable() -> Refusal {
     let mut refusal = Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "SERVICE_UNAVAILABLE",

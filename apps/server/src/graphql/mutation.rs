@@ -6,7 +6,7 @@ use sea_orm::{EntityTrait as _, Set, TransactionTrait as _};
 use uuid::Uuid;
 
 use super::errors::{Code, db, error, internal};
-use super::query::signed_in;
+use super::query::viewer;
 use super::types::{Role, Workspace};
 
 /// The mutation root: workspace and entity edits, and connection management.
@@ -25,7 +25,7 @@ impl EditMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "Its name (1 to 200 characters).")] name: String,
     ) -> Result<Workspace> {
-        let (viewer, _) = signed_in(ctx)?;
+        let viewer = viewer(ctx)?;
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(error(
@@ -161,7 +161,7 @@ async fn admin_pool(
     ctx: &Context<'_>,
     workspace_id: Uuid,
 ) -> Result<(Uuid, sea_orm::DatabaseConnection)> {
-    let (viewer, _) = signed_in(ctx)?;
+    let viewer = viewer(ctx)?;
     let pool = super::query::request(ctx)?.pool.clone();
     let role = super::query::role_in(&pool, viewer.user_id, workspace_id).await?;
     if !role.manages() {
@@ -171,6 +171,30 @@ async fn admin_pool(
         ));
     }
     Ok((viewer.user_id, pool))
+}
+
+/// The connection's workspace, provider, the viewer and the pool, once the viewer is an OWNER or
+/// ADMIN of its workspace. Another workspace's connection answers exactly as one that does not
+/// exist (`connection <id> not found`), never naming that workspace.
+async fn admin_of_connection(
+    ctx: &Context<'_>,
+    connection_id: Uuid,
+) -> Result<(
+    Uuid,
+    providers::ProviderKind,
+    Uuid,
+    sea_orm::DatabaseConnection,
+)> {
+    let pool = super::query::request(ctx)?.pool.clone();
+    let (workspace_id, kind) = connection_of(&pool, connection_id).await?;
+    match admin_pool(ctx, workspace_id).await {
+        Ok((user_id, pool)) => Ok((workspace_id, kind, user_id, pool)),
+        Err(refused) if super::query::is_not_found(&refused) => Err(error(
+            Code::NotFound,
+            format!("connection {connection_id} not found"),
+        )),
+        Err(refused) => Err(refused),
+    }
 }
 
 /// The connection's workspace and provider, for the admin checks.
@@ -285,9 +309,7 @@ impl ConnectionMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The connection.")] connection_id: Uuid,
     ) -> Result<Uuid> {
-        let pool = super::query::request(ctx)?.pool.clone();
-        let (workspace_id, kind) = connection_of(&pool, connection_id).await?;
-        let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
+        let (workspace_id, kind, user_id, pool) = admin_of_connection(ctx, connection_id).await?;
         let oauth = match &engine(ctx)?.factory {
             Some(factory) => {
                 let metadata = entity::integration_connections::Entity::find_by_id(connection_id)
@@ -347,9 +369,7 @@ impl ConnectionMutation {
         #[graphql(desc = "Object type → provider field → attribute key.")]
         mappings: async_graphql::Json<serde_json::Value>,
     ) -> Result<Uuid> {
-        let pool = super::query::request(ctx)?.pool.clone();
-        let (workspace_id, _) = connection_of(&pool, connection_id).await?;
-        let (user_id, pool) = admin_pool(ctx, workspace_id).await?;
+        let (workspace_id, _, user_id, pool) = admin_of_connection(ctx, connection_id).await?;
         manager(ctx, pool)?
             .update_property_mappings(workspace_id, connection_id, user_id, mappings.0, None)
             .await
@@ -366,9 +386,7 @@ impl ConnectionMutation {
         kind: &str,
         object_type: Option<String>,
     ) -> Result<i32> {
-        let pool = super::query::request(ctx)?.pool.clone();
-        let (workspace_id, provider) = connection_of(&pool, connection_id).await?;
-        let (_, pool) = admin_pool(ctx, workspace_id).await?;
+        let (_, provider, _, pool) = admin_of_connection(ctx, connection_id).await?;
         let objects: Vec<String> = match (kind, object_type) {
             ("sync", Some(object)) if providers::objects(provider).contains(&object.as_str()) => {
                 vec![object]
@@ -419,7 +437,7 @@ pub struct EditResult {
 /// The pool, once the viewer is known to be a member of the entity's workspace (another
 /// workspace's entity is `NOT_FOUND`). Edits write as the application after this check.
 async fn member_pool(ctx: &Context<'_>, entity_id: Uuid) -> Result<sea_orm::DatabaseConnection> {
-    let (viewer, _) = signed_in(ctx)?;
+    let viewer = viewer(ctx)?;
     let pool = super::query::request(ctx)?.pool.clone();
     let not_found = || error(Code::NotFound, format!("entity {entity_id} not found"));
     let entity = entity::entities::Entity::find_by_id(entity_id)

@@ -29,17 +29,29 @@ pub(crate) fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext> {
     })
 }
 
-/// The request context, the signed-in user and their transaction, or `UNAUTHENTICATED`.
-pub(crate) fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a super::auth::Viewer, &'a RequestDb)> {
-    let request = request(ctx)?;
-    match (&request.viewer, &request.db) {
-        (Ok(viewer), Some(db)) => Ok((viewer, db)),
-        (Err(AuthErrorCode::Invalid), _) => Err(error(
+/// The signed-in user, or `UNAUTHENTICATED`.
+pub(crate) fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a super::auth::Viewer> {
+    match &request(ctx)?.viewer {
+        Ok(viewer) => Ok(viewer),
+        Err(AuthErrorCode::Invalid) => Err(error(
             Code::Unauthenticated,
             "the bearer token is invalid or expired",
         )),
-        _ => Err(error(Code::Unauthenticated, "sign in: send a bearer token")),
+        Err(AuthErrorCode::Missing) => {
+            Err(error(Code::Unauthenticated, "sign in: send a bearer token"))
+        }
     }
+}
+
+/// The signed-in user and the request's RLS transaction (queries), or `UNAUTHENTICATED`.
+/// Mutations have no request transaction: they take one pooled connection at a time.
+pub(crate) fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a super::auth::Viewer, &'a RequestDb)> {
+    let viewer = viewer(ctx)?;
+    let db = request(ctx)?
+        .db
+        .as_ref()
+        .ok_or_else(|| super::errors::internal("a query resolver ran without its transaction"))?;
+    Ok((viewer, db))
 }
 
 /// The viewer's role in `workspace_id`, or `NOT_FOUND` (another workspace is indistinguishable
@@ -63,7 +75,7 @@ pub(crate) async fn role_in<C: ConnectionTrait>(
         })
 }
 
-fn is_not_found(error: &async_graphql::Error) -> bool {
+pub(crate) fn is_not_found(error: &async_graphql::Error) -> bool {
     error
         .extensions
         .as_ref()
@@ -181,6 +193,7 @@ impl Query {
     /// their attributes and per-attribute provenance. The order is `orderBy`, by default `ID_ASC`
     /// (creation order); every order is total (ties by id), so pages never skip or repeat.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
     async fn entities(
         &self,
         ctx: &Context<'_>,

@@ -294,6 +294,7 @@ impl IntegrationConnection {
     }
 
     /// The newest health checks, newest first (`last` ≤ 100).
+    #[graphql(complexity = "last.clamp(1, 100) as usize * child_complexity")]
     async fn health_logs(
         &self,
         ctx: &Context<'_>,
