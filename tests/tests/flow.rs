@@ -1,6 +1,6 @@
 //! The whole product path through a real server on port 0, with its background workers, against a
 //! mocked HubSpot: `createWorkspace` → `startConnection` → the provider's authorize step →
-//! `/oauth/callback` → connected → `validateConnection` → `triggerSync` → entities with
+//! `/oauth/callback` → `completeConnection` → `validateConnection` → `triggerSync` → entities with
 //! provenance → `updateEntityAttribute` → sync (override kept, progress streamed over the
 //! WebSocket) → `clearAttributeOverride` → sync (the provider wins). Another workspace's member
 //! sees none of it. Runs on PostgreSQL and on the embedded SQLite default.
@@ -431,12 +431,23 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     assert_eq!(callback.status(), reqwest::StatusCode::SEE_OTHER);
     let landing = url::Url::parse(callback.headers()["location"].to_str()?)?;
     assert!(landing.as_str().starts_with(APP_URL), "{landing}");
+    let completion = landing
+        .query_pairs()
+        .find(|(key, _)| key == "complete")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| anyhow::anyhow!("no completion code in {landing}"))?;
+    // The app completes it under the owner's token (the callback alone connects nothing).
+    let completed = platform
+        .data(
+            &owner,
+            "mutation($code: String!) { completeConnection(code: $code) }",
+            json!({"code": completion}),
+        )
+        .await?;
     assert_eq!(
-        landing
-            .query_pairs()
-            .find(|(key, _)| key == "connected")
-            .map(|(_, value)| value.into_owned()),
-        Some(connection_id.clone())
+        completed["completeConnection"],
+        json!(connection_id.clone()),
+        "{completed}"
     );
     // The state was single-use: replaying the callback connects nothing more.
     let replay = platform.http.get(&callback_url).send().await?;

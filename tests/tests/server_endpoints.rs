@@ -95,6 +95,45 @@ impl World {
         })
     }
 
+    /// The connection's `status` column.
+    async fn connection_status(&self, tenant: &Tenant) -> anyhow::Result<String> {
+        use sea_orm::EntityTrait as _;
+        Ok(
+            entity::integration_connections::Entity::find_by_id(tenant.connection_id)
+                .one(&self.test_db.db)
+                .await?
+                .map(|row| row.status)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// A GraphQL request as `user_id` (signed with the test's `AUTH_JWT_SECRET`).
+    async fn graphql(
+        &self,
+        user_id: uuid::Uuid,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let exp = u64::try_from(chrono::Utc::now().timestamp() + 600)?;
+        let token = server::graphql::auth::sign(
+            &server::graphql::auth::Claims {
+                sub: user_id.to_string(),
+                email: Some("someone@example.com".to_owned()),
+                exp,
+            },
+            &SecretString::from("test-jwt-secret"),
+        )?;
+        let request = Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(
+                json!({"query": query, "variables": variables}).to_string(),
+            ))?;
+        let response = self.send(request).await?;
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
     async fn send(&self, request: Request<Body>) -> anyhow::Result<Response<Body>> {
         Ok(self.app.clone().oneshot(request).await?)
     }
@@ -574,27 +613,104 @@ async fn the_oauth_callback_connects_and_redirects_to_the_app() -> anyhow::Resul
     let (status, location) = callback(&world, &format!("state={state}&code=good-code")).await?;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(location.as_str().starts_with(APP_URL), "{location}");
-    assert_eq!(
-        query_value(&location, "connected"),
-        Some(tenant.connection_id.to_string())
+    let completion = query_value(&location, "complete")
+        .ok_or_else(|| anyhow::anyhow!("no completion code in {location}"))?;
+    assert!(
+        !location.as_str().contains("good-code"),
+        "the provider's code is sealed"
     );
-    let active = world
-        .test_db
-        .count(
-            "SELECT count(*) FROM integration_connections WHERE id = $1 AND status = 'ACTIVE'",
-            vec![v(tenant.connection_id)],
-        )
-        .await?;
-    assert_eq!(active, 1);
+    assert_eq!(
+        world.connection_status(&tenant).await?,
+        "PENDING_AUTHORIZATION"
+    );
 
-    // The state is single-use: a replay is an error, not a second connection.
+    // The web app redeems it under the starter's token.
+    let response = world
+        .graphql(tenant.user_id, COMPLETE, json!({"code": completion}))
+        .await?;
+    assert_eq!(
+        response["data"]["completeConnection"],
+        json!(tenant.connection_id.to_string()),
+        "{response}"
+    );
+    assert_eq!(world.connection_status(&tenant).await?, "ACTIVE");
+
+    // Single use: the same callback again is refused, and so is the same completion code.
     let (status, location) = callback(&world, &format!("state={state}&code=good-code")).await?;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
         query_value(&location, "error").as_deref(),
         Some("state_expired")
     );
-    assert_eq!(query_value(&location, "connected"), None);
+    assert_eq!(query_value(&location, "complete"), None);
+    let replay = world
+        .graphql(tenant.user_id, COMPLETE, json!({"code": completion}))
+        .await?;
+    assert_eq!(
+        replay["errors"][0]["extensions"]["code"].as_str(),
+        Some("CONFLICT"),
+        "{replay}"
+    );
+    Ok(())
+}
+
+const COMPLETE: &str = "mutation($code: String!) { completeConnection(code: $code) }";
+
+/// Connection fixation: user B follows user A's authorization URL and consents with B's provider
+/// account. The callback gives B's browser the completion code; B cannot redeem it (A started the
+/// authorization), A never sees it, and nothing lands in either workspace.
+#[tokio::test]
+async fn a_connection_completes_only_for_the_user_who_started_it() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    Mock::given(method("POST"))
+        .and(path("/oauth/v3/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "bearer", "access_token": "b-access", "refresh_token": "b-refresh",
+            "expires_in": 1800, "hub_id": 777
+        })))
+        .expect(0)
+        .mount(&world.provider)
+        .await;
+    let a = Tenant::create(&world.test_db, "OWNER", "hubspot").await?;
+    let b = Tenant::create(&world.test_db, "OWNER", "hubspot").await?;
+    let state = start_hubspot(&world, &a).await?;
+    // B's browser comes back from the provider with A's state and B's code.
+    let (_, location) = callback(&world, &format!("state={state}&code=b-code")).await?;
+    let completion = query_value(&location, "complete")
+        .ok_or_else(|| anyhow::anyhow!("no completion code in {location}"))?;
+    let refused = world
+        .graphql(b.user_id, COMPLETE, json!({"code": completion}))
+        .await?;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"].as_str(),
+        Some("FORBIDDEN"),
+        "{refused}"
+    );
+    // A forged or altered completion code is not one of ours.
+    let forged = world
+        .graphql(
+            a.user_id,
+            COMPLETE,
+            json!({"code": format!("{completion}x")}),
+        )
+        .await?;
+    assert_eq!(
+        forged["errors"][0]["extensions"]["code"].as_str(),
+        Some("BAD_USER_INPUT"),
+        "{forged}"
+    );
+    for tenant in [&a, &b] {
+        assert_eq!(
+            world.connection_status(tenant).await?,
+            "PENDING_AUTHORIZATION"
+        );
+    }
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM integration_credentials")
+            .await?,
+        0
+    );
     Ok(())
 }
 

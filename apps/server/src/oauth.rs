@@ -1,11 +1,13 @@
-//! `GET /oauth/callback`: the provider sends the user back here; the engine completes the
-//! connection and the user is redirected (303) to `APP_URL` with `?connected=<connection id>` or
-//! `?error=<short code>` (and `error_description` when the provider gave a reason).
+//! `GET /oauth/callback`: the provider sends the browser back here, and it is redirected (303) to
+//! `APP_URL` with `?complete=<completion code>`, or `?error=<short code>` (and
+//! `error_description` when the provider gave a reason).
 //!
-//! Who is signed in: until the GraphQL half adds JWT authentication to this route, the user is the
-//! one recorded with the `state` when the authorization started. The state is a single-use,
-//! unguessable, 10-minute value only that user's browser received, so possession of it stands for
-//! the session; the engine still checks the user against the state row.
+//! The callback does not connect anything by itself: whoever follows an authorization URL reaches
+//! it, not only the user who started it (connection fixation: someone else's provider account
+//! would land in the starter's workspace). The completion code seals the state and the provider's
+//! code (AES-256-GCM with the token keys, ten minutes); only the browser that came back holds it,
+//! and the web app redeems it with `completeConnection(code:)` under its own bearer token. The
+//! engine then exchanges the code only if that user is the one who started the authorization.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -30,15 +32,15 @@ pub struct CallbackQuery {
 }
 
 /// `GET /oauth/callback?state=…&code=…` or `?state=…&error=…`.
-pub async fn callback(
+pub(crate) async fn callback(
     State(state): State<AppState>,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     let outcome = complete(&state, query).await;
-    let pairs: Vec<(&str, String)> = match &outcome {
-        Ok(connection_id) => {
-            tracing::info!(%connection_id, "OAuth connection completed");
-            vec![("connected", connection_id.to_string())]
+    let pairs: Vec<(&str, String)> = match outcome {
+        Ok(completion) => {
+            tracing::info!("OAuth callback: completion code issued");
+            vec![("complete", completion)]
         }
         Err(failure) => {
             tracing::warn!(code = failure.code, detail = %failure.detail, "OAuth callback failed");
@@ -70,12 +72,86 @@ impl Failure {
     }
 }
 
-async fn complete(state: &AppState, query: CallbackQuery) -> Result<Uuid, Failure> {
+/// How long a completion code may be redeemed (the state it seals expires as soon).
+pub(crate) const COMPLETION_TTL_SECONDS: i64 = 10 * 60;
+
+/// What a completion code seals.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct Completion {
+    state: String,
+    code: String,
+    issued_at: i64,
+}
+
+const COMPLETION_BINDING: &[u8] = b"oauth-completion:v1";
+
+/// Seals the callback's state and code as a completion code (URL-safe).
+fn seal_completion(
+    keyring: &providers::Keyring,
+    state: String,
+    code: String,
+) -> Result<String, Failure> {
+    use base64::Engine as _;
+    let completion = Completion {
+        state,
+        code,
+        issued_at: chrono::Utc::now().timestamp(),
+    };
+    let json = serde_json::to_vec(&completion)
+        .map_err(|error| Failure::new("internal", format!("encoding the completion: {error}")))?;
+    let sealed = keyring
+        .seal(&json, COMPLETION_BINDING)
+        .map_err(|error| Failure::new("internal", format!("sealing the completion: {error}")))?;
+    let key_id = sealed.key_id.as_bytes();
+    let mut bytes = Vec::with_capacity(1 + key_id.len() + sealed.bytes.len());
+    bytes.push(u8::try_from(key_id.len()).unwrap_or(u8::MAX));
+    bytes.extend_from_slice(key_id);
+    bytes.extend_from_slice(&sealed.bytes);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The state and provider code a completion code sealed, unless it is not one of ours or has
+/// expired.
+pub(crate) fn open_completion(
+    keyring: &providers::Keyring,
+    completion: &str,
+) -> Result<(String, String), &'static str> {
+    use base64::Engine as _;
+    let invalid = "the completion code is not one this server issued";
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(completion.trim())
+        .map_err(|_| invalid)?;
+    let (&length, rest) = bytes.split_first().ok_or(invalid)?;
+    let (key_id, sealed) = rest.split_at_checked(usize::from(length)).ok_or(invalid)?;
+    let sealed = providers::SealedSecret {
+        key_id: String::from_utf8(key_id.to_vec()).map_err(|_| invalid)?,
+        bytes: sealed.to_vec(),
+    };
+    let json = keyring
+        .open(&sealed, COMPLETION_BINDING)
+        .map_err(|_| invalid)?;
+    let completion: Completion = {
+        use providers::secrecy::ExposeSecret as _;
+        serde_json::from_slice(json.expose_secret()).map_err(|_| invalid)?
+    };
+    if chrono::Utc::now().timestamp() - completion.issued_at > COMPLETION_TTL_SECONDS {
+        return Err("the completion code has expired; start connecting again");
+    }
+    Ok((completion.state, completion.code))
+}
+
+/// The outcome of a callback: a completion code for the browser, or why not.
+async fn complete(state: &AppState, query: CallbackQuery) -> Result<String, Failure> {
     let raw_state = query
         .state
         .filter(|value| !value.is_empty())
         .ok_or_else(|| Failure::new("invalid_request", "the callback has no state"))?;
     let user_id = state_user(state, &raw_state).await?;
+    if query.error.is_none()
+        && let Some(code) = query.code.as_ref().filter(|code| !code.is_empty())
+    {
+        return seal_completion(&state.sealing, raw_state, code.clone());
+    }
     let provider_error = query.error.clone();
     let callback = OAuthCallback {
         state: raw_state,
@@ -92,9 +168,11 @@ async fn complete(state: &AppState, query: CallbackQuery) -> Result<Uuid, Failur
         .complete(callback, &oauth_for)
         .await
         .map_err(|error| classify(error, provider_error, query.error_description))
+        .map(|connection_id| connection_id.to_string())
 }
 
-/// The user who started the authorization `raw_state` belongs to (see the module docs).
+/// The user who started the authorization `raw_state` belongs to: an unknown state is refused
+/// here, before anything is sealed.
 async fn state_user(state: &AppState, raw_state: &str) -> Result<Uuid, Failure> {
     let hash = hex::encode(Sha256::digest(raw_state.as_bytes()));
     let row = oauth_states::Entity::find()
@@ -102,8 +180,15 @@ async fn state_user(state: &AppState, raw_state: &str) -> Result<Uuid, Failure> 
         .one(&state.db)
         .await
         .map_err(|error| Failure::new("internal", format!("reading the state: {error}")))?;
-    row.map(|row| row.user_id)
-        .ok_or_else(|| Failure::new("invalid_state", "unknown authorization state"))
+    let row = row.ok_or_else(|| Failure::new("invalid_state", "unknown authorization state"))?;
+    let now = chrono::Utc::now().fixed_offset();
+    if row.consumed_at.is_some() || row.expires_at <= now {
+        return Err(Failure::new(
+            "state_expired",
+            "the authorization state has expired or was already used",
+        ));
+    }
+    Ok(row.user_id)
 }
 
 fn classify(

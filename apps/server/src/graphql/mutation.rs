@@ -286,6 +286,40 @@ impl ConnectionMutation {
         })
     }
 
+    /// Completes an OAuth connection with the completion code `/oauth/callback` gave the browser
+    /// (`?complete=` on the app's URL); returns the connection id. Only the user who started the
+    /// authorization may complete it: anyone else is `FORBIDDEN` and nothing is connected.
+    async fn complete_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `complete` value the app's URL received after the callback.")]
+        code: String,
+    ) -> Result<Uuid> {
+        let viewer = viewer(ctx)?;
+        let (state, provider_code) = crate::oauth::open_completion(&engine(ctx)?.keyring, &code)
+            .map_err(|why| error(Code::BadUserInput, why))?;
+        let factory = factory(ctx)?;
+        let oauth_for = move |kind: providers::ProviderKind,
+                              config: &providers::ConnectionConfig|
+              -> std::result::Result<
+            providers::OAuthClient,
+            integrations::EngineError,
+        > { factory.oauth(kind, config) };
+        let pool = super::query::request(ctx)?.pool.clone();
+        manager(ctx, pool)?
+            .complete(
+                integrations::OAuthCallback {
+                    state,
+                    code: Some(provider_code),
+                    error: None,
+                    user_id: viewer.user_id,
+                },
+                &oauth_for,
+            )
+            .await
+            .map_err(super::errors::engine)
+    }
+
     /// Connects Stripe with an API key (a restricted key is recommended); returns the connection id.
     async fn connect_with_api_key(
         &self,
