@@ -130,7 +130,7 @@ impl World {
                 json!({"query": query, "variables": variables}).to_string(),
             ))?;
         let response = self.send(request).await?;
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        let body = to_bytes(response.into_body(), 1 << 20).await?;
         Ok(serde_json::from_slice(&body)?)
     }
 
