@@ -26,6 +26,7 @@ mod m20260104_000001_credentials_and_oauth_states;
 mod m20260104_000002_job_queue;
 mod m20260105_000001_entities_page_index;
 mod m20261201_000001_supabase_auth_uid;
+mod m20261201_000002_webhook_keys_per_connection;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260104_000002_job_queue::Migration),
             Box::new(m20260105_000001_entities_page_index::Migration),
             Box::new(m20261201_000001_supabase_auth_uid::Migration),
+            Box::new(m20261201_000002_webhook_keys_per_connection::Migration),
         ]
     }
 }

@@ -373,3 +373,113 @@ async fn a_failing_job_backs_off_then_fails_and_a_dead_workers_job_is_taken_over
     let _ = Arc::new(());
     Ok(())
 }
+
+/// Dedupe keys are per tenant: one event delivered to two workspaces is taken once by each, on
+/// per-connection endpoints and through an app-level endpoint routed by account; repeats are
+/// duplicates for each; a disconnected connection takes nothing.
+#[tokio::test]
+async fn the_same_event_reaches_two_workspaces_once_each() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let first = routed_tenant(&test_db).await?;
+        let second = routed_tenant(&test_db).await?;
+        let inbox = WebhookInbox::new(test_db.db.clone(), ManualClock::new());
+        // Per-connection endpoints: the same provider key at both.
+        for tenant in [&first, &second] {
+            for attempt in 0..2 {
+                let intake = inbox
+                    .take(&hubspot_event(7), Some(tenant.connection_id))
+                    .await?;
+                let expected = if attempt == 0 {
+                    Intake::Accepted {
+                        connection_id: tenant.connection_id,
+                    }
+                } else {
+                    Intake::Duplicate
+                };
+                assert_eq!(intake, expected, "{backend:?} attempt {attempt}");
+            }
+        }
+        // App-level: one delivery for the shared account reaches both connections.
+        let intake = inbox.take(&hubspot_event(8), None).await?;
+        assert!(matches!(intake, Intake::Accepted { .. }), "{intake:?}");
+        assert_eq!(
+            inbox.take(&hubspot_event(8), None).await?,
+            Intake::Duplicate
+        );
+        for tenant in [&first, &second] {
+            let rows = test_db
+                .count(
+                    "SELECT count(*) FROM webhook_events WHERE connection_id = $1",
+                    vec![v(tenant.connection_id)],
+                )
+                .await?;
+            assert_eq!(rows, 2, "{backend:?}: events 7 and 8 once each");
+        }
+        assert_eq!(webhook_jobs(&test_db).await?, 4, "{backend:?}");
+        // A disconnected connection is no longer a route.
+        test_db
+            .execute(
+                "UPDATE integration_connections SET status = 'DISCONNECTED' WHERE id = $1",
+                vec![v(second.connection_id)],
+            )
+            .await?;
+        assert_eq!(
+            inbox.take(&hubspot_event(9), None).await?,
+            Intake::Accepted {
+                connection_id: first.connection_id
+            }
+        );
+        assert_eq!(webhook_jobs(&test_db).await?, 5, "{backend:?}");
+    }
+    Ok(())
+}
+
+/// Keys stored before the per-tenant migration are prefixed with their connection, on both back
+/// ends (SQLite keeps UUIDs as blobs), and a redelivery of such an event is still a duplicate.
+#[tokio::test]
+async fn existing_webhook_keys_migrate_to_per_tenant_keys() -> anyhow::Result<()> {
+    use migration::MigratorTrait as _;
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::empty(backend).await?;
+        let before = u32::try_from(migration::Migrator::migrations_len() - 1)?;
+        migration::Migrator::up(&test_db.db, Some(before)).await?;
+        let tenant = routed_tenant(&test_db).await?;
+        test_db
+            .execute(
+                "INSERT INTO webhook_events (id, event_id, provider, connection_id, expires_at)
+                 VALUES ($1, 'hubspot:62515:7:1', 'hubspot', $2, CURRENT_TIMESTAMP)",
+                vec![v(uuid::Uuid::now_v7()), v(tenant.connection_id)],
+            )
+            .await?;
+        migration::Migrator::up(&test_db.db, None).await?;
+        let expected = format!("{}:hubspot:62515:7:1", tenant.connection_id);
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM webhook_events WHERE event_id = $1",
+                    vec![v(expected)],
+                )
+                .await?,
+            1,
+            "{backend:?}"
+        );
+        let inbox = WebhookInbox::new(test_db.db.clone(), ManualClock::new());
+        assert_eq!(
+            inbox.take(&hubspot_event(1), None).await?,
+            Intake::Duplicate
+        );
+        migration::Migrator::down(&test_db.db, Some(1)).await?;
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM webhook_events WHERE event_id = 'hubspot:62515:7:1'",
+                    vec![],
+                )
+                .await?,
+            1,
+            "{backend:?}: down strips the prefix"
+        );
+    }
+    Ok(())
+}

@@ -215,7 +215,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         .query_one_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
             "SELECT count(*) FROM webhook_events WHERE event_id LIKE $1",
-            [format!("stripe:evt_{run}_%").into()],
+            [format!("%:stripe:evt_{run}_%").into()],
         ))
         .await?
         .context("count returned no row")?

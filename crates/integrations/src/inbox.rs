@@ -13,8 +13,8 @@ use entity::{
 use providers::{Clock, ProviderKind, VerifiedEvent};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QuerySelect as _,
-    RelationTrait as _, Set, TransactionTrait as _,
+    ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, RelationTrait as _, Set, TransactionTrait as _,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +22,11 @@ use uuid::Uuid;
 
 use crate::EngineError;
 use crate::jobs::{NewJob, enqueue_many_on};
+
+/// The stored dedupe key of a provider's event key for one connection.
+pub fn tenant_key(connection_id: Uuid, dedupe_key: &str) -> String {
+    format!("{connection_id}:{dedupe_key}")
+}
 
 /// How long a dedupe key is kept.
 pub const WEBHOOK_RETENTION_DAYS: i64 = 30;
@@ -78,31 +83,35 @@ impl WebhookInbox {
         &self,
         events: &[(&VerifiedEvent, Option<Uuid>)],
     ) -> Result<Vec<Intake>, EngineError> {
-        let mut routes: HashMap<(ProviderKind, &str), Option<Uuid>> = HashMap::new();
+        let mut routes: HashMap<(ProviderKind, &str), Vec<Uuid>> = HashMap::new();
         let mut intakes = vec![Intake::UnknownAccount; events.len()];
-        let mut seen_keys: HashSet<&str> = HashSet::new();
-        let mut candidates: Vec<(usize, Uuid)> = Vec::new();
+        // Keys are per connection: `<connection id>:<provider key>`, so one event delivered to
+        // two workspaces is taken once by each, and no tenant can claim another's ids.
+        let mut seen_keys: HashSet<String> = HashSet::new();
+        let mut candidates: Vec<(usize, Uuid, String)> = Vec::new();
         for (index, (event, connection_id)) in events.iter().enumerate() {
-            let target = match (connection_id, event.account_id.as_deref()) {
-                (Some(id), _) => Some(*id),
-                (None, None) => None,
+            let targets = match (connection_id, event.account_id.as_deref()) {
+                (Some(id), _) => vec![*id],
+                (None, None) => Vec::new(),
                 (None, Some(account_id)) => match routes.get(&(event.provider, account_id)) {
-                    Some(target) => *target,
+                    Some(targets) => targets.clone(),
                     None => {
-                        let target = self.route(event).await?;
-                        routes.insert((event.provider, account_id), target);
-                        target
+                        let targets = self.route(event).await?;
+                        routes.insert((event.provider, account_id), targets.clone());
+                        targets
                     }
                 },
             };
-            let Some(target) = target else {
+            if targets.is_empty() {
                 tracing::info!(provider = %event.provider, account = ?event.account_id, "webhook for an unknown account acknowledged");
                 continue;
-            };
-            if seen_keys.insert(&event.dedupe_key) {
-                candidates.push((index, target));
-            } else {
-                intakes[index] = Intake::Duplicate;
+            }
+            intakes[index] = Intake::Duplicate;
+            for target in targets {
+                let key = tenant_key(target, &event.dedupe_key);
+                if seen_keys.insert(key.clone()) {
+                    candidates.push((index, target, key));
+                }
             }
         }
         if candidates.is_empty() {
@@ -110,11 +119,11 @@ impl WebhookInbox {
         }
         let now = self.now();
         let transaction = self.db.begin().await?;
-        let rows = candidates.iter().map(|(index, connection_id)| {
+        let rows = candidates.iter().map(|(index, connection_id, key)| {
             let event = events[*index].0;
             webhook_events::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                event_id: Set(event.dedupe_key.clone()),
+                event_id: Set(key.clone()),
                 provider: Set(event.provider.slug().to_owned()),
                 connection_id: Set(Some(*connection_id)),
                 event_type: Set(Some(event.event_type.clone())),
@@ -135,13 +144,14 @@ impl WebhookInbox {
             }
         };
         let mut jobs = Vec::new();
-        for (index, connection_id) in candidates {
+        for (index, connection_id, key) in candidates {
             let event = events[index].0;
-            if !inserted.contains(&event.dedupe_key) {
-                intakes[index] = Intake::Duplicate;
+            if !inserted.contains(&key) {
                 continue;
             }
-            intakes[index] = Intake::Accepted { connection_id };
+            if !matches!(intakes[index], Intake::Accepted { .. }) {
+                intakes[index] = Intake::Accepted { connection_id };
+            }
             jobs.push(
                 NewJob::new(
                     "webhook",
@@ -154,7 +164,7 @@ impl WebhookInbox {
                         "payload": event.payload,
                     }),
                 )
-                .with_key(format!("webhook:{}", event.dedupe_key)),
+                .with_key(format!("webhook:{key}")),
             );
         }
         if jobs.is_empty() {
@@ -166,12 +176,14 @@ impl WebhookInbox {
         Ok(intakes)
     }
 
-    /// The connection of the event's provider whose stored external account id is the event's.
-    async fn route(&self, event: &VerifiedEvent) -> Result<Option<Uuid>, EngineError> {
+    /// Every connection of the event's provider whose stored external account id is the
+    /// event's, but disconnected ones (an app-level event reaches each workspace connected to
+    /// that account).
+    async fn route(&self, event: &VerifiedEvent) -> Result<Vec<Uuid>, EngineError> {
         let Some(account_id) = event.account_id.as_deref() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let connection = connections::Entity::find()
+        let connections = connections::Entity::find()
             .join(
                 sea_orm::JoinType::InnerJoin,
                 connections::Relation::IntegrationDefinitions.def(),
@@ -181,9 +193,14 @@ impl WebhookInbox {
                 Expr::cust("CAST(integration_connections.connection_metadata ->> 'external_account_id' AS TEXT)")
                     .eq(account_id),
             )
-            .one(&self.db)
+            .filter(connections::Column::Status.ne("DISCONNECTED"))
+            .order_by_asc(connections::Column::CreatedAt)
+            .all(&self.db)
             .await?;
-        Ok(connection.map(|connection| connection.id))
+        Ok(connections
+            .into_iter()
+            .map(|connection| connection.id)
+            .collect())
     }
 
     /// Deletes dedupe keys past their expiry; returns how many.
