@@ -119,7 +119,9 @@ start_server() {
     fi
     local workers=()
     [ -z "$1" ] || workers=("BACKGROUND_WORKERS=$1")
+    # Rate limits off: the suite measures the server, not its limiter.
     env BIND_ADDR="127.0.0.1:$port" AUTH_JWT_SECRET="$jwt_secret" \
+        RATE_LIMIT_PER_IP=0 RATE_LIMIT_PER_USER=0 RATE_LIMIT_WEBHOOKS=0 \
         TOKEN_ENCRYPTION_KEYS="bench:$(openssl rand -base64 32)" "${workers[@]}" \
         RUST_LOG=warn "$bin/server" > "$tmp/server.log" 2>&1 &
     server_pid=$!

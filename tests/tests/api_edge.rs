@@ -448,3 +448,103 @@ async fn graphiql_and_introspection_follow_their_settings() -> anyhow::Result<()
     assert_eq!(body, r#"{"data":{"__typename":"Query"}}"#);
     Ok(())
 }
+
+/// Rate limits: per user on `/graphql`, per client address (from the configured proxy header
+/// only), per webhook endpoint; a refusal is 429 with `Retry-After` and a JSON code.
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_per_user_address_and_endpoint()
+-> anyhow::Result<()> {
+    use server::graphql::auth::{Claims, sign};
+    let test_db = TestDb::migrated(Backend::Sqlite).await?;
+    let tenant = tests::fixtures::Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let limited = app(
+        &test_db,
+        settings(&[
+            ("RATE_LIMIT_PER_USER", "1"),
+            ("RATE_LIMIT_PER_IP", "1000"),
+            ("RATE_LIMIT_WEBHOOKS", "1"),
+        ])?,
+    )
+    .await?;
+    let exp = u64::try_from(chrono::Utc::now().timestamp() + 600)?;
+    let token = sign(
+        &Claims {
+            sub: tenant.user_id.to_string(),
+            email: None,
+            exp,
+        },
+        &providers::secrecy::SecretString::from(SECRET),
+    )?;
+    let viewer = || {
+        Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(r#"{"query":"{ viewer { id } }"}"#))
+    };
+    // A burst of twice the rate passes, the next is refused.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, headers, body) = send(&limited, viewer()?).await?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(code(&body).as_deref(), Some("RATE_LIMITED"), "{body}");
+            let retry: u64 = headers
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_default();
+            assert!(retry >= 1, "{headers:?}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+
+    // Per address, from the trusted header only; without it configured the header is ignored.
+    let by_address = app(
+        &test_db,
+        settings(&[
+            ("RATE_LIMIT_PER_IP", "1"),
+            ("CLIENT_IP_HEADER", "X-Forwarded-For"),
+        ])?,
+    )
+    .await?;
+    let from = |address: &str| {
+        Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", format!("203.0.113.9, {address}"))
+            .body(Body::from(r#"{"query":"{ __typename }"}"#))
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            send(&by_address, from("198.51.100.1")?).await?.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        send(&by_address, from("198.51.100.1")?).await?.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        send(&by_address, from("198.51.100.2")?).await?.0,
+        StatusCode::OK
+    );
+
+    // Per webhook endpoint: another endpoint keeps its own budget.
+    let hook = |path: &str| Request::post(path.to_owned()).body(Body::from("{}"));
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(send(&limited, hook("/webhooks/hubspot")?).await?.0);
+    }
+    assert_eq!(first[2], StatusCode::TOO_MANY_REQUESTS, "{first:?}");
+    assert_ne!(
+        send(&limited, hook("/webhooks/intercom")?).await?.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    Ok(())
+}

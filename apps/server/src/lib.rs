@@ -7,6 +7,7 @@ mod cors;
 mod demo;
 pub mod graphql;
 mod health;
+pub mod limits;
 mod metrics;
 mod oauth;
 mod observability;
@@ -42,26 +43,38 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The server's routes with their middleware: request ids, tracing spans and metrics.
 pub fn router(state: AppState) -> Router {
+    let limits = state.settings.rate_limits();
     let webhooks = Router::new()
         .route("/webhooks/{slug}", post(webhooks::app_level))
         .route(
             "/webhooks/{slug}/{connection_id}",
             post(webhooks::per_connection),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            limits.clone(),
+            limits::per_webhook_endpoint,
+        ))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES));
     let graphql = match &state.verifier {
-        Some(verifier) => graphql::router(graphql::GraphqlState::new(
-            state.db.clone(),
-            verifier.clone(),
-            graphql::EngineHandle {
-                keyring: state.sealing.clone(),
-                factory: Some(state.providers.clone()),
-            },
-            state.progress.clone(),
-            graphql::ApiOptions {
-                introspection: state.settings.graphql_introspection,
-                graphiql: state.settings.graphiql,
-            },
+        Some(verifier) => graphql::router(
+            graphql::GraphqlState::new(
+                state.db.clone(),
+                verifier.clone(),
+                graphql::EngineHandle {
+                    keyring: state.sealing.clone(),
+                    factory: Some(state.providers.clone()),
+                },
+                state.progress.clone(),
+                graphql::ApiOptions {
+                    introspection: state.settings.graphql_introspection,
+                    graphiql: state.settings.graphiql,
+                },
+            )
+            .with_user_limit(limits.per_user.clone()),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            limits.clone(),
+            limits::per_ip,
         )),
         None => {
             tracing::warn!(

@@ -88,10 +88,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("BIND_ADDR {} cannot be bound", settings.bind_addr))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(addr = %local_addr, public_base_url = %settings.public_base_url, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
     background.shutdown().await;
     Ok(())
 }

@@ -108,6 +108,16 @@ pub struct Settings {
     pub graphql_introspection: bool,
     /// `GRAPHIQL`: default on in development, off in production.
     pub graphiql: bool,
+    /// `RATE_LIMIT_PER_IP`: `/graphql` requests per second per client address (burst twice
+    /// that), default 100; 0 turns it off.
+    pub rate_limit_per_ip: u32,
+    /// `RATE_LIMIT_PER_USER`: GraphQL requests per second per signed-in user, default 50.
+    pub rate_limit_per_user: u32,
+    /// `RATE_LIMIT_WEBHOOKS`: deliveries per second per webhook endpoint, default 1,000.
+    pub rate_limit_webhooks: u32,
+    /// `CLIENT_IP_HEADER`: the header a trusted proxy sets to the client's address
+    /// (`X-Forwarded-For`: its last entry); unset, the socket's peer is the client.
+    pub client_ip_header: Option<String>,
     /// True when [`Settings::with_dev_keys`] supplied a generated key.
     pub uses_dev_keys: bool,
 }
@@ -142,6 +152,10 @@ impl fmt::Debug for Settings {
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("graphql_introspection", &self.graphql_introspection)
             .field("graphiql", &self.graphiql)
+            .field("rate_limit_per_ip", &self.rate_limit_per_ip)
+            .field("rate_limit_per_user", &self.rate_limit_per_user)
+            .field("rate_limit_webhooks", &self.rate_limit_webhooks)
+            .field("client_ip_header", &self.client_ip_header)
             .field("uses_dev_keys", &self.uses_dev_keys)
             .finish()
     }
@@ -271,6 +285,28 @@ impl Settings {
                 .map(origin)
                 .collect::<Result<_, _>>()?,
         };
+        let rate = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
+            match get(name) {
+                None => Ok(default),
+                Some(text) => text.trim().parse().map_err(|_| SettingsError::Invalid {
+                    name,
+                    reason: format!("`{text}` is not a whole number of requests per second"),
+                }),
+            }
+        };
+        let rate_limit_per_ip = rate("RATE_LIMIT_PER_IP", 100)?;
+        let rate_limit_per_user = rate("RATE_LIMIT_PER_USER", 50)?;
+        let rate_limit_webhooks = rate("RATE_LIMIT_WEBHOOKS", 1_000)?;
+        let client_ip_header = get("CLIENT_IP_HEADER")
+            .map(|name| {
+                axum::http::HeaderName::try_from(name.trim().to_ascii_lowercase())
+                    .map(|header| header.as_str().to_owned())
+                    .map_err(|_| SettingsError::Invalid {
+                        name: "CLIENT_IP_HEADER",
+                        reason: format!("`{name}` is not a header name"),
+                    })
+            })
+            .transpose()?;
         let auth_jwks_url = get("AUTH_JWKS_URL");
         if let Some(location) = &auth_jwks_url
             && location.contains("://")
@@ -377,6 +413,10 @@ impl Settings {
             cors_allowed_origins,
             graphql_introspection,
             graphiql,
+            rate_limit_per_ip,
+            rate_limit_per_user,
+            rate_limit_webhooks,
+            client_ip_header,
             database_url,
             bind_addr,
             database_pool_size,
@@ -427,6 +467,20 @@ impl Settings {
             self.uses_dev_keys = true;
         }
         Ok(self)
+    }
+
+    /// The rate limits these settings ask for.
+    pub fn rate_limits(&self) -> crate::limits::RateLimits {
+        use crate::limits::Limit;
+        crate::limits::RateLimits {
+            per_ip: Limit::per_second(self.rate_limit_per_ip),
+            per_user: Limit::per_second(self.rate_limit_per_user),
+            per_webhook_endpoint: Limit::per_second(self.rate_limit_webhooks),
+            client_ip_header: self
+                .client_ip_header
+                .as_deref()
+                .and_then(|name| axum::http::HeaderName::try_from(name).ok()),
+        }
     }
 
     /// How bearer tokens are checked.

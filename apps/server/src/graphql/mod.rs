@@ -144,6 +144,8 @@ pub struct GraphqlState {
     pub persisted: Arc<PersistedQueries>,
     /// Introspection and GraphiQL.
     pub options: ApiOptions,
+    /// GraphQL requests per signed-in user (off when `None`).
+    pub per_user: Option<Arc<crate::limits::Limit>>,
     /// The names of the query and mutation roots' fields (all of which need a signed-in user).
     pub root_fields: Arc<std::collections::HashSet<String>>,
     /// What mutations that reach the engine need.
@@ -185,6 +187,13 @@ impl std::fmt::Debug for EngineHandle {
 }
 
 impl GraphqlState {
+    /// The state with a per-user rate limit.
+    #[must_use]
+    pub fn with_user_limit(mut self, limit: Option<Arc<crate::limits::Limit>>) -> Self {
+        self.per_user = limit;
+        self
+    }
+
     /// The state for `db`, with schemas built for `options`.
     pub fn new(
         db: DatabaseConnection,
@@ -206,6 +215,7 @@ impl GraphqlState {
         Self {
             db,
             verifier,
+            per_user: None,
             root_fields,
             schema,
             introspection: options.introspection.then(introspection_schema),
@@ -434,6 +444,11 @@ async fn execute(
             return unavailable().into_response_as(media);
         }
     };
+    if let (Ok(viewer), Some(limit)) = (&viewer, &state.per_user)
+        && let Err(seconds) = limit.check(&viewer.user_id.to_string())
+    {
+        return crate::limits::too_many(seconds, "for this user").into_response_as(media);
+    }
     // Without a valid token only meta fields (`__typename`, introspection) may run: a document
     // that selects any of the API's own root fields is refused here, before validation or any
     // resolver. (Unknown fields go on to validation, which names them.)
