@@ -548,3 +548,43 @@ async fn rate_limits_answer_429_with_retry_after_per_user_address_and_endpoint()
     );
     Ok(())
 }
+
+/// `/metrics` behind `METRICS_TOKEN`, or moved to `METRICS_BIND_ADDR` (absent from the API's
+/// address); an unknown route is a JSON 404.
+#[tokio::test]
+async fn metrics_can_require_a_token_or_move_to_their_own_address() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Sqlite).await?;
+    let guarded = app(&test_db, settings(&[("METRICS_TOKEN", "scrape-secret")])?).await?;
+    let metrics = |bearer: Option<&str>| {
+        let mut request = Request::get("/metrics");
+        if let Some(bearer) = bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        }
+        request.body(Body::empty())
+    };
+    let (status, _, body) = send(&guarded, metrics(None)?).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _, _) = send(&guarded, metrics(Some("wrong"))?).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = send(&guarded, metrics(Some("scrape-secret"))?).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("build_info"), "{body}");
+
+    let settings = settings(&[("METRICS_BIND_ADDR", "127.0.0.1:0")])?;
+    let state = AppState::new(
+        test_db.db.clone(),
+        settings,
+        Arc::new(providers::SystemClock),
+    )?;
+    let api = server::router(state.clone());
+    let (status, headers, body) = send(&api, metrics(None)?).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        content_type(&headers).starts_with("application/json"),
+        "{body}"
+    );
+    let (status, _, body) = send(&server::metrics_router(state), metrics(None)?).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("build_info"), "{body}");
+    Ok(())
+}

@@ -449,6 +449,66 @@ async fn a_body_over_one_mebibyte_is_refused_with_413() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A webhook secret sealed under keys the server no longer has: each delivery is refused 410 with
+/// a JSON body (the provider stops retrying a delivery no retry can verify), nothing is stored,
+/// and the connection is marked as needing reconnection.
+#[tokio::test]
+async fn a_webhook_secret_that_no_longer_opens_is_a_410_and_marks_the_connection()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let tenant = world.connection("stripe", "acct_1").await?;
+    let old_keys = providers::Keyring::parse(&SecretString::from(
+        "old:ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=",
+    ))?;
+    let old_store = integrations::CredentialStore::new(
+        world.test_db.db.clone(),
+        Arc::new(SystemClock),
+        Arc::new(old_keys),
+    );
+    let tokens = TokenSet {
+        access_token: SecretString::from("rk_test_restricted"),
+        refresh_token: None,
+        expires_at: None,
+        scopes: Vec::new(),
+        metadata: serde_json::Map::new(),
+    };
+    old_store
+        .store(tenant.connection_id, CredentialKind::ApiKey, &tokens)
+        .await?;
+    old_store
+        .set_webhook_secret(tenant.connection_id, &SecretString::from("whsec_old"))
+        .await?;
+    let path = format!("/webhooks/stripe/{}", tenant.connection_id);
+    for attempt in 0..2 {
+        let (headers, body) = stripe_delivery("evt_1", "whsec_old");
+        let (status, _, text) = world.post(&path, &headers, body).await?;
+        assert_eq!(status, StatusCode::GONE, "attempt {attempt}: {text}");
+        let answer: serde_json::Value = serde_json::from_str(&text)?;
+        assert_eq!(answer["error"]["code"], "unverifiable", "{text}");
+    }
+    assert_eq!(world.count("SELECT count(*) FROM webhook_events").await?, 0);
+    let marked = world
+        .test_db
+        .count(
+            "SELECT count(*) FROM integration_connections WHERE id = $1 AND connection_status = 'error' AND validation_error LIKE '%reconnect%'",
+            vec![v(tenant.connection_id)],
+        )
+        .await?;
+    assert_eq!(marked, 1);
+    // Other refusals carry JSON bodies too.
+    let (status, _, text) = world
+        .post(
+            &format!("/webhooks/stripe/{}", new_id()),
+            &[],
+            b"{}".to_vec(),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let answer: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(answer["error"]["code"], "not_found", "{text}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_per_connection_stripe_delivery_is_verified_with_the_sealed_secret() -> anyhow::Result<()>
 {

@@ -84,14 +84,20 @@ pub fn router(state: AppState) -> Router {
         }
     };
     let cors = cors::layer(&state.settings);
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
+        .route("/readyz", get(health::readyz));
+    if state.settings.metrics_bind_addr.is_none() {
+        routes = routes.route("/metrics", get(metrics::metrics));
+    }
+    let routes = routes
         .route("/oauth/callback", get(oauth::callback))
         .merge(webhooks)
         .with_state(state.clone())
         .merge(graphql)
+        .fallback(|| async {
+            graphql::http::Refusal::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+        })
         .route_layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -99,6 +105,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(cors);
     observability::layers(routes)
+}
+
+/// `/metrics` alone, for `METRICS_BIND_ADDR` (an address only the scraper reaches).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
 }
 
 /// An HTTP client for the server's own fetches (signing keys), with the process's TLS provider.

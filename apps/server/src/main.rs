@@ -82,6 +82,18 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     }
     let background = server::spawn_background(&state)?;
+    if let Some(metrics_addr) = settings.metrics_bind_addr {
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("METRICS_BIND_ADDR {metrics_addr} cannot be bound"))?;
+        let metrics = server::metrics_router(state.clone());
+        tracing::info!(addr = %metrics_addr, "serving /metrics on its own address");
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(metrics_listener, metrics).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+    }
     let app = server::router(state);
     let listener = tokio::net::TcpListener::bind(settings.bind_addr)
         .await

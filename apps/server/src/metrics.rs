@@ -17,16 +17,20 @@ use prometheus::{
 use providers::ProviderKind;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 
+use sha2::Digest as _;
+
 use crate::AppState;
 
 /// The results a webhook delivery is counted under.
-const WEBHOOK_RESULTS: [&str; 7] = [
+const WEBHOOK_RESULTS: [&str; 9] = [
     "accepted",
     "duplicate",
     "unknown_account",
     "rejected",
     "not_found",
     "too_large",
+    "bad_request",
+    "unverifiable",
     "error",
 ];
 /// The job queue's states.
@@ -320,8 +324,35 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`; with `METRICS_TOKEN`, only for `Authorization: Bearer <token>` (compared in
+/// constant time), else 401.
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &state.settings.metrics_token {
+        use providers::secrecy::ExposeSecret as _;
+        let given = crate::graphql::auth::bearer(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok()),
+        )
+        .unwrap_or_default();
+        let (given, expected) = (
+            sha2::Sha256::digest(given.as_bytes()),
+            sha2::Sha256::digest(expected.expose_secret().as_bytes()),
+        );
+        let same = given
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0;
+        if !same {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                axum::Json(serde_json::json!({"error": {"code": "UNAUTHENTICATED", "message": "send METRICS_TOKEN as a bearer token"}})),
+            )
+                .into_response();
+        }
+    }
     if let Err(error) = state.metrics.refresh_gauges(&state.db).await {
         // The counters still answer; the database gauges keep their last reading.
         tracing::warn!(%error, "reading the job queue for /metrics");

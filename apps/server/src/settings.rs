@@ -115,6 +115,10 @@ pub struct Settings {
     pub rate_limit_per_user: u32,
     /// `RATE_LIMIT_WEBHOOKS`: deliveries per second per webhook endpoint, default 1,000.
     pub rate_limit_webhooks: u32,
+    /// `METRICS_BIND_ADDR`: serve `/metrics` on this address only (not on `BIND_ADDR`).
+    pub metrics_bind_addr: Option<SocketAddr>,
+    /// `METRICS_TOKEN`: `/metrics` answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<SecretString>,
     /// `CLIENT_IP_HEADER`: the header a trusted proxy sets to the client's address
     /// (`X-Forwarded-For`: its last entry); unset, the socket's peer is the client.
     pub client_ip_header: Option<String>,
@@ -156,6 +160,8 @@ impl fmt::Debug for Settings {
             .field("rate_limit_per_user", &self.rate_limit_per_user)
             .field("rate_limit_webhooks", &self.rate_limit_webhooks)
             .field("client_ip_header", &self.client_ip_header)
+            .field("metrics_bind_addr", &self.metrics_bind_addr)
+            .field("metrics_token", &self.metrics_token)
             .field("uses_dev_keys", &self.uses_dev_keys)
             .finish()
     }
@@ -307,6 +313,16 @@ impl Settings {
                     })
             })
             .transpose()?;
+        let metrics_bind_addr = get("METRICS_BIND_ADDR")
+            .map(|text| {
+                text.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|error| SettingsError::Invalid {
+                        name: "METRICS_BIND_ADDR",
+                        reason: error.to_string(),
+                    })
+            })
+            .transpose()?;
         let auth_jwks_url = get("AUTH_JWKS_URL");
         if let Some(location) = &auth_jwks_url
             && location.contains("://")
@@ -417,6 +433,8 @@ impl Settings {
             rate_limit_per_user,
             rate_limit_webhooks,
             client_ip_header,
+            metrics_bind_addr,
+            metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             database_url,
             bind_addr,
             database_pool_size,

@@ -25,7 +25,7 @@ use providers::webhooks::{
 use providers::{
     HttpCore, ProviderKind, RetryPolicy, TokioSleeper, WebhookRejection, WebhookRequest,
 };
-use sea_orm::EntityTrait as _;
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -95,6 +95,28 @@ impl Refusal {
             result: "error",
         }
     }
+
+    /// The connection's stored secret no longer opens (the keys changed): no retry can succeed,
+    /// so the provider is told 410 and the connection is marked as needing attention.
+    fn unverifiable() -> Self {
+        Self {
+            status: StatusCode::GONE,
+            result: "unverifiable",
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self.result {
+            "not_found" => "no webhook endpoint here",
+            "too_large" => "the delivery is over 1 MiB",
+            "bad_request" => "the delivery could not be read",
+            "rejected" => "the signature does not verify",
+            "unverifiable" => {
+                "this endpoint can no longer verify deliveries; reconnect the integration"
+            }
+            _ => "the delivery could not be stored; retry",
+        }
+    }
 }
 
 /// `POST /webhooks/{slug}`.
@@ -136,8 +158,43 @@ pub async fn per_connection(
 fn refuse(state: &AppState, slug: &str, refusal: Refusal) -> Response {
     let provider = ProviderKind::from_slug(slug).map_or("unknown", ProviderKind::slug);
     state.metrics.webhook(provider, refusal.result);
-    refusal.status.into_response()
+    (
+        refusal.status,
+        axum::Json(json!({"error": {"code": refusal.result, "message": refusal.message()}})),
+    )
+        .into_response()
 }
+
+/// Marks a connection whose webhook secret no longer opens as needing attention, logging only
+/// when it was not marked already (once, not at every retried delivery).
+async fn mark_unverifiable(state: &AppState, connection_id: Uuid, cause: &str) {
+    use sea_orm::sea_query::Expr;
+    let marked = connections::Entity::update_many()
+        .col_expr(connections::Column::ConnectionStatus, Expr::value("error"))
+        .col_expr(
+            connections::Column::ValidationError,
+            Expr::value(UNVERIFIABLE_REASON),
+        )
+        .filter(connections::Column::Id.eq(connection_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(connections::Column::ConnectionStatus.ne("error"))
+                .add(connections::Column::ValidationError.is_null())
+                .add(connections::Column::ValidationError.ne(UNVERIFIABLE_REASON)),
+        )
+        .exec(&state.db)
+        .await;
+    match marked {
+        Ok(result) if result.rows_affected > 0 => {
+            tracing::error!(%connection_id, %cause, "a stored webhook secret no longer opens; the connection needs reconnecting");
+        }
+        Ok(_) => tracing::debug!(%connection_id, "webhook for an unverifiable connection refused"),
+        Err(error) => tracing::error!(%connection_id, %error, "marking an unverifiable connection"),
+    }
+}
+
+const UNVERIFIABLE_REASON: &str =
+    "the stored webhook secret no longer opens (TOKEN_ENCRYPTION_KEYS changed?); reconnect";
 
 async fn deliver(
     state: &AppState,
@@ -324,15 +381,19 @@ async fn connection_verifier(
                 })
         }
         ProviderKind::Zendesk | ProviderKind::Stripe => {
-            let secret = state
-                .credentials
-                .webhook_secret(connection_id)
-                .await
-                .map_err(|error| {
+            let secret = match state.credentials.webhook_secret(connection_id).await {
+                Ok(secret) => secret.ok_or_else(Refusal::not_found)?,
+                Err(integrations::EngineError::Unexpected(cause))
+                    if cause.downcast_ref::<sea_orm::DbErr>().is_none() =>
+                {
+                    mark_unverifiable(state, connection_id, &format!("{cause:#}")).await;
+                    return Err(Refusal::unverifiable());
+                }
+                Err(error) => {
                     tracing::error!(%connection_id, %error, "opening a webhook secret");
-                    Refusal::internal()
-                })?
-                .ok_or_else(Refusal::not_found)?;
+                    return Err(Refusal::internal());
+                }
+            };
             Ok(match kind {
                 ProviderKind::Zendesk => WebhookVerifier::Zendesk(ZendeskVerifier::new(secret)),
                 _ => WebhookVerifier::Stripe(StripeVerifier::new(vec![secret])),
