@@ -25,6 +25,8 @@ row(["sync ingest (raw COPY, with the tables' foreign keys)", .sync_ingest.copy_
 row(["webhook intake c=\(.webhook_intake.concurrency), API-only process", .webhook_intake.rps, "deliveries/s, p99 \(.webhook_intake.p99_ms) ms, \(.webhook_intake.deliveries) deliveries, \(.webhook_intake.stored_events) stored (exact)"]),
 row(["webhook intake c=\(.webhook_intake_with_workers.concurrency), workers processing meanwhile", .webhook_intake_with_workers.rps, "deliveries/s, p99 \(.webhook_intake_with_workers.p99_ms) ms, \(.webhook_intake_with_workers.stored_events) stored (exact)"]),
 row(["provenance migrations", .migrate.total_seconds, "seconds on \(.migrate.entities) entities"]),
+row(["simple query p99 c=8, quiet", .hostile_mix.quiet_p99_ms, "ms, \(.hostile_mix.quiet_rps) req/s"]),
+row(["simple query p99 c=8, two clients sending refused fan-outs and alias bombs", .hostile_mix.attacked_p99_ms, "ms, \(.hostile_mix.attacked_rps) req/s; refused \(.hostile_mix.fan_out_refused_per_s) fan-outs/s and \(.hostile_mix.alias_bomb_refused_per_s) alias bombs/s"]),
 "",
 "## Targets",
 "",

@@ -24,6 +24,7 @@ def target($name; $value; $op; $bound; $unit):
 | only("webhook_intake_with_workers") as $webhooks_with_workers
 | only("sync_ingest") as $ingest
 | only("migrate") as $migrate
+| only("hostile_mix") as $hostile
 | {
     suite: (if $quick == 1 then "just bench-quick (reduced)" else "just bench" end),
     started_at: $started, commit: $commit, total_seconds: $total, tools_and_build_seconds: $build,
@@ -39,6 +40,7 @@ def target($name; $value; $op; $bound; $unit):
     webhook_intake_with_workers: $webhooks_with_workers,
     sync_ingest: $ingest,
     migrate: $migrate,
+    hostile_mix: $hostile,
     targets: [
       target("page read c=32: ours / PostGraphile"; $page.c32.ours_over_postgraphile; ">="; 2; "ratio of requests/s"),
       target("page read c=32: ours / SQL limit"; $page.c32.ours_over_sql_limit; ">="; 0.6; "ratio of requests/s"),
@@ -46,6 +48,7 @@ def target($name; $value; $op; $bound; $unit):
       target("sync ingest"; $ingest.records_per_s; ">="; 50000; "records/s"),
       target("sync ingest / COPY"; $ingest.ratio_to_copy; ">="; 0.3; "ratio of records/s"),
       target("webhook intake c=32 (API-only process)"; $webhooks.rps; ">="; 10000; "deliveries/s"),
+      target("simple query p99 at c=8 under refused fan-out and alias bombs"; $hostile.attacked_p99_ms; "<"; 50; "ms (quiet: \($hostile.quiet_p99_ms) ms)"),
       target("server peak RSS"; ($rss | mb); "<"; 100; "MB"),
       target("provenance migrations V001-V006"; ($migrate.total_seconds | r3); "<"; 2; "seconds on \($migrate.entities) entities")
     ]

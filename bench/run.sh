@@ -195,7 +195,7 @@ start_server ""
 response_bytes="$(check_page)"
 wrk_run() {  # wrk_run <concurrency> <seconds> <out>
     local threads=$(( $1 < 2 ? $1 : 2 )) rc=0
-    BENCH_BODY_FILE="$tmp/body.json" BENCH_AUTHORIZATION="Bearer $token" \
+    BENCH_BODY_FILE="${body_file:-$tmp/body.json}" BENCH_AUTHORIZATION="Bearer $token" \
         wrk -t "$threads" -c "$1" -d "${2}s" --timeout 30s -s "$here/scripts/wrk-graphql.lua" "$url" \
         > "$3" 2> "$3.err" || rc=$?
     [ "$rc" -eq 0 ] || { cat "$3" "$3.err" >&2; die "wrk exited with $rc"; }
@@ -224,6 +224,46 @@ for c in 1 32; do
     log "ours c=$c: $(jq -r '"\(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"' <<<"$line")"
 done
 page_rss_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
+
+# --- hostile mix ------------------------------------------------------------------------------------
+# A simple signed-in query at concurrency 8, quiet, then while two other clients send documents
+# the server must refuse (a fragment fan-out of 31 levels and 120 aliases of a 100-entity page):
+# the refused work must not slow the others (target p99 < 50 ms).
+step="hostile_mix"
+body_file="$tmp/simple.json"
+printf '%s' '{"query":"{ viewer { id } workspaces { id } }"}' > "$body_file"
+python3 - "$tmp/fan_out.json" "$tmp/aliases.json" "$workspace" <<'PY'
+import json, sys
+fan = "query{...F0}" + "".join(f" fragment F{i} on Query{{...F{i+1} ...F{i+1}}}" for i in range(30)) + " fragment F30 on Query{__typename}"
+aliases = "{ " + " ".join(f'a{i}: entities(workspaceId: "{sys.argv[3]}", first: 100) {{ edges {{ node {{ id }} }} }}' for i in range(120)) + " }"
+for path, query in ((sys.argv[1], fan), (sys.argv[2], aliases)):
+    open(path, "w").write(json.dumps({"query": query}))
+PY
+log "hostile mix: quiet p99 of a simple query at c=8"
+quiet="$(wrk_run 8 "$duration" "$tmp/wrk_quiet.out")"
+hostile_pids=()
+for bomb in fan_out aliases; do
+    BENCH_BODY_FILE="$tmp/$bomb.json" wrk -t 1 -c 1 -d "$(( duration + 2 ))s" --timeout 30s \
+        -s "$here/scripts/wrk-hostile.lua" "$url" > "$tmp/wrk_$bomb.out" 2>&1 &
+    hostile_pids+=("$!")
+done
+sleep 1
+attacked="$(wrk_run 8 "$duration" "$tmp/wrk_attacked.out")"
+for pid in "${hostile_pids[@]}"; do wait "$pid" || die "a hostile wrk client failed"; done
+unset body_file
+fan_line="$(sed -n 's/^WRK_RESULT //p' "$tmp/wrk_fan_out.out")"
+alias_line="$(sed -n 's/^WRK_RESULT //p' "$tmp/wrk_aliases.out")"
+[ -n "$fan_line" ] && [ -n "$alias_line" ] || die "a hostile wrk client printed no result"
+[ "$(jq '.bad_responses' <<<"$fan_line")" = 0 ] && [ "$(jq '.bad_responses' <<<"$alias_line")" = 0 ] \
+    || die "a hostile document was answered with data or a 5xx: $fan_line $alias_line"
+jq -c -n --argjson quiet "$quiet" --argjson attacked "$attacked" --argjson fan "$fan_line" \
+    --argjson aliases "$alias_line" --argjson d "$duration" \
+    '{workload: "hostile_mix", concurrency: 8, duration_s: $d,
+      quiet_p99_ms: $quiet.p99_ms, attacked_p99_ms: $attacked.p99_ms, target_p99_ms: 50,
+      quiet_rps: $quiet.rps, attacked_rps: $attacked.rps,
+      fan_out_refused_per_s: $fan.rps, alias_bomb_refused_per_s: $aliases.rps,
+      unit: "p99 latency in ms of { viewer { id } workspaces { id } } at c=8 (wrk), quiet and while two clients send refused documents (31-level fragment fan-out; 120 aliases of entities(first: 100))"}' >> "$results"
+log "hostile mix: p99 quiet $(jq -r .p99_ms <<<"$quiet") ms, attacked $(jq -r .p99_ms <<<"$attacked") ms; refused $(jq -r .rps <<<"$fan_line") fan-outs/s and $(jq -r .rps <<<"$alias_line") alias bombs/s"
 
 # --- webhook intake ------------------------------------------------------------------------------
 # Twice: on the same server (its 4 background workers process the follow-up jobs meanwhile, on the

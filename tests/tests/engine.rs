@@ -442,8 +442,15 @@ async fn existing_webhook_keys_migrate_to_per_tenant_keys() -> anyhow::Result<()
     use migration::MigratorTrait as _;
     for backend in [Backend::Postgres, Backend::Sqlite] {
         let test_db = TestDb::empty(backend).await?;
-        let before = u32::try_from(migration::Migrator::migrations_len() - 1)?;
-        migration::Migrator::up(&test_db.db, Some(before)).await?;
+        let names: Vec<String> = migration::Migrator::migrations()
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .collect();
+        let position = names
+            .iter()
+            .position(|name| name == "m20261201_000002_webhook_keys_per_connection")
+            .ok_or_else(|| anyhow::anyhow!("no per-tenant key migration"))?;
+        migration::Migrator::up(&test_db.db, Some(u32::try_from(position)?)).await?;
         let tenant = routed_tenant(&test_db).await?;
         test_db
             .execute(
@@ -469,7 +476,8 @@ async fn existing_webhook_keys_migrate_to_per_tenant_keys() -> anyhow::Result<()
             inbox.take(&hubspot_event(1), None).await?,
             Intake::Duplicate
         );
-        migration::Migrator::down(&test_db.db, Some(1)).await?;
+        migration::Migrator::down(&test_db.db, Some(u32::try_from(names.len() - position)?))
+            .await?;
         assert_eq!(
             test_db
                 .count(

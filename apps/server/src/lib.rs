@@ -58,7 +58,7 @@ pub fn router(state: AppState) -> Router {
     let graphql = match &state.verifier {
         Some(verifier) => graphql::router(
             graphql::GraphqlState::new(
-                state.db.clone(),
+                state.api_db.clone(),
                 verifier.clone(),
                 graphql::EngineHandle {
                     keyring: state.sealing.clone(),
@@ -70,7 +70,8 @@ pub fn router(state: AppState) -> Router {
                     graphiql: state.settings.graphiql,
                 },
             )
-            .with_user_limit(limits.per_user.clone()),
+            .with_user_limit(limits.per_user.clone())
+            .with_worker_pool(state.db.clone()),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             limits.clone(),
@@ -131,15 +132,34 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<AppState> {
     use anyhow::Context as _;
     use migration::MigratorTrait as _;
 
-    let db: DatabaseConnection =
-        migration::connect(&settings.database_url, settings.database_pool_size).await?;
+    let worker_url = match (&settings.worker_database_url, settings.is_sqlite()) {
+        (Some(url), false) => url,
+        _ => &settings.database_url,
+    };
+    let db: DatabaseConnection = migration::connect(worker_url, settings.database_pool_size)
+        .await
+        .context(if worker_url == &settings.database_url {
+            "DATABASE_URL"
+        } else {
+            "WORKER_DATABASE_URL"
+        })?;
     if settings.is_sqlite() {
         migration::Migrator::up(&db, None)
             .await
             .context("migrating the embedded SQLite database")?;
         tracing::info!("embedded SQLite database migrated");
     }
-    let state = AppState::new(db, settings.clone(), Arc::new(SystemClock))?;
+    let mut state = AppState::new(db, settings.clone(), Arc::new(SystemClock))?;
+    if let (Some(url), false) = (&settings.api_database_url, settings.is_sqlite()) {
+        let api_db = migration::connect(url, settings.database_pool_size)
+            .await
+            .context("API_DATABASE_URL")?;
+        state = state.with_api_pool(api_db);
+    } else if !settings.is_sqlite() {
+        tracing::warn!(
+            "API_DATABASE_URL is unset: GraphQL requests use the server's main database role; see README (database roles)"
+        );
+    }
     match graphql::auth::Verifier::new(settings.auth()).await {
         Ok(verifier) => Ok(state.with_verifier(Arc::new(verifier))),
         Err(graphql::auth::VerifierError::NoKeys) => Ok(state),

@@ -107,8 +107,12 @@ impl ProviderFactory for ConfiguredProviders {
 /// What every request handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The database pool.
+    /// The pool of background work, webhooks, the OAuth callback and mutations after their
+    /// checks (`WORKER_DATABASE_URL`, else `DATABASE_URL`).
     pub db: DatabaseConnection,
+    /// The pool of GraphQL requests' RLS transactions (`API_DATABASE_URL`; the same pool as `db`
+    /// when unset).
+    pub api_db: DatabaseConnection,
     /// The settings the server started with.
     pub settings: Arc<Settings>,
     /// The clock (the system's, or a manual one in tests).
@@ -157,10 +161,18 @@ impl AppState {
             gmail_keys: Arc::new(JwksCache::default()),
             progress: ProgressFeed::default(),
             verifier: crate::graphql::auth::Verifier::unfetched(settings.auth()).map(Arc::new),
+            api_db: db.clone(),
             db,
             settings,
             clock,
         })
+    }
+
+    /// The state with GraphQL requests on `api_db` (a pool of the API's login role).
+    #[must_use]
+    pub fn with_api_pool(mut self, api_db: DatabaseConnection) -> Self {
+        self.api_db = api_db;
+        self
     }
 
     /// The state with `verifier` (one whose key set was fetched at start).

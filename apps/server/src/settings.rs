@@ -58,8 +58,14 @@ pub struct ProviderSettings {
 /// The server's configuration.
 #[derive(Clone)]
 pub struct Settings {
-    /// `DATABASE_URL`; the embedded SQLite file under `data/` when unset.
+    /// `DATABASE_URL`; the embedded SQLite file under `data/` when unset. On PostgreSQL the
+    /// owner's, for `just migrate`; the server uses it only where the next two are unset.
     pub database_url: String,
+    /// `API_DATABASE_URL`: the GraphQL requests' login role (`platform_api`), PostgreSQL only.
+    pub api_database_url: Option<String>,
+    /// `WORKER_DATABASE_URL`: background work, webhooks, the OAuth callback and mutations after
+    /// their checks (`platform_worker`), PostgreSQL only.
+    pub worker_database_url: Option<String>,
     /// `BIND_ADDR`, default `127.0.0.1:8080`.
     pub bind_addr: SocketAddr,
     /// `DATABASE_POOL_SIZE`, default 10.
@@ -132,6 +138,14 @@ impl fmt::Debug for Settings {
         formatter
             .debug_struct("Settings")
             .field("database_url", &redact_url_password(&self.database_url))
+            .field(
+                "api_database_url",
+                &self.api_database_url.as_deref().map(redact_url_password),
+            )
+            .field(
+                "worker_database_url",
+                &self.worker_database_url.as_deref().map(redact_url_password),
+            )
             .field("bind_addr", &self.bind_addr)
             .field("database_pool_size", &self.database_pool_size)
             .field("public_base_url", &self.public_base_url)
@@ -435,6 +449,8 @@ impl Settings {
             client_ip_header,
             metrics_bind_addr,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
+            api_database_url: get("API_DATABASE_URL"),
+            worker_database_url: get("WORKER_DATABASE_URL"),
             database_url,
             bind_addr,
             database_pool_size,

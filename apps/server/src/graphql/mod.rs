@@ -132,8 +132,10 @@ pub fn sdl() -> String {
 /// What the GraphQL routes need.
 #[derive(Clone)]
 pub struct GraphqlState {
-    /// The pool.
+    /// The pool of the requests' RLS transactions (the API's login role on PostgreSQL).
     pub db: DatabaseConnection,
+    /// The pool of user upserts and of mutations after their checks (the worker role).
+    pub worker_db: DatabaseConnection,
     /// Checks bearer tokens.
     pub verifier: Arc<auth::Verifier>,
     /// The schema (without introspection when it is off).
@@ -187,6 +189,13 @@ impl std::fmt::Debug for EngineHandle {
 }
 
 impl GraphqlState {
+    /// The state with user upserts and mutations on `worker_db`.
+    #[must_use]
+    pub fn with_worker_pool(mut self, worker_db: DatabaseConnection) -> Self {
+        self.worker_db = worker_db;
+        self
+    }
+
     /// The state with a per-user rate limit.
     #[must_use]
     pub fn with_user_limit(mut self, limit: Option<Arc<crate::limits::Limit>>) -> Self {
@@ -213,6 +222,7 @@ impl GraphqlState {
         };
         let root_fields = Arc::new(root_fields(&schema.sdl()));
         Self {
+            worker_db: db.clone(),
             db,
             verifier,
             per_user: None,
@@ -269,6 +279,7 @@ async fn graphql_ws(
         .on_upgrade(move |socket| {
             let GraphqlState {
                 db,
+                worker_db,
                 verifier,
                 schema,
                 progress,
@@ -276,7 +287,7 @@ async fn graphql_ws(
             } = state;
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| {
-                    subscription::connection_init(payload, db, verifier, progress)
+                    subscription::connection_init(payload, db, worker_db, verifier, progress)
                 })
                 .serve()
         })
@@ -431,7 +442,7 @@ async fn execute(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let viewer = match auth::authenticate(
-        &state.db,
+        &state.worker_db,
         authorization,
         &state.verifier,
         &state.caches.known_users,
@@ -494,7 +505,7 @@ async fn execute(
     let context = RequestContext {
         viewer,
         db: request_db.clone(),
-        pool: state.db.clone(),
+        pool: state.worker_db.clone(),
     };
     let mut request = request.data(context).data(state.engine.clone());
     // Loaders are per request (their caches never cross tenants) and read through this request's

@@ -53,12 +53,13 @@ pub fn bearer_of(payload: &Value) -> Option<String> {
 pub async fn connection_init(
     payload: Value,
     pool: DatabaseConnection,
+    worker: DatabaseConnection,
     verifier: std::sync::Arc<auth::Verifier>,
     feed: ProgressFeed,
 ) -> Result<Data> {
     let authorization = bearer_of(&payload);
     let viewer = match auth::authenticate(
-        &pool,
+        &worker,
         authorization.as_deref(),
         &verifier,
         &auth::KnownUsers::default(),
