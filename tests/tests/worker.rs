@@ -356,3 +356,101 @@ async fn a_stripe_key_connection_registers_its_webhook_and_keeps_the_secret_seal
     server.verify().await;
     Ok(())
 }
+
+/// A sync whose worker died holding its lease: the next sync job is not marked done and
+/// dropped, it is put back (no attempt spent) for the second after the lease ends, at most a
+/// minute away, and then takes the sync over from its last checkpoint.
+#[tokio::test]
+async fn a_sync_held_by_a_dead_worker_is_taken_over_when_its_lease_ends() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = active_tenant(&test_db, "hubspot").await?;
+        let clock = ManualClock::new();
+        let keyring = Arc::new(Keyring::parse(&SecretString::from(
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ))?);
+        let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
+        credentials
+            .store(
+                tenant.connection_id,
+                CredentialKind::OAuth2,
+                &TokenSet {
+                    access_token: SecretString::from("live-token"),
+                    refresh_token: Some(SecretString::from("refresh")),
+                    expires_at: Some(chrono::Utc::now() + chrono::Duration::days(3650)),
+                    scopes: Vec::new(),
+                    metadata: serde_json::Map::new(),
+                },
+            )
+            .await?;
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/crm/v3/objects/contacts/search"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
+                {"id": "1", "properties": {"email": "ada@example.com", "lastmodifieddate": "2026-11-01T10:00:00.000Z"}}
+            ]})))
+            .mount(&server).await;
+        Mock::given(method("GET"))
+            .and(path("/crm/v3/objects/contacts"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&server)
+            .await;
+        // The dead worker: it claimed the sync and its process went away.
+        let dead = integrations::SyncEngine::new(test_db.db.clone(), clock.clone(), "dead");
+        let held = dead.claim(tenant.connection_id, "contacts").await?;
+        assert!(held.is_some());
+        drop(held);
+
+        let factory = Arc::new(MockFactory {
+            base_url: server.uri(),
+            clock: clock.clone(),
+        });
+        let worker = Worker::new(
+            test_db.db.clone(),
+            clock.clone(),
+            credentials,
+            factory,
+            "live",
+        );
+        JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer")
+            .enqueue(NewJob::new(
+                "sync",
+                json!({"connection_id": tenant.connection_id, "object_type": "contacts"}),
+            ))
+            .await?;
+        let outcome = worker.run_once().await?;
+        assert_eq!(
+            outcome,
+            Some(JobOutcome::Deferred {
+                kind: "sync".to_owned()
+            }),
+            "{backend:?}"
+        );
+        assert_eq!(
+            test_db
+                .count("SELECT count(*) FROM job_queue WHERE kind = 'sync' AND status = 'queued' AND attempts = 0", vec![])
+                .await?,
+            1,
+            "{backend:?}: put back without spending an attempt"
+        );
+        assert_eq!(worker.run_once().await?, None, "not before the lease ends");
+        clock.advance(integrations::DEFAULT_SYNC_LEASE + chrono::Duration::seconds(1));
+        assert_eq!(
+            worker.run_once().await?,
+            Some(JobOutcome::Succeeded {
+                kind: "sync".to_owned()
+            }),
+            "{backend:?}: taken over once the lease ended"
+        );
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM entities WHERE source_external_id = '1'",
+                    vec![]
+                )
+                .await?,
+            1,
+            "{backend:?}"
+        );
+    }
+    Ok(())
+}

@@ -135,6 +135,11 @@ async fn run_worker(worker: Worker, metrics: crate::Metrics, mut stopped: watch:
                 metrics.job_run(&kind, "succeeded");
                 continue;
             }
+            Ok(Some(JobOutcome::Deferred { kind })) => {
+                tracing::debug!(%kind, "job deferred until its sync's lease ends");
+                metrics.job_run(&kind, "deferred");
+                continue;
+            }
             Ok(Some(JobOutcome::Failed { kind, error })) => {
                 tracing::warn!(%kind, %error, "job failed");
                 metrics.job_run(&kind, "failed");

@@ -100,7 +100,7 @@ impl Metrics {
         let job_runs = IntCounterVec::new(
             Opts::new(
                 "job_runs_total",
-                "Jobs this process ran, by kind and outcome (succeeded, failed)",
+                "Jobs this process ran, by kind and outcome (succeeded, deferred, failed)",
             ),
             &["kind", "outcome"],
         )?;
@@ -153,7 +153,7 @@ impl Metrics {
             }
         }
         for kind in integrations::JOB_KINDS {
-            for outcome in ["succeeded", "failed"] {
+            for outcome in ["succeeded", "deferred", "failed"] {
                 job_runs.with_label_values(&[kind, outcome]);
             }
             for state in JOB_STATES {

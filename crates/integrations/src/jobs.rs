@@ -221,6 +221,35 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Puts a claimed job back to run at `run_at` without spending an attempt: it could not start
+    /// yet (the sync it runs is held by another worker's lease), which is not a failure.
+    pub async fn defer(
+        &self,
+        job: &job_queue::Model,
+        run_at: DateTime<FixedOffset>,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        job_queue::Entity::update_many()
+            .col_expr(job_queue::Column::Status, Expr::value("queued"))
+            .col_expr(job_queue::Column::RunAt, Expr::value(Ord::max(run_at, now)))
+            .col_expr(
+                job_queue::Column::Attempts,
+                Expr::value(Ord::max(job.attempts - 1, 0)),
+            )
+            .col_expr(job_queue::Column::LastError, Expr::value(reason.to_owned()))
+            .col_expr(
+                job_queue::Column::LockedUntil,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
+            .filter(job_queue::Column::Id.eq(job.id))
+            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Records a failure: the job runs again after a backoff (30 s × 2^attempts, at most an hour),
     /// or is marked failed when its attempts are used up. `retry_after` (a provider's wait) is
     /// honoured when longer.

@@ -62,7 +62,7 @@ pub use jobs::{JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
-pub use sync::{SyncClaim, SyncEngine, SyncReport, field_value};
+pub use sync::{DEFAULT_SYNC_LEASE, SyncClaim, SyncEngine, SyncReport, field_value};
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
     sanitized_account_info, validation_interval,

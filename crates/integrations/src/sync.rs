@@ -101,6 +101,21 @@ pub struct SyncClaim {
     last_modified: Option<DateTime<FixedOffset>>,
 }
 
+/// How long a sync's claim lasts unless renewed. A running sync renews it every third of that
+/// (a heartbeat beside its page loop, and at every checkpoint), so a sync whose process died is
+/// claimable again within a minute.
+pub const DEFAULT_SYNC_LEASE: chrono::Duration = chrono::Duration::seconds(60);
+
+/// The lease heartbeat of a running sync; dropping it stops it.
+#[derive(Debug)]
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs syncs against one database.
 #[derive(Debug, Clone)]
 pub struct SyncEngine {
@@ -123,7 +138,7 @@ impl SyncEngine {
             db,
             clock,
             worker_id: worker_id.into(),
-            lease: chrono::Duration::minutes(10),
+            lease: DEFAULT_SYNC_LEASE,
             progress: None,
             observer: None,
         }
@@ -193,6 +208,54 @@ impl SyncEngine {
 
     fn now(&self) -> DateTime<FixedOffset> {
         self.clock.now().fixed_offset()
+    }
+
+    /// Renews the claim's lease every third of its length until dropped (or until the lease is
+    /// found lost, which the next checkpoint then reports), so a slow page never lets a live
+    /// sync's claim expire.
+    fn heartbeat(&self, claim: &SyncClaim) -> Heartbeat {
+        let (db, clock, lease) = (self.db.clone(), self.clock.clone(), self.lease);
+        let (state_id, owner) = (claim.state_id, claim.lease_owner.clone());
+        let every = (lease / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(20))
+            .max(std::time::Duration::from_secs(1));
+        Heartbeat(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                let renewed = sync_states::Entity::update_many()
+                    .col_expr(
+                        sync_states::Column::LeaseExpiresAt,
+                        Expr::value(clock.now().fixed_offset() + lease),
+                    )
+                    .filter(sync_states::Column::Id.eq(state_id))
+                    .filter(sync_states::Column::LeaseOwner.eq(owner.clone()))
+                    .exec(&db)
+                    .await;
+                match renewed {
+                    Ok(result) if result.rows_affected == 1 => {}
+                    Ok(_) => break,
+                    Err(error) => tracing::warn!(%error, "renewing a sync lease"),
+                }
+            }
+        }))
+    }
+
+    /// When the current claim of `object_type` on `connection_id` ends (its lease's expiry),
+    /// if one is held.
+    pub async fn lease_expiry(
+        &self,
+        connection_id: Uuid,
+        object_type: &str,
+    ) -> Result<Option<DateTime<FixedOffset>>, EngineError> {
+        Ok(sync_states::Entity::find()
+            .filter(sync_states::Column::ConnectionId.eq(connection_id))
+            .filter(sync_states::Column::ObjectType.eq(object_type))
+            .one(&self.db)
+            .await?
+            .filter(|state| state.sync_status == "syncing")
+            .and_then(|state| state.lease_expires_at))
     }
 
     /// Claims the sync of `object_type` on `connection_id`. `Ok(None)` when another worker holds
@@ -316,7 +379,9 @@ impl SyncEngine {
         client: &ProviderClient,
         options: &ReadOptions,
     ) -> Result<SyncReport, EngineError> {
+        let heartbeat = self.heartbeat(&claim);
         let outcome = self.pages(&mut claim, client, options).await;
+        drop(heartbeat);
         match outcome {
             Ok(report) => {
                 self.finish(&claim, &report).await?;

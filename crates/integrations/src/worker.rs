@@ -60,6 +60,12 @@ pub enum JobOutcome {
         /// Its kind.
         kind: String,
     },
+    /// The job could not start yet (its sync is held by another worker's unexpired lease) and
+    /// was put back for when that lease ends, without spending an attempt.
+    Deferred {
+        /// Its kind.
+        kind: String,
+    },
     /// The job failed and was rescheduled or marked failed.
     Failed {
         /// Its kind.
@@ -67,6 +73,14 @@ pub enum JobOutcome {
         /// Why.
         error: String,
     },
+}
+
+/// What running a job came to.
+enum Ran {
+    /// It did its work.
+    Done,
+    /// Its sync is held by another worker until then.
+    HeldUntil(chrono::DateTime<chrono::FixedOffset>),
 }
 
 /// Runs queued jobs.
@@ -141,9 +155,18 @@ impl Worker {
         };
         let kind = job.kind.clone();
         match self.execute(&job).await {
-            Ok(()) => {
+            Ok(Ran::Done) => {
                 self.queue.complete(&job).await?;
                 Ok(Some(JobOutcome::Succeeded { kind }))
+            }
+            Ok(Ran::HeldUntil(until)) => {
+                // A second after the holder's lease ends: a live holder renews it (and this job
+                // comes back to look again), a dead one's sync is taken over then.
+                let run_at = until + chrono::Duration::seconds(1);
+                self.queue
+                    .defer(&job, run_at, "the sync is held by another worker's lease")
+                    .await?;
+                Ok(Some(JobOutcome::Deferred { kind }))
             }
             Err(error) => {
                 let retry_after = match &error {
@@ -174,7 +197,7 @@ impl Worker {
             })
     }
 
-    async fn execute(&self, job: &job_queue::Model) -> Result<(), EngineError> {
+    async fn execute(&self, job: &job_queue::Model) -> Result<Ran, EngineError> {
         match job.kind.as_str() {
             "sync" => {
                 let connection_id = Self::connection_id(job)?;
@@ -194,11 +217,21 @@ impl Worker {
                 if let Some(observer) = &self.observer {
                     engine = engine.with_observer(observer.clone());
                 }
-                // Another worker running this sync is not a failure: the job is done.
-                if let Some(claim) = engine.claim(connection_id, object_type).await? {
-                    engine.run(claim, &client, &ReadOptions::default()).await?;
+                // Another worker holding this sync is not a failure, and not the end of this job
+                // either: it comes back when that worker's lease ends.
+                match engine.claim(connection_id, object_type).await? {
+                    Some(claim) => {
+                        engine.run(claim, &client, &ReadOptions::default()).await?;
+                        Ok(Ran::Done)
+                    }
+                    None => {
+                        let until = engine
+                            .lease_expiry(connection_id, object_type)
+                            .await?
+                            .unwrap_or_else(|| self.clock.now().fixed_offset());
+                        Ok(Ran::HeldUntil(until))
+                    }
                 }
-                Ok(())
             }
             "validate" => {
                 let connection_id = Self::connection_id(job)?;
@@ -206,7 +239,7 @@ impl Worker {
                 ConnectionValidator::new(self.db.clone(), self.clock.clone())
                     .validate(connection_id, &client)
                     .await?;
-                Ok(())
+                Ok(Ran::Done)
             }
             "health_check" => {
                 let connection_id = Self::connection_id(job)?;
@@ -214,10 +247,10 @@ impl Worker {
                 HealthMonitor::new(self.db.clone(), self.clock.clone())
                     .check(connection_id, &client)
                     .await?;
-                Ok(())
+                Ok(Ran::Done)
             }
-            "webhook" => self.follow_up_webhook(job).await,
-            "register_webhook" => self.register_webhook(job).await,
+            "webhook" => self.follow_up_webhook(job).await.map(|()| Ran::Done),
+            "register_webhook" => self.register_webhook(job).await.map(|()| Ran::Done),
             "cleanup" => {
                 WebhookInbox::new(self.db.clone(), self.clock.clone())
                     .cleanup_expired()
@@ -235,7 +268,7 @@ impl Worker {
                     )
                     .exec(&self.db)
                     .await?;
-                Ok(())
+                Ok(Ran::Done)
             }
             other => Err(EngineError::InvalidInput(format!(
                 "unknown job kind `{other}`"
