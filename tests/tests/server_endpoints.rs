@@ -509,6 +509,58 @@ async fn a_webhook_secret_that_no_longer_opens_is_a_410_and_marks_the_connection
     Ok(())
 }
 
+/// A disconnected connection takes no webhook at its own endpoint and queues no job.
+#[tokio::test]
+async fn a_disconnected_connection_takes_no_webhook_and_no_job() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let tenant = world.connection("stripe", "acct_1").await?;
+    let tokens = TokenSet {
+        access_token: SecretString::from("rk_test_restricted"),
+        refresh_token: None,
+        expires_at: None,
+        scopes: Vec::new(),
+        metadata: serde_json::Map::new(),
+    };
+    world
+        .state
+        .credentials
+        .store(tenant.connection_id, CredentialKind::ApiKey, &tokens)
+        .await?;
+    world
+        .state
+        .credentials
+        .set_webhook_secret(tenant.connection_id, &SecretString::from("whsec_x"))
+        .await?;
+    world
+        .test_db
+        .execute(
+            "UPDATE integration_connections SET status = 'DISCONNECTED' WHERE id = $1",
+            vec![v(tenant.connection_id)],
+        )
+        .await?;
+    let (headers, body) = stripe_delivery("evt_after", "whsec_x");
+    let path = format!("/webhooks/stripe/{}", tenant.connection_id);
+    let (status, _, _) = world.post(&path, &headers, body).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(world.count("SELECT count(*) FROM webhook_events").await?, 0);
+    for mutation in ["triggerSync", "validateConnection", "runHealthCheck"] {
+        let answer = world
+            .graphql(
+                tenant.user_id,
+                &format!("mutation($c: UUID!) {{ {mutation}(connectionId: $c) }}"),
+                json!({"c": tenant.connection_id}),
+            )
+            .await?;
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"].as_str(),
+            Some("CONFLICT"),
+            "{mutation}: {answer}"
+        );
+    }
+    assert_eq!(world.count("SELECT count(*) FROM job_queue").await?, 0);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_per_connection_stripe_delivery_is_verified_with_the_sealed_secret() -> anyhow::Result<()>
 {

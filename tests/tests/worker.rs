@@ -454,3 +454,59 @@ async fn a_sync_held_by_a_dead_worker_is_taken_over_when_its_lease_ends() -> any
     }
     Ok(())
 }
+
+/// A takeover resumes the dead worker's run: its counters and start time carry on instead of
+/// starting over (the run then reports every record it wrote, not only the last worker's); a
+/// fresh run after a finished one starts from zero.
+#[tokio::test]
+async fn a_takeover_keeps_the_runs_counters_and_a_fresh_run_resets_them() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = active_tenant(&test_db, "hubspot").await?;
+        let clock = ManualClock::new();
+        let dead = integrations::SyncEngine::new(test_db.db.clone(), clock.clone(), "dead");
+        assert!(
+            dead.claim(tenant.connection_id, "contacts")
+                .await?
+                .is_some()
+        );
+        // The dead worker had checkpointed 800 created records.
+        test_db
+            .execute(
+                "UPDATE integration_sync_states SET last_sync_created = 800, last_sync_updated = 7 WHERE connection_id = $1",
+                vec![v(tenant.connection_id)],
+            )
+            .await?;
+        clock.advance(integrations::DEFAULT_SYNC_LEASE + chrono::Duration::seconds(1));
+        let live = integrations::SyncEngine::new(test_db.db.clone(), clock.clone(), "live");
+        assert!(
+            live.claim(tenant.connection_id, "contacts")
+                .await?
+                .is_some()
+        );
+        let counters = |sql: &'static str| test_db.count(sql, vec![v(tenant.connection_id)]);
+        assert_eq!(
+            counters("SELECT count(*) FROM integration_sync_states WHERE connection_id = $1 AND last_sync_created = 800 AND last_sync_updated = 7").await?,
+            1,
+            "{backend:?}: the takeover kept the counts"
+        );
+        // The run ends; a later claim is a fresh run.
+        test_db
+            .execute(
+                "UPDATE integration_sync_states SET sync_status = 'idle', lease_owner = NULL WHERE connection_id = $1",
+                vec![v(tenant.connection_id)],
+            )
+            .await?;
+        assert!(
+            live.claim(tenant.connection_id, "contacts")
+                .await?
+                .is_some()
+        );
+        assert_eq!(
+            counters("SELECT count(*) FROM integration_sync_states WHERE connection_id = $1 AND last_sync_created = 0 AND last_sync_updated = 0").await?,
+            1,
+            "{backend:?}: a fresh run starts at zero"
+        );
+    }
+    Ok(())
+}

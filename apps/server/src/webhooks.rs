@@ -363,7 +363,8 @@ async fn connection_verifier(
     let Some((connection, Some(definition))) = found else {
         return Err(Refusal::not_found());
     };
-    if definition.slug != kind.slug() {
+    // A disconnected connection takes nothing: its endpoint is gone as far as providers know.
+    if definition.slug != kind.slug() || connection.status == "DISCONNECTED" {
         return Err(Refusal::not_found());
     }
     match kind {

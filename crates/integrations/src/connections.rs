@@ -589,6 +589,9 @@ impl ConnectionManager {
                 Expr::value("disconnected"),
             )
             .col_expr(connections::Column::SyncStatus, Expr::value("disabled"))
+            // Nothing is checked any more: the last health reading no longer says anything.
+            .col_expr(connections::Column::HealthStatus, Expr::value("UNKNOWN"))
+            .col_expr(connections::Column::IsActive, Expr::value(false))
             .col_expr(connections::Column::UpdatedBy, Expr::value(user_id))
             .col_expr(connections::Column::UpdatedAt, Expr::value(now))
             .filter(connections::Column::Id.eq(connection.id))

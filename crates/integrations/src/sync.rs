@@ -106,6 +106,14 @@ pub struct SyncClaim {
 /// claimable again within a minute.
 pub const DEFAULT_SYNC_LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
+/// A counter's value for a claim: kept when the claim takes over a run still marked `syncing`
+/// (its worker died after checkpointing), zero for a fresh run.
+fn resumed_or_zero(column: &str) -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust(format!(
+        "CASE WHEN sync_status = 'syncing' THEN {column} ELSE 0 END"
+    ))
+}
+
 /// The lease heartbeat of a running sync; dropping it stops it.
 #[derive(Debug)]
 struct Heartbeat(tokio::task::JoinHandle<()>);
@@ -327,11 +335,27 @@ impl SyncEngine {
                 sync_states::Column::LeaseExpiresAt,
                 Expr::value(now + self.lease),
             )
-            .col_expr(sync_states::Column::LastSyncStartedAt, Expr::value(now))
-            .col_expr(sync_states::Column::LastSyncCreated, Expr::value(0))
-            .col_expr(sync_states::Column::LastSyncUpdated, Expr::value(0))
-            .col_expr(sync_states::Column::LastSyncDeleted, Expr::value(0))
-            .col_expr(sync_states::Column::LastSyncConflicts, Expr::value(0))
+            // A fresh run starts its counters at zero; a takeover of a run whose worker died
+            // (still `syncing`, lease expired) resumes from its checkpoint and keeps counting.
+            .col_expr(
+                sync_states::Column::LastSyncStartedAt,
+                sea_orm::sea_query::CaseStatement::new()
+                    .case(
+                        Expr::col(sync_states::Column::SyncStatus)
+                            .eq("syncing")
+                            .and(Expr::col(sync_states::Column::LastSyncStartedAt).is_not_null()),
+                        Expr::col(sync_states::Column::LastSyncStartedAt),
+                    )
+                    .finally(Expr::value(now))
+                    .into(),
+            )
+            .col_expr(sync_states::Column::LastSyncCreated, resumed_or_zero("last_sync_created"))
+            .col_expr(sync_states::Column::LastSyncUpdated, resumed_or_zero("last_sync_updated"))
+            .col_expr(sync_states::Column::LastSyncDeleted, resumed_or_zero("last_sync_deleted"))
+            .col_expr(
+                sync_states::Column::LastSyncConflicts,
+                resumed_or_zero("last_sync_conflicts"),
+            )
             .col_expr(sync_states::Column::UpdatedAt, Expr::value(now))
             .filter(sync_states::Column::ConnectionId.eq(connection_id))
             .filter(sync_states::Column::ObjectType.eq(object_type))

@@ -421,6 +421,17 @@ impl ConnectionMutation {
         object_type: Option<String>,
     ) -> Result<i32> {
         let (_, provider, _, pool) = admin_of_connection(ctx, connection_id).await?;
+        let disconnected = entity::integration_connections::Entity::find_by_id(connection_id)
+            .one(&pool)
+            .await
+            .map_err(db)?
+            .is_some_and(|connection| connection.status == "DISCONNECTED");
+        if disconnected {
+            return Err(error(
+                Code::Conflict,
+                "the connection is disconnected: connect it again before syncing or checking it",
+            ));
+        }
         let objects: Vec<String> = match (kind, object_type) {
             ("sync", Some(object)) if providers::objects(provider).contains(&object.as_str()) => {
                 vec![object]
