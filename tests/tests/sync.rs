@@ -574,3 +574,84 @@ async fn an_older_snapshot_on_a_later_page_does_not_overwrite_a_newer_one() -> a
     assert_eq!(world.value("1", "email").await?, json!("new@example.com"));
     Ok(())
 }
+
+/// Shutdown stops a sync at a page boundary: the page in hand commits, the rest is not read,
+/// the checkpoint stays and the lease is released, so another worker resumes at once and
+/// finishes without duplicates.
+#[tokio::test]
+async fn a_stop_ends_the_run_at_a_page_boundary_and_another_worker_resumes_at_once()
+-> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        let server = MockServer::start().await;
+        let page = |index: usize, ids: &[&str], next: Option<&str>| {
+            let results: Vec<Value> = ids
+                .iter()
+                .map(|id| {
+                    contact(
+                        id,
+                        &format!("{id}@example.com"),
+                        "N",
+                        &format!("2026-11-0{}T10:00:00.000Z", index + 1),
+                    )
+                })
+                .collect();
+            let mut body = json!({"results": results});
+            if let Some(next) = next {
+                body["paging"] = json!({"next": {"after": next}});
+            }
+            body
+        };
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"after": "1"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(1, &["3", "4"], None)))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(0, &["1", "2"], Some("1"))))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&server)
+            .await;
+        let (stop, stopped) = tokio::sync::watch::channel(true);
+        let stopping = world.engine().with_stop(stopped);
+        let claim = stopping
+            .claim(world.connection_id, "contacts")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("claim"))?;
+        let client = world.client(&server)?;
+        let outcome = stopping.run(claim, &client, &ReadOptions::default()).await;
+        assert!(
+            matches!(outcome, Err(EngineError::Stopped)),
+            "{backend:?}: {outcome:?}"
+        );
+        drop(stop);
+        let entities =
+            "SELECT count(*) FROM entities WHERE source_external_id IN ('1', '2', '3', '4')";
+        assert_eq!(
+            world.test_db.count(entities, vec![]).await?,
+            2,
+            "{backend:?}: the first page only"
+        );
+        // No wait for a lease: the next worker claims now and finishes from the checkpoint.
+        let resumed = world
+            .engine()
+            .claim(world.connection_id, "contacts")
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("{backend:?}: the stopped run's lease was not released")
+            })?;
+        world
+            .engine()
+            .run(resumed, &client, &ReadOptions::default())
+            .await?;
+        assert_eq!(
+            world.test_db.count(entities, vec![]).await?,
+            4,
+            "{backend:?}"
+        );
+    }
+    Ok(())
+}

@@ -75,7 +75,10 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
             format!("{process_id}-worker-{worker_idx}"),
         )
         .with_public_base_url(state.settings.public_base_url.clone())
-        .with_observer(Arc::new(state.metrics.clone()));
+        .with_observer(Arc::new(state.metrics.clone()))
+        // On shutdown a running sync stops at its next page boundary (its job goes back to the
+        // queue) instead of holding the process until it ends.
+        .with_stop(stopped.clone());
         let worker = if state.settings.is_sqlite() {
             worker.with_progress(state.progress.clone())
         } else {
@@ -127,7 +130,8 @@ async fn pause(duration: Duration, stopped: &mut watch::Receiver<bool>) -> bool 
 }
 
 async fn run_worker(worker: Worker, metrics: crate::Metrics, mut stopped: watch::Receiver<bool>) {
-    // A job is never cancelled halfway: the stop signal is checked between jobs.
+    // A job is never cancelled halfway: the stop signal is checked between jobs, and a sync also
+    // checks it between its pages.
     while !*stopped.borrow() {
         let wait = match worker.run_once().await {
             Ok(Some(JobOutcome::Succeeded { kind })) => {

@@ -26,6 +26,10 @@ pub enum EngineError {
     /// Another worker took over this sync (our lease expired); our page was not written.
     #[error("the sync lease was lost to another worker")]
     LeaseLost,
+    /// The process is shutting down: the sync stopped at a page boundary, its checkpoint kept and
+    /// its lease released, for any worker to resume at once.
+    #[error("stopped at a page boundary for shutdown")]
+    Stopped,
     /// Anything else: a database failure, a broken invariant.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

@@ -133,6 +133,7 @@ pub struct SyncEngine {
     lease: chrono::Duration,
     progress: Option<ProgressFeed>,
     observer: Option<Arc<dyn EngineObserver>>,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl SyncEngine {
@@ -149,7 +150,35 @@ impl SyncEngine {
             lease: DEFAULT_SYNC_LEASE,
             progress: None,
             observer: None,
+            stop: None,
         }
+    }
+
+    /// Stops runs at the next page boundary once `stop` reads true (the process is shutting
+    /// down): the page in hand is committed, the lease released, and `run` returns
+    /// [`EngineError::Stopped`].
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| *stop.borrow())
+    }
+
+    /// Gives up the claim without ending the run: its status and checkpoint stay, and the lease
+    /// reads expired, so the next claim resumes it at once.
+    async fn release(&self, claim: &SyncClaim) -> Result<(), EngineError> {
+        sync_states::Entity::update_many()
+            .col_expr(
+                sync_states::Column::LeaseExpiresAt,
+                Expr::value(self.now() - chrono::Duration::seconds(1)),
+            )
+            .filter(sync_states::Column::Id.eq(claim.state_id))
+            .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Reports every committed page to `observer`.
@@ -349,9 +378,18 @@ impl SyncEngine {
                     .finally(Expr::value(now))
                     .into(),
             )
-            .col_expr(sync_states::Column::LastSyncCreated, resumed_or_zero("last_sync_created"))
-            .col_expr(sync_states::Column::LastSyncUpdated, resumed_or_zero("last_sync_updated"))
-            .col_expr(sync_states::Column::LastSyncDeleted, resumed_or_zero("last_sync_deleted"))
+            .col_expr(
+                sync_states::Column::LastSyncCreated,
+                resumed_or_zero("last_sync_created"),
+            )
+            .col_expr(
+                sync_states::Column::LastSyncUpdated,
+                resumed_or_zero("last_sync_updated"),
+            )
+            .col_expr(
+                sync_states::Column::LastSyncDeleted,
+                resumed_or_zero("last_sync_deleted"),
+            )
             .col_expr(
                 sync_states::Column::LastSyncConflicts,
                 resumed_or_zero("last_sync_conflicts"),
@@ -413,6 +451,10 @@ impl SyncEngine {
                 Ok(report)
             }
             Err((EngineError::LeaseLost, _)) => Err(EngineError::LeaseLost),
+            Err((EngineError::Stopped, _)) => {
+                self.release(&claim).await?;
+                Err(EngineError::Stopped)
+            }
             Err((error, report)) => {
                 self.fail(&claim, &error.to_string()).await?;
                 self.announce_end(&claim, &report, Some(error.to_string()))
@@ -458,6 +500,9 @@ impl SyncEngine {
             report.pages += 1;
             report.add(&counts);
             claim.cursor = Some(cursor);
+            if next.is_some() && self.stopping() {
+                return Err((EngineError::Stopped, report));
+            }
             match next {
                 None => return Ok(report),
                 Some(next) => page = next.map_err(|error| (error.into(), report.clone()))?,

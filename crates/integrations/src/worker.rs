@@ -95,6 +95,7 @@ pub struct Worker {
     public_base_url: Option<String>,
     progress: Option<ProgressFeed>,
     observer: Option<Arc<dyn EngineObserver>>,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -126,6 +127,7 @@ impl Worker {
             public_base_url: None,
             progress: None,
             observer: None,
+            stop: None,
         }
     }
 
@@ -139,6 +141,13 @@ impl Worker {
     /// Where syncs publish progress on SQLite (see [`SyncEngine::with_progress`]).
     pub fn with_progress(mut self, feed: ProgressFeed) -> Self {
         self.progress = Some(feed);
+        self
+    }
+
+    /// Stops a running sync at its next page boundary once `stop` reads true (shutdown); the
+    /// job goes back to the queue for any worker to resume.
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
         self
     }
 
@@ -165,6 +174,16 @@ impl Worker {
                 let run_at = until + chrono::Duration::seconds(1);
                 self.queue
                     .defer(&job, run_at, "the sync is held by another worker's lease")
+                    .await?;
+                Ok(Some(JobOutcome::Deferred { kind }))
+            }
+            Err(EngineError::Stopped) => {
+                self.queue
+                    .defer(
+                        &job,
+                        self.clock.now().fixed_offset(),
+                        "stopped at a page boundary for shutdown",
+                    )
                     .await?;
                 Ok(Some(JobOutcome::Deferred { kind }))
             }
@@ -216,6 +235,9 @@ impl Worker {
                 }
                 if let Some(observer) = &self.observer {
                     engine = engine.with_observer(observer.clone());
+                }
+                if let Some(stop) = &self.stop {
+                    engine = engine.with_stop(stop.clone());
                 }
                 // Another worker holding this sync is not a failure, and not the end of this job
                 // either: it comes back when that worker's lease ends.
