@@ -84,7 +84,10 @@ impl World {
     async fn new() -> anyhow::Result<Self> {
         let test_db = TestDb::migrated(Backend::Postgres).await?;
         let provider = MockServer::start().await;
-        let settings = Settings::from_lookup(lookup(&[("HUBSPOT_AUTH_BASE_URL", provider.uri())]))?;
+        let settings = Settings::from_lookup(lookup(&[
+            ("HUBSPOT_AUTH_BASE_URL", provider.uri()),
+            ("STRIPE_API_BASE_URL", provider.uri()),
+        ]))?;
         let state = AppState::new(test_db.db.clone(), settings, Arc::new(SystemClock))?;
         let app = server::router(state.clone());
         Ok(Self {
@@ -506,6 +509,62 @@ async fn a_webhook_secret_that_no_longer_opens_is_a_410_and_marks_the_connection
     assert_eq!(status, StatusCode::NOT_FOUND);
     let answer: serde_json::Value = serde_json::from_str(&text)?;
     assert_eq!(answer["error"]["code"], "not_found", "{text}");
+    Ok(())
+}
+
+/// `disconnect` removes the webhook endpoint the platform registered at the provider (Stripe's
+/// `DELETE /v1/webhook_endpoints/{id}`) before deleting the credentials.
+#[tokio::test]
+async fn disconnect_removes_the_registered_webhook_endpoint() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let tenant = world.connection("stripe", "acct_1").await?;
+    world
+        .test_db
+        .execute(
+            "UPDATE integration_connections SET connection_metadata = $1 WHERE id = $2",
+            vec![
+                v(json!({"external_account_id": "acct_1", "webhook_id": "we_123"})),
+                v(tenant.connection_id),
+            ],
+        )
+        .await?;
+    let tokens = TokenSet {
+        access_token: SecretString::from("rk_test_restricted"),
+        refresh_token: None,
+        expires_at: None,
+        scopes: Vec::new(),
+        metadata: serde_json::Map::new(),
+    };
+    world
+        .state
+        .credentials
+        .store(tenant.connection_id, CredentialKind::ApiKey, &tokens)
+        .await?;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/webhook_endpoints/we_123"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"id": "we_123", "object": "webhook_endpoint", "deleted": true}),
+            ),
+        )
+        .expect(1)
+        .mount(&world.provider)
+        .await;
+    let answer = world
+        .graphql(
+            tenant.user_id,
+            "mutation($c: UUID!) { disconnect(connectionId: $c) }",
+            json!({"c": tenant.connection_id}),
+        )
+        .await?;
+    assert!(answer["errors"].is_null(), "{answer}");
+    world.provider.verify().await;
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM integration_credentials")
+            .await?,
+        0
+    );
     Ok(())
 }
 

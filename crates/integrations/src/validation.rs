@@ -315,19 +315,11 @@ impl ConnectionValidator {
     /// in SQL so a concurrent write of another key is not lost; a metadata value that is not an
     /// object is replaced by one.
     fn merged_metadata(&self, account_id: &str) -> SimpleExpr {
-        match self.db.get_database_backend() {
-            DbBackend::Postgres => Expr::cust_with_values(
-                "(CASE WHEN jsonb_typeof(connection_metadata) = 'object' THEN connection_metadata \
-                 ELSE '{}'::jsonb END) || jsonb_build_object('external_account_id', $1::text)",
-                [account_id.to_owned()],
-            ),
-            _ => Expr::cust_with_values(
-                "json_set(CASE WHEN json_valid(connection_metadata) \
-                 AND json_type(connection_metadata) = 'object' THEN connection_metadata \
-                 ELSE '{}' END, '$.external_account_id', ?)",
-                [account_id.to_owned()],
-            ),
-        }
+        metadata_with(
+            self.db.get_database_backend(),
+            "external_account_id",
+            account_id,
+        )
     }
 
     /// Updates `columns` (and `updated_at`) of one connection.
@@ -414,5 +406,24 @@ pub(crate) fn short_message(error: &ProviderError) -> String {
     match message.char_indices().nth(MAX_ERROR_CHARS) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message,
+    }
+}
+
+/// `connection_metadata` with `key` set to `value` and every other key kept, computed by the
+/// database in the UPDATE itself: two jobs writing different keys at once never lose each
+/// other's (a read-modify-write in the application would).
+pub(crate) fn metadata_with(backend: DbBackend, key: &str, value: &str) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => Expr::cust_with_values(
+            "(CASE WHEN jsonb_typeof(connection_metadata) = 'object' THEN connection_metadata \
+             ELSE '{}'::jsonb END) || jsonb_build_object($1::text, $2::text)",
+            [key.to_owned(), value.to_owned()],
+        ),
+        _ => Expr::cust_with_values(
+            "json_set(CASE WHEN json_valid(connection_metadata) \
+             AND json_type(connection_metadata) = 'object' THEN connection_metadata \
+             ELSE '{}' END, '$.' || ?, ?)",
+            [key.to_owned(), value.to_owned()],
+        ),
     }
 }

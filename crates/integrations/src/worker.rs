@@ -352,16 +352,15 @@ impl Worker {
         self.credentials
             .set_webhook_secret(connection_id, &registration.secret)
             .await?;
-        let mut metadata = connection
-            .connection_metadata
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        metadata.insert("webhook_id".to_owned(), Value::String(registration.id));
+        // Set at the database, so a validation writing the account id at the same time keeps it.
         connections::Entity::update_many()
             .col_expr(
                 connections::Column::ConnectionMetadata,
-                sea_orm::sea_query::Expr::value(Value::Object(metadata)),
+                crate::validation::metadata_with(
+                    self.db.get_database_backend(),
+                    "webhook_id",
+                    &registration.id,
+                ),
             )
             .filter(connections::Column::Id.eq(connection_id))
             .exec(&self.db)
@@ -390,6 +389,12 @@ impl Worker {
     }
 
     /// An API client for the connection with a fresh access token.
+    /// The provider API client of `connection_id` with its current access token (refreshed
+    /// when due), as jobs use it; the server also uses it to unregister webhooks on disconnect.
+    pub async fn api_client(&self, connection_id: Uuid) -> Result<ProviderClient, EngineError> {
+        self.client(connection_id).await
+    }
+
     async fn client(&self, connection_id: Uuid) -> Result<ProviderClient, EngineError> {
         let connection = self.connection(connection_id).await?;
         let kind = self.kind(&connection).await?;

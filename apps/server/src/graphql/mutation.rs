@@ -358,8 +358,43 @@ impl ConnectionMutation {
             }
             None => None,
         };
+        // The provider client, so the engine removes the webhook endpoint it registered (Stripe,
+        // Zendesk); without one (no provider configured, credentials unreadable) it disconnects
+        // all the same and logs what it left.
+        let api = match &engine(ctx)?.factory {
+            Some(factory) => {
+                let clock: std::sync::Arc<dyn providers::Clock> =
+                    std::sync::Arc::new(providers::SystemClock);
+                let credentials = integrations::CredentialStore::new(
+                    pool.clone(),
+                    clock.clone(),
+                    engine(ctx)?.keyring.clone(),
+                );
+                let worker = integrations::Worker::new(
+                    pool.clone(),
+                    clock,
+                    credentials,
+                    factory.clone(),
+                    "api-disconnect",
+                );
+                match worker.api_client(connection_id).await {
+                    Ok(client) => Some(client),
+                    Err(error) => {
+                        tracing::warn!(%connection_id, %error, "no provider client to remove the webhook with");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         manager(ctx, pool)?
-            .disconnect(workspace_id, connection_id, user_id, oauth.as_ref(), None)
+            .disconnect(
+                workspace_id,
+                connection_id,
+                user_id,
+                oauth.as_ref(),
+                api.as_ref(),
+            )
             .await
             .map_err(super::errors::engine)?;
         Ok(connection_id)
