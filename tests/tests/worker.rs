@@ -451,6 +451,25 @@ async fn a_sync_held_by_a_dead_worker_is_taken_over_when_its_lease_ends() -> any
             1,
             "{backend:?}"
         );
+        // A job whose worker died while running it: its lock lapses within a minute (a live
+        // worker renews it) and another worker takes the job over.
+        JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer")
+            .enqueue(NewJob::new(
+                "sync",
+                json!({"connection_id": tenant.connection_id, "object_type": "contacts"}),
+            ))
+            .await?;
+        let dead_queue = JobQueue::new(test_db.db.clone(), clock.clone(), "dead");
+        assert!(dead_queue.claim(&["sync"]).await?.is_some());
+        assert_eq!(worker.run_once().await?, None, "{backend:?}: still locked");
+        clock.advance(integrations::DEFAULT_JOB_LOCK + chrono::Duration::seconds(1));
+        assert_eq!(
+            worker.run_once().await?,
+            Some(JobOutcome::Succeeded {
+                kind: "sync".to_owned()
+            }),
+            "{backend:?}: the dead worker's job is taken over"
+        );
     }
     Ok(())
 }

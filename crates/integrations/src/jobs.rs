@@ -57,6 +57,10 @@ impl NewJob {
     }
 }
 
+/// How long a claimed job stays locked unless its worker renews the lock (a running worker does,
+/// every third of it), so a job whose process died is taken over within a minute.
+pub const DEFAULT_JOB_LOCK: chrono::Duration = chrono::Duration::seconds(60);
+
 /// The queue.
 #[derive(Debug, Clone)]
 pub struct JobQueue {
@@ -77,7 +81,7 @@ impl JobQueue {
             db,
             clock,
             worker_id: worker_id.into(),
-            lock_for: chrono::Duration::minutes(5),
+            lock_for: DEFAULT_JOB_LOCK,
         }
     }
 
@@ -89,6 +93,26 @@ impl JobQueue {
 
     fn now(&self) -> DateTime<FixedOffset> {
         self.clock.now().fixed_offset()
+    }
+
+    /// How long a claim locks a job.
+    pub fn lock_duration(&self) -> chrono::Duration {
+        self.lock_for
+    }
+
+    /// Extends the lock of a job this worker still holds; false when it no longer does.
+    pub async fn renew_lock(&self, job_id: Uuid) -> Result<bool, EngineError> {
+        let renewed = job_queue::Entity::update_many()
+            .col_expr(
+                job_queue::Column::LockedUntil,
+                Expr::value(self.now() + self.lock_for),
+            )
+            .filter(job_queue::Column::Id.eq(job_id))
+            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
+            .filter(job_queue::Column::Status.eq("running"))
+            .exec(&self.db)
+            .await?;
+        Ok(renewed.rows_affected == 1)
     }
 
     /// Enqueues `job`; `false` when a job with its key already exists.

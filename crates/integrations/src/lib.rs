@@ -58,7 +58,7 @@ pub use health::{
     log_message,
 };
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
-pub use jobs::{JobQueue, NewJob};
+pub use jobs::{DEFAULT_JOB_LOCK, JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};

@@ -75,6 +75,15 @@ pub enum JobOutcome {
     },
 }
 
+/// The lock renewal of a running job; dropping it stops it.
+struct LockHeartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for LockHeartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What running a job came to.
 enum Ran {
     /// It did its work.
@@ -163,7 +172,12 @@ impl Worker {
             return Ok(None);
         };
         let kind = job.kind.clone();
-        match self.execute(&job).await {
+        // The job's lock is renewed while it runs, so a long sync keeps its job and a dead
+        // process's job is free within a minute.
+        let lock = self.lock_heartbeat(job.id);
+        let executed = self.execute(&job).await;
+        drop(lock);
+        match executed {
             Ok(Ran::Done) => {
                 self.queue.complete(&job).await?;
                 Ok(Some(JobOutcome::Succeeded { kind }))
@@ -389,6 +403,25 @@ impl Worker {
     }
 
     /// An API client for the connection with a fresh access token.
+    fn lock_heartbeat(&self, job_id: Uuid) -> LockHeartbeat {
+        let queue = self.queue.clone();
+        let every = (queue.lock_duration() / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(20))
+            .max(std::time::Duration::from_secs(1));
+        LockHeartbeat(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                match queue.renew_lock(job_id).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(error) => tracing::warn!(%job_id, %error, "renewing a job lock"),
+                }
+            }
+        }))
+    }
+
     /// The provider API client of `connection_id` with its current access token (refreshed
     /// when due), as jobs use it; the server also uses it to unregister webhooks on disconnect.
     pub async fn api_client(&self, connection_id: Uuid) -> Result<ProviderClient, EngineError> {
