@@ -25,7 +25,7 @@
 //!   credential store, which refreshes an expiring token first and retries a refused one once, so
 //!   a 401 reaching validation means a fresh token was refused too: the user must connect again.
 //!   The lifecycle `status` becomes `DISCONNECTED` and `health_status` `ERROR`.
-//! - `error`: anything else. Transient failures (rate limits, quotas, 5xx, transport; see
+//! - `error`: anything else. Transient failures (rate limits, 5xx, transport; see
 //!   [`ProviderError::is_transient`]) and permanent ones (`Rejected`, `Misconfigured`, `Decode`,
 //!   `NotFound`, …) alike; [`ValidationOutcome::Failed`] says which, and `validation_error` holds
 //!   the provider error's message (which never contains a token).

@@ -126,14 +126,14 @@ impl ProviderError {
         }
     }
 
-    /// True when the same call may succeed later without anyone changing anything.
+    /// True when retrying the same call shortly may succeed without anyone changing anything:
+    /// a rate limit's short wait, a 5xx, a transport failure. An exhausted quota is not: it
+    /// resets on the provider's schedule (hours; `QuotaExhausted::retry_after` when known), and
+    /// a caller retrying on this flag would only spend more of the next quota.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. }
-                | Self::QuotaExhausted { .. }
-                | Self::Unavailable { .. }
-                | Self::Transport { .. }
+            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Transport { .. }
         )
     }
 

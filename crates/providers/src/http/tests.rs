@@ -366,3 +366,43 @@ async fn malformed_json_is_a_decode_error_naming_provider_and_call() {
         "{message}"
     );
 }
+
+/// Jitter is random per process and per call: two clients retrying the same failure wait
+/// different times, so retries across workers and replicas do not move in lockstep.
+#[tokio::test]
+async fn backoff_jitter_differs_between_clients() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let mut first_waits = Vec::new();
+    for _ in 0..4 {
+        let (core, sleeper) = core(ProviderKind::Zendesk, RetryPolicy::default());
+        let _ = get(&core, &server).await;
+        first_waits.push(waits(&sleeper).first().copied().unwrap_or_default());
+    }
+    first_waits.sort();
+    first_waits.dedup();
+    assert!(
+        first_waits.len() > 1,
+        "four clients waited exactly the same first backoff: {first_waits:?}"
+    );
+}
+
+#[test]
+fn an_exhausted_quota_is_not_transient() {
+    let quota = ProviderError::QuotaExhausted {
+        provider: ProviderKind::Salesforce,
+        retry_after: None,
+        detail: "REQUEST_LIMIT_EXCEEDED".to_owned(),
+    };
+    assert!(!quota.is_transient());
+    assert!(
+        ProviderError::RateLimited {
+            provider: ProviderKind::HubSpot,
+            wait: Duration::from_secs(1),
+        }
+        .is_transient()
+    );
+}
