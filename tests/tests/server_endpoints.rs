@@ -568,7 +568,8 @@ async fn disconnect_removes_the_registered_webhook_endpoint() -> anyhow::Result<
     Ok(())
 }
 
-/// A disconnected connection takes no webhook at its own endpoint and queues no job.
+/// A disconnected connection takes no webhook at its own endpoint (410) and no mutation runs on
+/// it.
 #[tokio::test]
 async fn a_disconnected_connection_takes_no_webhook_and_no_job() -> anyhow::Result<()> {
     let world = World::new().await?;
@@ -599,14 +600,19 @@ async fn a_disconnected_connection_takes_no_webhook_and_no_job() -> anyhow::Resu
         .await?;
     let (headers, body) = stripe_delivery("evt_after", "whsec_x");
     let path = format!("/webhooks/stripe/{}", tenant.connection_id);
-    let (status, _, _) = world.post(&path, &headers, body).await?;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, text) = world.post(&path, &headers, body).await?;
+    assert_eq!(status, StatusCode::GONE, "{text}");
     assert_eq!(world.count("SELECT count(*) FROM webhook_events").await?, 0);
-    for mutation in ["triggerSync", "validateConnection", "runHealthCheck"] {
+    for mutation in [
+        "triggerSync(connectionId: $c)",
+        "validateConnection(connectionId: $c)",
+        "runHealthCheck(connectionId: $c)",
+        "updatePropertyMappings(connectionId: $c, mappings: {})",
+    ] {
         let answer = world
             .graphql(
                 tenant.user_id,
-                &format!("mutation($c: UUID!) {{ {mutation}(connectionId: $c) }}"),
+                &format!("mutation($c: UUID!) {{ {mutation} }}"),
                 json!({"c": tenant.connection_id}),
             )
             .await?;

@@ -22,7 +22,7 @@ use sha2::Digest as _;
 use crate::AppState;
 
 /// The results a webhook delivery is counted under.
-const WEBHOOK_RESULTS: [&str; 9] = [
+const WEBHOOK_RESULTS: [&str; 10] = [
     "accepted",
     "duplicate",
     "unknown_account",
@@ -31,6 +31,7 @@ const WEBHOOK_RESULTS: [&str; 9] = [
     "too_large",
     "bad_request",
     "unverifiable",
+    "disconnected",
     "error",
 ];
 /// The job queue's states.

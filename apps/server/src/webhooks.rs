@@ -105,6 +105,14 @@ impl Refusal {
         }
     }
 
+    /// The connection was disconnected: 410, so the provider stops delivering here.
+    fn disconnected() -> Self {
+        Self {
+            status: StatusCode::GONE,
+            result: "disconnected",
+        }
+    }
+
     fn message(&self) -> &'static str {
         match self.result {
             "not_found" => "no webhook endpoint here",
@@ -363,9 +371,12 @@ async fn connection_verifier(
     let Some((connection, Some(definition))) = found else {
         return Err(Refusal::not_found());
     };
-    // A disconnected connection takes nothing: its endpoint is gone as far as providers know.
-    if definition.slug != kind.slug() || connection.status == "DISCONNECTED" {
+    if definition.slug != kind.slug() {
         return Err(Refusal::not_found());
+    }
+    // A disconnected connection takes nothing: 410 tells the provider the endpoint is gone.
+    if connection.status == "DISCONNECTED" {
+        return Err(Refusal::disconnected());
     }
     match kind {
         ProviderKind::Salesforce => {

@@ -197,6 +197,25 @@ async fn admin_of_connection(
     }
 }
 
+/// `CONFLICT` for a disconnected connection: nothing runs on it until it is connected again.
+async fn refuse_disconnected(
+    pool: &sea_orm::DatabaseConnection,
+    connection_id: Uuid,
+) -> Result<()> {
+    let disconnected = entity::integration_connections::Entity::find_by_id(connection_id)
+        .one(pool)
+        .await
+        .map_err(db)?
+        .is_some_and(|connection| connection.status == "DISCONNECTED");
+    if disconnected {
+        return Err(error(
+            Code::Conflict,
+            "the connection is disconnected: connect it again first",
+        ));
+    }
+    Ok(())
+}
+
 /// The connection's workspace and provider, for the admin checks.
 async fn connection_of(
     pool: &sea_orm::DatabaseConnection,
@@ -439,6 +458,7 @@ impl ConnectionMutation {
         mappings: async_graphql::Json<serde_json::Value>,
     ) -> Result<Uuid> {
         let (workspace_id, _, user_id, pool) = admin_of_connection(ctx, connection_id).await?;
+        refuse_disconnected(&pool, connection_id).await?;
         manager(ctx, pool)?
             .update_property_mappings(workspace_id, connection_id, user_id, mappings.0, None)
             .await
@@ -456,17 +476,7 @@ impl ConnectionMutation {
         object_type: Option<String>,
     ) -> Result<i32> {
         let (_, provider, _, pool) = admin_of_connection(ctx, connection_id).await?;
-        let disconnected = entity::integration_connections::Entity::find_by_id(connection_id)
-            .one(&pool)
-            .await
-            .map_err(db)?
-            .is_some_and(|connection| connection.status == "DISCONNECTED");
-        if disconnected {
-            return Err(error(
-                Code::Conflict,
-                "the connection is disconnected: connect it again before syncing or checking it",
-            ));
-        }
+        refuse_disconnected(&pool, connection_id).await?;
         let objects: Vec<String> = match (kind, object_type) {
             ("sync", Some(object)) if providers::objects(provider).contains(&object.as_str()) => {
                 vec![object]
