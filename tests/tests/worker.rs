@@ -529,3 +529,36 @@ async fn a_takeover_keeps_the_runs_counters_and_a_fresh_run_resets_them() -> any
     }
     Ok(())
 }
+
+/// A manual request is not swallowed by a dead process's job: a `running` job whose lock has
+/// lapsed no longer counts as pending.
+#[tokio::test]
+async fn a_dead_processs_running_job_does_not_count_as_pending() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let clock = ManualClock::new();
+    let api = JobQueue::new(test_db.db.clone(), clock.clone(), "api");
+    let family = "sync:c:contacts:manual:";
+    let job = || {
+        NewJob::new(
+            "sync",
+            json!({"connection_id": "c", "object_type": "contacts"}),
+        )
+    };
+    assert!(api.enqueue_unless_pending(job(), family).await?);
+    assert!(
+        !api.enqueue_unless_pending(job(), family).await?,
+        "queued: pending"
+    );
+    let dead = JobQueue::new(test_db.db.clone(), clock.clone(), "dead");
+    assert!(dead.claim(&["sync"]).await?.is_some());
+    assert!(
+        !api.enqueue_unless_pending(job(), family).await?,
+        "running and locked: pending"
+    );
+    clock.advance(integrations::DEFAULT_JOB_LOCK + chrono::Duration::seconds(1));
+    assert!(
+        api.enqueue_unless_pending(job(), family).await?,
+        "a lapsed lock is a dead process: a new request is queued"
+    );
+    Ok(())
+}

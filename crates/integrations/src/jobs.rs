@@ -129,9 +129,19 @@ impl JobQueue {
         job: NewJob,
         family: &str,
     ) -> Result<bool, EngineError> {
+        // A `running` job whose lock has lapsed belongs to a process that died: it is not
+        // pending work, so it does not stop a new request.
         let pending = job_queue::Entity::find()
             .filter(job_queue::Column::JobKey.starts_with(family))
-            .filter(job_queue::Column::Status.is_in(["queued", "running"]))
+            .filter(
+                Condition::any()
+                    .add(job_queue::Column::Status.eq("queued"))
+                    .add(
+                        Condition::all()
+                            .add(job_queue::Column::Status.eq("running"))
+                            .add(job_queue::Column::LockedUntil.gte(self.now())),
+                    ),
+            )
             .count(&self.db)
             .await?;
         if pending > 0 {
