@@ -59,7 +59,7 @@ impl NewJob {
 
 /// How long a claimed job stays locked unless its worker renews the lock (a running worker does,
 /// every third of it), so a job whose process died is taken over within a minute.
-pub const DEFAULT_JOB_LOCK: chrono::Duration = chrono::Duration::seconds(60);
+pub const DEFAULT_JOB_LOCK: chrono::Duration = chrono::Duration::seconds(30);
 
 /// The queue.
 #[derive(Debug, Clone)]

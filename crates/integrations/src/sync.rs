@@ -104,7 +104,7 @@ pub struct SyncClaim {
 /// How long a sync's claim lasts unless renewed. A running sync renews it every third of that
 /// (a heartbeat beside its page loop, and at every checkpoint), so a sync whose process died is
 /// claimable again within a minute.
-pub const DEFAULT_SYNC_LEASE: chrono::Duration = chrono::Duration::seconds(60);
+pub const DEFAULT_SYNC_LEASE: chrono::Duration = chrono::Duration::seconds(30);
 
 /// A counter's value for a claim: kept when the claim takes over a run still marked `syncing`
 /// (its worker died after checkpointing), zero for a fresh run.
