@@ -89,9 +89,9 @@ async fn until(
     }
 }
 
-#[tokio::test]
-async fn a_sync_killed_mid_run_resumes_by_itself_within_a_minute_of_the_restart()
--> anyhow::Result<()> {
+/// A PostgreSQL database with an active HubSpot connection, a queued contacts sync, and a mock
+/// HubSpot of two pages of 50 whose second page hangs the first time it is asked for.
+async fn world() -> anyhow::Result<(TestDb, MockServer)> {
     let test_db = TestDb::migrated(Backend::Postgres).await?;
     let tenant = Tenant::create(&test_db, "OWNER", "hubspot").await?;
     test_db
@@ -161,6 +161,13 @@ async fn a_sync_killed_mid_run_resumes_by_itself_within_a_minute_of_the_restart(
         ))
         .await?;
 
+    Ok((test_db, provider))
+}
+
+#[tokio::test]
+async fn a_sync_killed_mid_run_resumes_by_itself_within_a_minute_of_the_restart()
+-> anyhow::Result<()> {
+    let (test_db, provider) = world().await?;
     let entities = "SELECT count(*) FROM entities WHERE source_type = 'INTEGRATION'";
     let first = start(&test_db.url, &provider.uri())?;
     until(&test_db, entities, 50, Duration::from_secs(30)).await?;
@@ -182,5 +189,62 @@ async fn a_sync_killed_mid_run_resumes_by_itself_within_a_minute_of_the_restart(
         )
         .await?;
     assert_eq!(distinct, 100, "no record twice, none missing");
+    Ok(())
+}
+
+/// SIGTERM mid-sync: the process stops the sync at its page boundary (abandoning the hanging read
+/// of the next page), releases the lease, puts the job back, and exits within `SHUTDOWN_GRACE`;
+/// the next process resumes at once, with no lease to wait out.
+#[tokio::test]
+async fn sigterm_stops_a_sync_at_a_page_boundary_and_the_next_process_resumes_at_once()
+-> anyhow::Result<()> {
+    let (test_db, provider) = world().await?;
+    let entities = "SELECT count(*) FROM entities WHERE source_type = 'INTEGRATION'";
+    let mut first = start(&test_db.url, &provider.uri())?;
+    until(&test_db, entities, 50, Duration::from_secs(30)).await?;
+    let terminated = Command::new("kill")
+        .arg("-TERM")
+        .arg(first.0.id().to_string())
+        .status()?;
+    assert!(terminated.success());
+    let asked = Instant::now();
+    let exited = loop {
+        if let Some(status) = first.0.try_wait()? {
+            break status;
+        }
+        anyhow::ensure!(
+            asked.elapsed() < Duration::from_secs(15),
+            "no exit 15 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("exited {:?} after SIGTERM ({exited})", asked.elapsed());
+    assert!(exited.success(), "{exited}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(11),
+        "past SHUTDOWN_GRACE"
+    );
+    let released = test_db
+        .count(
+            "SELECT count(*) FROM integration_sync_states WHERE sync_status = 'syncing' AND lease_expires_at < now()",
+            vec![],
+        )
+        .await?;
+    assert_eq!(released, 1, "the lease was released, the run kept");
+    let requeued = test_db
+        .count(
+            "SELECT count(*) FROM job_queue WHERE kind = 'sync' AND status = 'queued'
+             AND last_error LIKE '%page boundary%'",
+            vec![],
+        )
+        .await?;
+    assert_eq!(requeued, 1, "the job went back to the queue");
+    let _second = start(&test_db.url, &provider.uri())?;
+    let resumed_in = until(&test_db, entities, 100, Duration::from_secs(60)).await?;
+    println!("resumed and finished {resumed_in:?} after the restart");
+    assert!(
+        resumed_in < Duration::from_secs(20),
+        "took {resumed_in:?}: a lease was waited out"
+    );
     Ok(())
 }

@@ -121,6 +121,9 @@ pub struct Settings {
     pub rate_limit_per_user: u32,
     /// `RATE_LIMIT_WEBHOOKS`: deliveries per second per webhook endpoint, default 1,000.
     pub rate_limit_webhooks: u32,
+    /// `SHUTDOWN_GRACE` (seconds, default 10): after SIGTERM, how long running jobs get to reach
+    /// their next stopping point (a sync: its next page boundary) before the process exits.
+    pub shutdown_grace: Duration,
     /// `METRICS_BIND_ADDR`: serve `/metrics` on this address only (not on `BIND_ADDR`).
     pub metrics_bind_addr: Option<SocketAddr>,
     /// `METRICS_TOKEN`: `/metrics` answers only `Authorization: Bearer <this>`.
@@ -174,6 +177,7 @@ impl fmt::Debug for Settings {
             .field("rate_limit_per_user", &self.rate_limit_per_user)
             .field("rate_limit_webhooks", &self.rate_limit_webhooks)
             .field("client_ip_header", &self.client_ip_header)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("metrics_bind_addr", &self.metrics_bind_addr)
             .field("metrics_token", &self.metrics_token)
             .field("uses_dev_keys", &self.uses_dev_keys)
@@ -327,6 +331,17 @@ impl Settings {
                     })
             })
             .transpose()?;
+        let shutdown_grace = match get("SHUTDOWN_GRACE") {
+            None => Duration::from_secs(10),
+            Some(text) => {
+                Duration::from_secs(text.trim().trim_end_matches('s').parse().map_err(|_| {
+                    SettingsError::Invalid {
+                        name: "SHUTDOWN_GRACE",
+                        reason: format!("`{text}` is not a whole number of seconds"),
+                    }
+                })?)
+            }
+        };
         let metrics_bind_addr = get("METRICS_BIND_ADDR")
             .map(|text| {
                 text.trim()
@@ -448,6 +463,7 @@ impl Settings {
             rate_limit_webhooks,
             client_ip_header,
             metrics_bind_addr,
+            shutdown_grace,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             api_database_url: get("API_DATABASE_URL"),
             worker_database_url: get("WORKER_DATABASE_URL"),

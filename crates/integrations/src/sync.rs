@@ -114,6 +114,16 @@ fn resumed_or_zero(column: &str) -> sea_orm::sea_query::SimpleExpr {
     ))
 }
 
+/// What came of reading the next page while this one was written.
+enum Next<T> {
+    /// There is no next page.
+    End,
+    /// The read's outcome.
+    Page(T),
+    /// A stop was requested before the read ended; the read was dropped.
+    Stopped,
+}
+
 /// The lease heartbeat of a running sync; dropping it stops it.
 #[derive(Debug)]
 struct Heartbeat(tokio::task::JoinHandle<()>);
@@ -164,6 +174,18 @@ impl SyncEngine {
 
     fn stopping(&self) -> bool {
         self.stop.as_ref().is_some_and(|stop| *stop.borrow())
+    }
+
+    /// Resolves once a stop is requested; never without a stop signal.
+    async fn stop_requested(&self) {
+        match self.stop.clone() {
+            Some(mut stop) => {
+                if stop.wait_for(|stopping| *stopping).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
     }
 
     /// Gives up the claim without ending the run: its status and checkpoint stay, and the lease
@@ -487,11 +509,14 @@ impl SyncEngine {
             // provider, and a page is only written after the one before it committed, so the
             // checkpoint order (and crash recovery) is unchanged; a prefetched page whose
             // predecessor failed is dropped.
+            // A stop (shutdown) abandons the read of the next page, never the write of this one.
             let next = async {
-                if has_more {
-                    Some(client.read_page(&object_type, Some(&cursor), options).await)
-                } else {
-                    None
+                if !has_more {
+                    return Next::End;
+                }
+                tokio::select! {
+                    read = client.read_page(&object_type, Some(&cursor), options) => Next::Page(read),
+                    () = self.stop_requested() => Next::Stopped,
                 }
             };
             let (written, next) =
@@ -500,9 +525,12 @@ impl SyncEngine {
             report.pages += 1;
             report.add(&counts);
             claim.cursor = Some(cursor);
-            if next.is_some() && self.stopping() {
-                return Err((EngineError::Stopped, report));
-            }
+            let next = match next {
+                Next::End => None,
+                Next::Stopped => return Err((EngineError::Stopped, report)),
+                Next::Page(_) if self.stopping() => return Err((EngineError::Stopped, report)),
+                Next::Page(read) => Some(read),
+            };
             match next {
                 None => return Ok(report),
                 Some(next) => page = next.map_err(|error| (error.into(), report.clone()))?,
