@@ -451,7 +451,8 @@ fn each_provider_failure_maps_to_its_connection_status() {
                 detail: "daily".to_owned(),
             },
             ConnectionStatus::Error,
-            true,
+            // A quota resets on the provider's schedule: a pause, not a retry.
+            false,
         ),
         (
             ProviderError::Unavailable {
