@@ -18,3 +18,16 @@ pub fn workspace_root() -> std::path::PathBuf {
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default()
 }
+
+/// A binary of this workspace built beside the running test (`target/<profile>/<name>`), as
+/// `just test` builds them first.
+pub fn workspace_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .map(|profile_dir| profile_dir.join(name))
+        .filter(|path| path.exists())
+        .ok_or_else(|| {
+            anyhow::anyhow!("the {name} binary is not built; run the suite with `just test`")
+        })
+}

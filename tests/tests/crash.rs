@@ -17,17 +17,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TEST_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-fn server_binary() -> anyhow::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .map(|profile_dir| profile_dir.join("server"))
-        .filter(|path| path.exists())
-        .ok_or_else(|| {
-            anyhow::anyhow!("the server binary is not built; run the suite with `just test`")
-        })
-}
-
 struct Running(Child);
 
 impl Drop for Running {
@@ -42,7 +31,7 @@ fn start(database_url: &str, provider: &str) -> anyhow::Result<Running> {
         .local_addr()?
         .port();
     Ok(Running(
-        Command::new(server_binary()?)
+        Command::new(tests::workspace_binary("server")?)
             .env_clear()
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))

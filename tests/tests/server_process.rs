@@ -8,22 +8,10 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The server binary built beside this test (`target/<profile>/server`).
-fn server_binary() -> anyhow::Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .map(|profile_dir| profile_dir.join("server"))
-        .filter(|path| path.exists())
-        .ok_or_else(|| {
-            anyhow::anyhow!("the server binary is not built; run the suite with `just test`")
-        })
-}
-
 fn run(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Output> {
     let dir = std::env::temp_dir().join(format!("server-process-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
-    let output = Command::new(server_binary()?)
+    let output = Command::new(tests::workspace_binary("server")?)
         .args(args)
         .current_dir(&dir)
         .env_clear()
@@ -83,7 +71,7 @@ fn json_logs_are_json_on_every_line_with_an_access_line_per_request() -> anyhow:
         .port();
     let database = format!("sqlite://{}/p.db?mode=rwc", dir.display());
     let mut child = Running(
-        Command::new(server_binary()?)
+        Command::new(tests::workspace_binary("server")?)
             .current_dir(&dir)
             .env_clear()
             .env("LOG_FORMAT", "json")
