@@ -98,6 +98,22 @@ impl World {
         })
     }
 
+    /// Stores a restricted Stripe key as the connection's credentials.
+    async fn store_api_key(&self, tenant: &Tenant) -> anyhow::Result<()> {
+        let tokens = TokenSet {
+            access_token: SecretString::from("rk_test_restricted"),
+            refresh_token: None,
+            expires_at: None,
+            scopes: Vec::new(),
+            metadata: serde_json::Map::new(),
+        };
+        self.state
+            .credentials
+            .store(tenant.connection_id, CredentialKind::ApiKey, &tokens)
+            .await?;
+        Ok(())
+    }
+
     /// The connection's `status` column.
     async fn connection_status(&self, tenant: &Tenant) -> anyhow::Result<String> {
         use sea_orm::EntityTrait as _;
@@ -528,18 +544,7 @@ async fn disconnect_removes_the_registered_webhook_endpoint() -> anyhow::Result<
             ],
         )
         .await?;
-    let tokens = TokenSet {
-        access_token: SecretString::from("rk_test_restricted"),
-        refresh_token: None,
-        expires_at: None,
-        scopes: Vec::new(),
-        metadata: serde_json::Map::new(),
-    };
-    world
-        .state
-        .credentials
-        .store(tenant.connection_id, CredentialKind::ApiKey, &tokens)
-        .await?;
+    world.store_api_key(&tenant).await?;
     Mock::given(method("DELETE"))
         .and(path("/v1/webhook_endpoints/we_123"))
         .respond_with(
@@ -574,18 +579,7 @@ async fn disconnect_removes_the_registered_webhook_endpoint() -> anyhow::Result<
 async fn a_disconnected_connection_takes_no_webhook_and_no_job() -> anyhow::Result<()> {
     let world = World::new().await?;
     let tenant = world.connection("stripe", "acct_1").await?;
-    let tokens = TokenSet {
-        access_token: SecretString::from("rk_test_restricted"),
-        refresh_token: None,
-        expires_at: None,
-        scopes: Vec::new(),
-        metadata: serde_json::Map::new(),
-    };
-    world
-        .state
-        .credentials
-        .store(tenant.connection_id, CredentialKind::ApiKey, &tokens)
-        .await?;
+    world.store_api_key(&tenant).await?;
     world
         .state
         .credentials
@@ -631,18 +625,7 @@ async fn a_per_connection_stripe_delivery_is_verified_with_the_sealed_secret() -
 {
     let world = World::new().await?;
     let tenant = world.connection("stripe", "acct_1").await?;
-    let tokens = TokenSet {
-        access_token: SecretString::from("rk_test_restricted"),
-        refresh_token: None,
-        expires_at: None,
-        scopes: Vec::new(),
-        metadata: serde_json::Map::new(),
-    };
-    world
-        .state
-        .credentials
-        .store(tenant.connection_id, CredentialKind::ApiKey, &tokens)
-        .await?;
+    world.store_api_key(&tenant).await?;
     world
         .state
         .credentials

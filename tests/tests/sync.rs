@@ -100,6 +100,26 @@ impl World {
     }
 }
 
+/// One page of a HubSpot contacts search: `ids` modified on day `index + 1`, chained to `next`.
+fn search_page(index: usize, ids: &[&str], next: Option<&str>) -> Value {
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            contact(
+                id,
+                &format!("{id}@example.com"),
+                "N",
+                &format!("2026-11-0{}T10:00:00.000Z", index + 1),
+            )
+        })
+        .collect();
+    let mut body = json!({"results": results});
+    if let Some(next) = next {
+        body["paging"] = json!({"next": {"after": next}});
+    }
+    body
+}
+
 fn contact(id: &str, email: &str, first: &str, modified: &str) -> Value {
     json!({"id": id, "properties": {"email": email, "firstname": first, "lastname": "Doe", "lastmodifieddate": modified}, "updatedAt": modified, "archived": false})
 }
@@ -248,29 +268,11 @@ async fn a_crash_after_page_two_resumes_without_duplicates() -> anyhow::Result<(
     for backend in BACKENDS {
         let world = World::new(backend).await?;
         let server = MockServer::start().await;
-        let page = |index: usize, ids: &[&str], next: Option<&str>| {
-            let results: Vec<Value> = ids
-                .iter()
-                .map(|id| {
-                    contact(
-                        id,
-                        &format!("{id}@example.com"),
-                        "N",
-                        &format!("2026-11-0{}T10:00:00.000Z", index + 1),
-                    )
-                })
-                .collect();
-            let mut body = json!({"results": results});
-            if let Some(next) = next {
-                body["paging"] = json!({"next": {"after": next}});
-            }
-            body
-        };
         Mock::given(method("POST"))
             .and(body_partial_json(json!({"after": "2"})))
             .respond_with(
                 ResponseTemplate::new(200)
-                    .set_body_json(page(2, &["5", "6"], None))
+                    .set_body_json(search_page(2, &["5", "6"], None))
                     .set_delay(Duration::from_secs(20)),
             )
             .up_to_n_times(1)
@@ -278,16 +280,28 @@ async fn a_crash_after_page_two_resumes_without_duplicates() -> anyhow::Result<(
             .await;
         Mock::given(method("POST"))
             .and(body_partial_json(json!({"after": "2"})))
-            .respond_with(ResponseTemplate::new(200).set_body_json(page(2, &["5", "6"], None)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(search_page(
+                2,
+                &["5", "6"],
+                None,
+            )))
             .mount(&server)
             .await;
         Mock::given(method("POST"))
             .and(body_partial_json(json!({"after": "1"})))
-            .respond_with(ResponseTemplate::new(200).set_body_json(page(1, &["3", "4"], Some("2"))))
+            .respond_with(ResponseTemplate::new(200).set_body_json(search_page(
+                1,
+                &["3", "4"],
+                Some("2"),
+            )))
             .mount(&server)
             .await;
         Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(page(0, &["1", "2"], Some("1"))))
+            .respond_with(ResponseTemplate::new(200).set_body_json(search_page(
+                0,
+                &["1", "2"],
+                Some("1"),
+            )))
             .mount(&server)
             .await;
         Mock::given(method("GET"))
@@ -584,31 +598,21 @@ async fn a_stop_ends_the_run_at_a_page_boundary_and_another_worker_resumes_at_on
     for backend in BACKENDS {
         let world = World::new(backend).await?;
         let server = MockServer::start().await;
-        let page = |index: usize, ids: &[&str], next: Option<&str>| {
-            let results: Vec<Value> = ids
-                .iter()
-                .map(|id| {
-                    contact(
-                        id,
-                        &format!("{id}@example.com"),
-                        "N",
-                        &format!("2026-11-0{}T10:00:00.000Z", index + 1),
-                    )
-                })
-                .collect();
-            let mut body = json!({"results": results});
-            if let Some(next) = next {
-                body["paging"] = json!({"next": {"after": next}});
-            }
-            body
-        };
         Mock::given(method("POST"))
             .and(body_partial_json(json!({"after": "1"})))
-            .respond_with(ResponseTemplate::new(200).set_body_json(page(1, &["3", "4"], None)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(search_page(
+                1,
+                &["3", "4"],
+                None,
+            )))
             .mount(&server)
             .await;
         Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(page(0, &["1", "2"], Some("1"))))
+            .respond_with(ResponseTemplate::new(200).set_body_json(search_page(
+                0,
+                &["1", "2"],
+                Some("1"),
+            )))
             .mount(&server)
             .await;
         Mock::given(method("GET"))

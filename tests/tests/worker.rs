@@ -72,6 +72,32 @@ impl ProviderFactory for MockFactory {
     }
 }
 
+/// A credential store holding a long-lived OAuth token for `connection_id`.
+async fn live_credentials(
+    test_db: &TestDb,
+    clock: &Arc<ManualClock>,
+    connection_id: uuid::Uuid,
+) -> anyhow::Result<CredentialStore> {
+    let keyring = Arc::new(Keyring::parse(&SecretString::from(
+        "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ))?);
+    let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
+    credentials
+        .store(
+            connection_id,
+            CredentialKind::OAuth2,
+            &TokenSet {
+                access_token: SecretString::from("live-token"),
+                refresh_token: Some(SecretString::from("refresh")),
+                expires_at: Some(chrono::Utc::now() + chrono::Duration::days(3650)),
+                scopes: Vec::new(),
+                metadata: serde_json::Map::new(),
+            },
+        )
+        .await?;
+    Ok(credentials)
+}
+
 async fn active_tenant(test_db: &TestDb, slug: &str) -> anyhow::Result<Tenant> {
     let tenant = Tenant::create(test_db, "OWNER", slug).await?;
     test_db
@@ -146,23 +172,7 @@ async fn a_worker_runs_validation_sync_and_webhook_jobs_against_the_provider() -
         let test_db = TestDb::migrated(backend).await?;
         let tenant = active_tenant(&test_db, "hubspot").await?;
         let clock = ManualClock::new();
-        let keyring = Arc::new(Keyring::parse(&SecretString::from(
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        ))?);
-        let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
-        credentials
-            .store(
-                tenant.connection_id,
-                CredentialKind::OAuth2,
-                &TokenSet {
-                    access_token: SecretString::from("live-token"),
-                    refresh_token: Some(SecretString::from("refresh")),
-                    expires_at: Some(chrono::Utc::now() + chrono::Duration::days(3650)),
-                    scopes: Vec::new(),
-                    metadata: serde_json::Map::new(),
-                },
-            )
-            .await?;
+        let credentials = live_credentials(&test_db, &clock, tenant.connection_id).await?;
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/account-info/v3/details"))
@@ -366,23 +376,7 @@ async fn a_sync_held_by_a_dead_worker_is_taken_over_when_its_lease_ends() -> any
         let test_db = TestDb::migrated(backend).await?;
         let tenant = active_tenant(&test_db, "hubspot").await?;
         let clock = ManualClock::new();
-        let keyring = Arc::new(Keyring::parse(&SecretString::from(
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        ))?);
-        let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
-        credentials
-            .store(
-                tenant.connection_id,
-                CredentialKind::OAuth2,
-                &TokenSet {
-                    access_token: SecretString::from("live-token"),
-                    refresh_token: Some(SecretString::from("refresh")),
-                    expires_at: Some(chrono::Utc::now() + chrono::Duration::days(3650)),
-                    scopes: Vec::new(),
-                    metadata: serde_json::Map::new(),
-                },
-            )
-            .await?;
+        let credentials = live_credentials(&test_db, &clock, tenant.connection_id).await?;
         let server = MockServer::start().await;
         Mock::given(method("POST")).and(path("/crm/v3/objects/contacts/search"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
