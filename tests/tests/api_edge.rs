@@ -29,6 +29,10 @@ fn settings(extra: &[(&str, &str)]) -> anyhow::Result<Settings> {
             .or_else(|| match name {
                 "TOKEN_ENCRYPTION_KEYS" => Some(TEST_KEYS.to_owned()),
                 "AUTH_JWT_SECRET" => Some(SECRET.to_owned()),
+                "API_DATABASE_URL" => Some("postgres://platform_api@127.0.0.1/unused".to_owned()),
+                "WORKER_DATABASE_URL" => {
+                    Some("postgres://platform_worker@127.0.0.1/unused".to_owned())
+                }
                 _ => None,
             })
     })?)
@@ -192,6 +196,22 @@ fn settings_refuse_bad_origins_and_unknown_environments_naming_the_variable() ->
         .map(|error| error.to_string())
         .unwrap_or_default();
     assert!(message.starts_with("DATABASE_URL is invalid"), "{message}");
+    // Production on PostgreSQL runs as the least-privilege roles: both URLs are required.
+    let owner_only = Settings::from_lookup(|name| match name {
+        "APP_ENV" => Some("production".to_owned()),
+        "DATABASE_URL" => Some("postgres://owner@127.0.0.1/platform".to_owned()),
+        "AUTH_JWT_SECRET" => Some(SECRET.to_owned()),
+        "TOKEN_ENCRYPTION_KEYS" => Some(TEST_KEYS.to_owned()),
+        _ => None,
+    });
+    let message = owner_only
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("API_DATABASE_URL, WORKER_DATABASE_URL"),
+        "{message}"
+    );
     let leeway = settings(&[("AUTH_JWT_LEEWAY_SECONDS", "120")]);
     let message = leeway
         .err()

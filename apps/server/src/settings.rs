@@ -269,6 +269,14 @@ impl Settings {
             if get("TOKEN_ENCRYPTION_KEYS").is_none() {
                 names.push("TOKEN_ENCRYPTION_KEYS");
             }
+            // On PostgreSQL the server runs as the least-privilege roles, never as the owner.
+            if get("DATABASE_URL").is_some_and(|url| url.starts_with("postgres")) {
+                for name in ["API_DATABASE_URL", "WORKER_DATABASE_URL"] {
+                    if get(name).is_none() {
+                        names.push(name);
+                    }
+                }
+            }
             if !names.is_empty() {
                 return Err(SettingsError::MissingInProduction { names });
             }
