@@ -407,3 +407,46 @@ async fn concurrent_mutations_never_starve_the_pool() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// While fan-out bombs arrive (anonymous and signed in, many at once), `/healthz` keeps
+/// answering: no request occupies the runtime's workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_stays_answered_while_fan_out_bombs_arrive() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Sqlite).await?;
+    let tenant = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let settings = server::Settings::from_lookup(|name| match name {
+        "TOKEN_ENCRYPTION_KEYS" => {
+            Some("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned())
+        }
+        "AUTH_JWT_SECRET" => Some(SECRET.to_owned()),
+        "RATE_LIMIT_PER_IP" => Some("0".to_owned()),
+        _ => None,
+    })?;
+    let app = server::router(server::AppState::new(
+        test_db.db.clone(),
+        settings,
+        Arc::new(providers::SystemClock),
+    )?);
+    let bearer = token(tenant.user_id)?;
+    let mut bombs = tokio::task::JoinSet::new();
+    for index in 0..40 {
+        let (app, bearer) = (app.clone(), bearer.clone());
+        bombs.spawn(async move {
+            let bearer = (index % 2 == 0).then_some(bearer);
+            post(&app, bearer.as_deref(), &fan_out(31), json!({})).await
+        });
+    }
+    let healthz = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.clone()
+            .oneshot(Request::get("/healthz").body(Body::empty())?),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("/healthz did not answer within 5 s of the bombs"))??;
+    assert_eq!(healthz.status(), StatusCode::OK);
+    while let Some(bomb) = bombs.join_next().await {
+        let (_, response) = bomb??;
+        assert_eq!(code(&response), Some("BAD_USER_INPUT"), "{response}");
+    }
+    Ok(())
+}
