@@ -115,8 +115,24 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The text at `location`: an `http(s)` URL (a JWKS endpoint) or a file path (tests, air-gapped
+/// setups).
+pub(crate) async fn read_document(location: &str) -> anyhow::Result<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        Ok(http_client()?
+            .get(location)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?)
+    } else {
+        Ok(tokio::fs::read_to_string(location).await?)
+    }
+}
+
 /// An HTTP client for the server's own fetches (signing keys), with the process's TLS provider.
-pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
+fn http_client() -> anyhow::Result<reqwest::Client> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Another thread may win the race; either way a provider is installed.
         let _ = rustls::crypto::ring::default_provider().install_default();

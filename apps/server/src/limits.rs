@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
@@ -48,9 +48,8 @@ impl Limit {
             .check_key(&key.to_owned())
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
             })
-            .map_err(|seconds| seconds.max(1))
     }
 }
 
@@ -121,14 +120,8 @@ pub async fn per_webhook_endpoint(
     next: Next,
 ) -> Response {
     if let Some(limit) = &limits.per_webhook_endpoint {
-        let endpoint = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("", MatchedPath::as_str);
-        // The path itself names the endpoint (slug and connection); the template alone would
-        // share one budget between every tenant.
-        let key = format!("{endpoint} {}", request.uri().path());
-        if let Err(seconds) = limit.check(&key) {
+        // The path names the endpoint (slug and connection): each tenant's has its own budget.
+        if let Err(seconds) = limit.check(request.uri().path()) {
             return too_many(seconds, "to this webhook endpoint").into_response();
         }
     }

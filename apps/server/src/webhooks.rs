@@ -8,7 +8,6 @@
 //! verified is `PUBLIC_BASE_URL` plus the request's path and query, which is what the provider
 //! called when a proxy sits in front. Bodies and secrets are never logged.
 
-use std::path::Path as FilePath;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -22,9 +21,7 @@ use providers::webhooks::{
     GmailPushVerifier, HubSpotVerifier, IntercomVerifier, SalesforceVerifier, StripeVerifier,
     WebhookVerifier, ZendeskVerifier, salesforce_acknowledgement,
 };
-use providers::{
-    HttpCore, ProviderKind, RetryPolicy, TokioSleeper, WebhookRejection, WebhookRequest,
-};
+use providers::{ProviderKind, WebhookRejection, WebhookRequest};
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -53,23 +50,7 @@ impl JwksCache {
         {
             return Ok(document.clone());
         }
-        let document = if location.starts_with("http://") || location.starts_with("https://") {
-            let http = HttpCore::new(
-                ProviderKind::Gmail,
-                RetryPolicy::default(),
-                std::sync::Arc::new(providers::SystemClock),
-                std::sync::Arc::new(TokioSleeper),
-            )?;
-            http.client()
-                .get(location)
-                .send()
-                .await?
-                .error_for_status()?
-                .text()
-                .await?
-        } else {
-            tokio::fs::read_to_string(FilePath::new(location)).await?
-        };
+        let document = crate::read_document(location).await?;
         *cached = Some((Instant::now(), document.clone()));
         Ok(document)
     }

@@ -36,6 +36,7 @@ mod credentials;
 mod edits;
 mod error;
 mod health;
+mod heartbeat;
 mod inbox;
 mod jobs;
 mod mapping;

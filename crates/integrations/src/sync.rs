@@ -28,6 +28,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::EngineError;
+use crate::heartbeat::Heartbeat;
 use crate::mapping::{ObjectMapping, object_mapping};
 use crate::progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 
@@ -122,16 +123,6 @@ enum Next<T> {
     Page(T),
     /// A stop was requested before the read ended; the read was dropped.
     Stopped,
-}
-
-/// The lease heartbeat of a running sync; dropping it stops it.
-#[derive(Debug)]
-struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Runs syncs against one database.
@@ -275,30 +266,21 @@ impl SyncEngine {
     fn heartbeat(&self, claim: &SyncClaim) -> Heartbeat {
         let (db, clock, lease) = (self.db.clone(), self.clock.clone(), self.lease);
         let (state_id, owner) = (claim.state_id, claim.lease_owner.clone());
-        let every = (lease / 3)
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(20))
-            .max(std::time::Duration::from_secs(1));
-        Heartbeat(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                ticks.tick().await;
+        Heartbeat::spawn(lease, "sync lease", move || {
+            let (db, clock, owner) = (db.clone(), clock.clone(), owner.clone());
+            async move {
                 let renewed = sync_states::Entity::update_many()
                     .col_expr(
                         sync_states::Column::LeaseExpiresAt,
                         Expr::value(clock.now().fixed_offset() + lease),
                     )
                     .filter(sync_states::Column::Id.eq(state_id))
-                    .filter(sync_states::Column::LeaseOwner.eq(owner.clone()))
+                    .filter(sync_states::Column::LeaseOwner.eq(owner))
                     .exec(&db)
-                    .await;
-                match renewed {
-                    Ok(result) if result.rows_affected == 1 => {}
-                    Ok(_) => break,
-                    Err(error) => tracing::warn!(%error, "renewing a sync lease"),
-                }
+                    .await?;
+                Ok(renewed.rows_affected == 1)
             }
-        }))
+        })
     }
 
     /// When the current claim of `object_type` on `connection_id` ends (its lease's expiry),

@@ -16,6 +16,7 @@ use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilte
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::heartbeat::Heartbeat;
 use crate::jobs::{JobQueue, NewJob};
 use crate::progress::{EngineObserver, ProgressFeed};
 use crate::{
@@ -73,15 +74,6 @@ pub enum JobOutcome {
         /// Why.
         error: String,
     },
-}
-
-/// The lock renewal of a running job; dropping it stops it.
-struct LockHeartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for LockHeartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// What running a job came to.
@@ -403,23 +395,12 @@ impl Worker {
     }
 
     /// An API client for the connection with a fresh access token.
-    fn lock_heartbeat(&self, job_id: Uuid) -> LockHeartbeat {
+    fn lock_heartbeat(&self, job_id: Uuid) -> Heartbeat {
         let queue = self.queue.clone();
-        let every = (queue.lock_duration() / 3)
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(20))
-            .max(std::time::Duration::from_secs(1));
-        LockHeartbeat(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                ticks.tick().await;
-                match queue.renew_lock(job_id).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(error) => tracing::warn!(%job_id, %error, "renewing a job lock"),
-                }
-            }
-        }))
+        Heartbeat::spawn(queue.lock_duration(), "job lock", move || {
+            let queue = queue.clone();
+            async move { queue.renew_lock(job_id).await }
+        })
     }
 
     /// The provider API client of `connection_id` with its current access token (refreshed

@@ -257,19 +257,9 @@ impl JwksSource {
     }
 
     async fn fetch(&self) -> anyhow::Result<JwkSet> {
-        let document =
-            if self.location.starts_with("http://") || self.location.starts_with("https://") {
-                crate::http_client()?
-                    .get(&self.location)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .text()
-                    .await?
-            } else {
-                tokio::fs::read_to_string(&self.location).await?
-            };
-        Ok(serde_json::from_str(&document)?)
+        Ok(serde_json::from_str(
+            &crate::read_document(&self.location).await?,
+        )?)
     }
 
     /// The key for `kid` and `alg` from the held set, refetching when due.

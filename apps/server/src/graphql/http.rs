@@ -341,7 +341,16 @@ pub fn operation_type(
 /// True when the selected operation is a query that selects only introspection at its root
 /// (`__schema`, `__type`, `__typename`, through fragments too) and asks for `__schema` or `__type`.
 pub fn is_introspection(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    meta_only(document, operation_name) == Some(true)
+    if operation_type(document, operation_name) != Some(OperationType::Query) {
+        return false;
+    }
+    let names = root_field_names(document, operation_name);
+    names
+        .iter()
+        .all(|name| matches!(name.as_str(), "__schema" | "__type" | "__typename"))
+        && names
+            .iter()
+            .any(|name| matches!(name.as_str(), "__schema" | "__type"))
 }
 
 /// The names the selected operation selects at its root (through fragments), at most 256.
@@ -382,67 +391,6 @@ pub fn root_field_names(
         collect(document, &operation.selection_set.node, &mut names, &mut 0);
     }
     names
-}
-
-/// `Some(asks_schema)` when the operation is a query of meta fields only.
-fn meta_only(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<bool> {
-    let operation = selected_operation(document, operation_name)?;
-    if operation.ty != OperationType::Query {
-        return None;
-    }
-    let mut asks_schema = false;
-    let mut visited = 0usize;
-    only_meta_fields(
-        document,
-        &operation.selection_set.node,
-        &mut asks_schema,
-        &mut visited,
-    )
-    .then_some(asks_schema)
-}
-
-fn only_meta_fields(
-    document: &ExecutableDocument,
-    selection_set: &SelectionSet,
-    asks_schema: &mut bool,
-    visited: &mut usize,
-) -> bool {
-    // Root fragments are few in practice; a document spreading many at the root is not treated
-    // as introspection.
-    *visited += 1;
-    if *visited > 64 {
-        return false;
-    }
-    selection_set
-        .items
-        .iter()
-        .all(|selection| match &selection.node {
-            Selection::Field(field) => match field.node.name.node.as_str() {
-                "__schema" | "__type" => {
-                    *asks_schema = true;
-                    true
-                }
-                "__typename" => true,
-                _ => false,
-            },
-            Selection::InlineFragment(fragment) => only_meta_fields(
-                document,
-                &fragment.node.selection_set.node,
-                asks_schema,
-                visited,
-            ),
-            Selection::FragmentSpread(spread) => document
-                .fragments
-                .get(&spread.node.fragment_name.node)
-                .is_some_and(|fragment| {
-                    only_meta_fields(
-                        document,
-                        &fragment.node.selection_set.node,
-                        asks_schema,
-                        visited,
-                    )
-                }),
-        })
 }
 
 /// The HTTP answer of an executed request in `media`: under

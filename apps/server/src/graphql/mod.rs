@@ -59,10 +59,19 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Builds the schema with its limits (introspection allowed).
 pub fn schema() -> ApiSchema {
-    Schema::build(Query, Mutation::default(), Subscription)
+    api_schema(true)
+}
+
+/// The schema with its limits, answering introspection or not.
+fn api_schema(introspection: bool) -> ApiSchema {
+    let builder = Schema::build(Query, Mutation::default(), Subscription)
         .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+        .limit_complexity(MAX_COMPLEXITY);
+    if introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The schema that answers introspection-only queries: deep enough for the standard
@@ -211,15 +220,7 @@ impl GraphqlState {
         progress: integrations::ProgressFeed,
         options: ApiOptions,
     ) -> Self {
-        let schema = if options.introspection {
-            schema()
-        } else {
-            Schema::build(Query, Mutation::default(), Subscription)
-                .limit_depth(MAX_DEPTH)
-                .limit_complexity(MAX_COMPLEXITY)
-                .disable_introspection()
-                .finish()
-        };
+        let schema = api_schema(options.introspection);
         let root_fields = Arc::new(root_fields(&schema.sdl()));
         Self {
             worker_db: db.clone(),
@@ -386,12 +387,12 @@ async fn execute(
         Ok(query) => query,
         Err(refusal) => return refusal.into_response_as(media),
     };
-    // The document's cost is bounded before anything expensive reads it: tokens and nesting
-    // before the parser, expanded selections, aliases and depth before the validator.
     if has_nul(&query, params.variables.as_ref()) {
         return Refusal::request_error(media, "strings may not contain NUL (U+0000)")
             .into_response_as(media);
     }
+    // The document's cost is bounded before anything expensive reads it: tokens and nesting
+    // before the parser, expanded selections, aliases and depth before the validator.
     let limits = cost::CostLimits::default();
     if let Err(why) = cost::check_text(&query, &limits) {
         return Refusal::request_error(media, why.to_string()).into_response_as(media);
@@ -429,6 +430,14 @@ async fn execute(
         }
         (_, false) => &state.schema,
     };
+    let is_mutation = document.as_ref().is_some_and(|document| {
+        http::operation_type(document, operation_name) == Some(OperationType::Mutation)
+    });
+    let selects_api_fields = document.as_ref().is_some_and(|document| {
+        http::root_field_names(document, operation_name)
+            .iter()
+            .any(|name| state.root_fields.contains(name))
+    });
     let mut request = async_graphql::Request::new(query);
     if let Some(name) = params.operation_name.clone() {
         request = request.operation_name(name);
@@ -437,6 +446,10 @@ async fn execute(
         request = request.variables(async_graphql::Variables::from_json(
             serde_json::Value::Object(variables),
         ));
+    }
+    // Parsed once: async-graphql executes the document read above.
+    if let Some(document) = document {
+        request.set_parsed_query(document);
     }
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -464,11 +477,7 @@ async fn execute(
     // that selects any of the API's own root fields is refused here, before validation or any
     // resolver. (Unknown fields go on to validation, which names them.)
     if let Err(why) = &viewer
-        && document.as_ref().is_some_and(|document| {
-            http::root_field_names(document, operation_name)
-                .iter()
-                .any(|name| state.root_fields.contains(name))
-        })
+        && selects_api_fields
     {
         let message = match why {
             context::AuthErrorCode::Missing => "sign in: send a bearer token",
@@ -488,9 +497,6 @@ async fn execute(
     // Queries read through one RLS transaction, the request's only pooled connection. Mutations
     // open none: each of their steps takes one connection from the pool and returns it, so a
     // request never holds one connection while waiting for another.
-    let is_mutation = document.as_ref().is_some_and(|document| {
-        http::operation_type(document, operation_name) == Some(OperationType::Mutation)
-    });
     let request_db = match &viewer {
         Ok(_) if is_mutation => None,
         Ok(viewer) => match RequestDb::begin(&state.db, viewer).await {
@@ -546,7 +552,10 @@ fn has_nul(query: &str, variables: Option<&serde_json::Map<String, serde_json::V
             _ => false,
         }
     }
-    let escaped = query.to_ascii_lowercase().contains("\\u0000");
+    // `\u0000` in a string literal, in any case, without copying the query.
+    let escaped = query.as_bytes().windows(6).any(|window| {
+        window[0] == b'\\' && window[1].eq_ignore_ascii_case(&b'u') && &window[2..] == b"0000"
+    });
     query.contains('\0')
         || escaped
         || variables.is_some_and(|variables| {

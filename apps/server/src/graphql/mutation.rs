@@ -173,71 +173,59 @@ async fn admin_pool(
     Ok((viewer.user_id, pool))
 }
 
-/// The connection's workspace, provider, the viewer and the pool, once the viewer is an OWNER or
-/// ADMIN of its workspace. Another workspace's connection answers exactly as one that does not
-/// exist (`connection <id> not found`), never naming that workspace.
-async fn admin_of_connection(
-    ctx: &Context<'_>,
-    connection_id: Uuid,
-) -> Result<(
-    Uuid,
-    providers::ProviderKind,
-    Uuid,
-    sea_orm::DatabaseConnection,
-)> {
-    let pool = super::query::request(ctx)?.pool.clone();
-    let (workspace_id, kind) = connection_of(&pool, connection_id).await?;
-    match admin_pool(ctx, workspace_id).await {
-        Ok((user_id, pool)) => Ok((workspace_id, kind, user_id, pool)),
-        Err(refused) if super::query::is_not_found(&refused) => Err(error(
-            Code::NotFound,
-            format!("connection {connection_id} not found"),
-        )),
-        Err(refused) => Err(refused),
+/// A connection an OWNER or ADMIN of its workspace acts on: its row, its provider, the viewer and
+/// the pool.
+struct AdminConnection {
+    connection: entity::integration_connections::Model,
+    kind: providers::ProviderKind,
+    user_id: Uuid,
+    pool: sea_orm::DatabaseConnection,
+}
+
+impl AdminConnection {
+    /// `CONFLICT` for a disconnected connection: nothing runs on it until it is connected again.
+    fn refuse_disconnected(&self) -> Result<()> {
+        if self.connection.status == "DISCONNECTED" {
+            return Err(error(
+                Code::Conflict,
+                "the connection is disconnected: connect it again first",
+            ));
+        }
+        Ok(())
     }
 }
 
-/// `CONFLICT` for a disconnected connection: nothing runs on it until it is connected again.
-async fn refuse_disconnected(
-    pool: &sea_orm::DatabaseConnection,
-    connection_id: Uuid,
-) -> Result<()> {
-    let disconnected = entity::integration_connections::Entity::find_by_id(connection_id)
-        .one(pool)
-        .await
-        .map_err(db)?
-        .is_some_and(|connection| connection.status == "DISCONNECTED");
-    if disconnected {
-        return Err(error(
-            Code::Conflict,
-            "the connection is disconnected: connect it again first",
-        ));
-    }
-    Ok(())
-}
-
-/// The connection's workspace and provider, for the admin checks.
-async fn connection_of(
-    pool: &sea_orm::DatabaseConnection,
-    connection_id: Uuid,
-) -> Result<(Uuid, providers::ProviderKind)> {
+/// The connection, once the viewer is an OWNER or ADMIN of its workspace. Another workspace's
+/// connection answers exactly as one that does not exist (`connection <id> not found`), never
+/// naming that workspace.
+async fn admin_of_connection(ctx: &Context<'_>, connection_id: Uuid) -> Result<AdminConnection> {
     let not_found = || {
         error(
             Code::NotFound,
             format!("connection {connection_id} not found"),
         )
     };
+    let pool = super::query::request(ctx)?.pool.clone();
     let (connection, definition) =
         entity::integration_connections::Entity::find_by_id(connection_id)
             .find_also_related(entity::integration_definitions::Entity)
-            .one(pool)
+            .one(&pool)
             .await
             .map_err(db)?
             .ok_or_else(not_found)?;
     let kind = definition
         .and_then(|definition| providers::ProviderKind::from_slug(&definition.slug))
         .ok_or_else(not_found)?;
-    Ok((connection.workspace_id, kind))
+    match admin_pool(ctx, connection.workspace_id).await {
+        Ok((user_id, pool)) => Ok(AdminConnection {
+            connection,
+            kind,
+            user_id,
+            pool,
+        }),
+        Err(refused) if super::query::is_not_found(&refused) => Err(not_found()),
+        Err(refused) => Err(refused),
+    }
 }
 
 fn manager(
@@ -362,21 +350,21 @@ impl ConnectionMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The connection.")] connection_id: Uuid,
     ) -> Result<Uuid> {
-        let (workspace_id, kind, user_id, pool) = admin_of_connection(ctx, connection_id).await?;
-        let oauth = match &engine(ctx)?.factory {
-            Some(factory) => {
-                let metadata = entity::integration_connections::Entity::find_by_id(connection_id)
-                    .one(&pool)
-                    .await
-                    .map_err(db)?
-                    .map(|connection| connection.connection_metadata)
-                    .unwrap_or_default();
-                factory
-                    .oauth(kind, &integrations::config_from_json(&metadata))
-                    .ok()
-            }
-            None => None,
-        };
+        let AdminConnection {
+            connection,
+            kind,
+            user_id,
+            pool,
+        } = admin_of_connection(ctx, connection_id).await?;
+        let workspace_id = connection.workspace_id;
+        let oauth = engine(ctx)?.factory.as_ref().and_then(|factory| {
+            factory
+                .oauth(
+                    kind,
+                    &integrations::config_from_json(&connection.connection_metadata),
+                )
+                .ok()
+        });
         // The provider client, so the engine removes the webhook endpoint it registered (Stripe,
         // Zendesk); without one (no provider configured, credentials unreadable) it disconnects
         // all the same and logs what it left.
@@ -457,10 +445,11 @@ impl ConnectionMutation {
         #[graphql(desc = "Object type → provider field → attribute key.")]
         mappings: async_graphql::Json<serde_json::Value>,
     ) -> Result<Uuid> {
-        let (workspace_id, _, user_id, pool) = admin_of_connection(ctx, connection_id).await?;
-        refuse_disconnected(&pool, connection_id).await?;
-        manager(ctx, pool)?
-            .update_property_mappings(workspace_id, connection_id, user_id, mappings.0, None)
+        let admin = admin_of_connection(ctx, connection_id).await?;
+        admin.refuse_disconnected()?;
+        let workspace_id = admin.connection.workspace_id;
+        manager(ctx, admin.pool)?
+            .update_property_mappings(workspace_id, connection_id, admin.user_id, mappings.0, None)
             .await
             .map_err(super::errors::engine)?;
         Ok(connection_id)
@@ -475,8 +464,9 @@ impl ConnectionMutation {
         kind: &str,
         object_type: Option<String>,
     ) -> Result<i32> {
-        let (_, provider, _, pool) = admin_of_connection(ctx, connection_id).await?;
-        refuse_disconnected(&pool, connection_id).await?;
+        let admin = admin_of_connection(ctx, connection_id).await?;
+        admin.refuse_disconnected()?;
+        let (provider, pool) = (admin.kind, admin.pool);
         let objects: Vec<String> = match (kind, object_type) {
             ("sync", Some(object)) if providers::objects(provider).contains(&object.as_str()) => {
                 vec![object]
