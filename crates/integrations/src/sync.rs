@@ -1,10 +1,11 @@
 //! The sync engine: claims one (connection, object type) at a time, reads pages from the provider
 //! adapter, and writes each page — entities, attribute values, per-attribute provenance, counters and
 //! the cursor checkpoint — in one transaction, so a crash resumes from the last page with no
-//! duplicate. Attributes a user has overridden are never written; they are counted as conflicts.
+//! duplicate.
 //!
-//! A record older than what an attribute already holds from the same integration (by the
-//! provider's modification time) does not overwrite it.
+//! What a page writes is decided by the pure [`plan`](plan::plan) (user overrides win, an older
+//! snapshot never overwrites a newer one); `write_page` reads the rows the plan needs, and
+//! executes it.
 //!
 //! A page costs a fixed number of statements whatever its size: three reads (entities, values,
 //! provenance), three upserts, one archive update and one checkpoint.
@@ -18,7 +19,7 @@ use entity::{
     entity_attribute_values as attribute_values, integration_connections as connections,
     integration_definitions as definitions, integration_sync_states as sync_states,
 };
-use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions, Record};
+use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{
     ColumnTrait as _, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait as _,
@@ -31,6 +32,7 @@ use crate::EngineError;
 use crate::heartbeat::Heartbeat;
 use crate::mapping::{ObjectMapping, object_mapping};
 use crate::progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
+use plan::{Existing, ExistingEntity, Origin, PlanInput};
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 2_000;
@@ -555,6 +557,63 @@ impl SyncEngine {
         Ok(rows.into_iter().map(|row| (row.key, row.id)).collect())
     }
 
+    /// What the database holds for a page's records: their entities, values and provenance.
+    async fn read_existing<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        claim: &SyncClaim,
+        external_ids: &[&str],
+    ) -> Result<Existing, EngineError> {
+        let mut existing = Existing::default();
+        for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
+            let rows = entities::Entity::find()
+                .filter(entities::Column::WorkspaceId.eq(claim.workspace_id))
+                .filter(entities::Column::SourceIntegrationId.eq(claim.integration_id))
+                .filter(entities::Column::SourceExternalId.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?;
+            for row in rows {
+                if let Some(external_id) = row.source_external_id {
+                    existing.entities.insert(
+                        external_id,
+                        ExistingEntity {
+                            id: row.id,
+                            archived: row.archived_at.is_some(),
+                        },
+                    );
+                }
+            }
+        }
+        let entity_ids: Vec<Uuid> = existing.entities.values().map(|row| row.id).collect();
+        for chunk in entity_ids.chunks(ROWS_PER_STATEMENT) {
+            for row in attribute_values::Entity::find()
+                .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?
+            {
+                existing
+                    .values
+                    .insert((row.entity_id, row.attribute_id), row.value);
+            }
+            for row in provenance::Entity::find()
+                .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?
+            {
+                existing.origins.insert(
+                    (row.entity_id, row.attribute_id),
+                    Origin {
+                        source_integration_id: row.source_integration_id,
+                        source_external_field: row.source_external_field,
+                        last_updated_at: row.last_updated_at,
+                        override_by_user: row.override_by_user,
+                    },
+                );
+            }
+        }
+        Ok(existing)
+    }
+
     async fn write_page(
         &self,
         claim: &mut SyncClaim,
@@ -564,150 +623,72 @@ impl SyncEngine {
     ) -> Result<SyncReport, EngineError> {
         let now = self.now();
         let transaction = self.db.begin().await?;
-        // The last version of a record in a page wins.
-        let mut records: HashMap<String, Record> = HashMap::new();
-        for record in page.records {
-            records.insert(record.external_id.clone(), record);
-        }
-        let external_ids: Vec<String> = records.keys().cloned().collect();
-
-        let mut existing: HashMap<String, entities::Model> = HashMap::new();
-        for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
-            let rows = entities::Entity::find()
-                .filter(entities::Column::WorkspaceId.eq(claim.workspace_id))
-                .filter(entities::Column::SourceIntegrationId.eq(claim.integration_id))
-                .filter(entities::Column::SourceExternalId.is_in(chunk.iter().map(String::as_str)))
-                .all(&transaction)
-                .await?;
-            for row in rows {
-                if let Some(external_id) = row.source_external_id.clone() {
-                    existing.insert(external_id, row);
-                }
-            }
-        }
-        let existing_ids: Vec<Uuid> = existing.values().map(|row| row.id).collect();
-        let mut values: HashMap<(Uuid, Uuid), Value> = HashMap::new();
-        let mut origins: HashMap<(Uuid, Uuid), provenance::Model> = HashMap::new();
-        for chunk in existing_ids.chunks(ROWS_PER_STATEMENT) {
-            for row in attribute_values::Entity::find()
-                .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
-                .all(&transaction)
-                .await?
-            {
-                values.insert((row.entity_id, row.attribute_id), row.value);
-            }
-            for row in provenance::Entity::find()
-                .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
-                .all(&transaction)
-                .await?
-            {
-                origins.insert((row.entity_id, row.attribute_id), row);
-            }
-        }
-
-        let mut counts = SyncReport::default();
-        let mut entity_rows = Vec::new();
-        let mut value_rows = Vec::new();
-        let mut provenance_rows = Vec::new();
-        let mut archive_ids = Vec::new();
-        let mut newest = claim.last_modified;
-        for record in records.into_values() {
-            let updated_at = record.updated_at.map(|time| time.fixed_offset());
-            newest = Ord::max(newest, updated_at);
-            let current = existing.get(&record.external_id);
-            if record.deleted {
-                if let Some(entity) = current.filter(|entity| entity.archived_at.is_none()) {
-                    archive_ids.push(entity.id);
-                    counts.deleted += 1;
-                } else {
-                    counts.unchanged += 1;
-                }
-                continue;
-            }
-            let entity_id = current.map_or_else(Uuid::now_v7, |entity| entity.id);
-            let mut changed = current.is_some_and(|entity| entity.archived_at.is_some());
-            let mut mapped: HashMap<&str, &Value> = HashMap::new();
-            for (external_field, key) in &claim.mapping.fields {
-                let (Some(value), Some(attribute_id)) = (
-                    field_value(&record.fields, external_field),
-                    attribute_ids.get(key),
-                ) else {
-                    continue;
-                };
-                mapped.insert(key.as_str(), value);
-                let slot = (entity_id, *attribute_id);
-                let origin = origins.get(&slot);
-                if origin.is_some_and(|origin| origin.override_by_user) {
-                    if values.get(&slot) != Some(value) {
-                        counts.conflicts += 1;
-                    }
-                    continue;
-                }
-                // An older snapshot never overwrites a newer one (Stripe's events arrive newest
-                // first, so an object's earlier state can come on a later page).
-                let stale = origin.is_some_and(|origin| {
-                    origin.source_integration_id == Some(claim.integration_id)
-                        && updated_at.is_some_and(|incoming| origin.last_updated_at > incoming)
-                });
-                if stale {
-                    continue;
-                }
-                let same_value = values.get(&slot) == Some(value);
-                let same_origin = origin.is_some_and(|origin| {
-                    origin.source_integration_id == Some(claim.integration_id)
-                        && origin.source_external_field.as_deref() == Some(external_field.as_str())
-                });
-                if same_value && same_origin {
-                    continue;
-                }
-                changed = true;
-                value_rows.push(attribute_values::ActiveModel {
-                    entity_id: sea_orm::Set(entity_id),
-                    attribute_id: sea_orm::Set(*attribute_id),
-                    value: sea_orm::Set(value.clone()),
-                    updated_at: sea_orm::Set(now),
-                });
-                provenance_rows.push(provenance::ActiveModel {
-                    id: sea_orm::Set(Uuid::now_v7()),
-                    entity_id: sea_orm::Set(entity_id),
-                    attribute_id: sea_orm::Set(*attribute_id),
-                    source_type: sea_orm::Set("INTEGRATION".to_owned()),
-                    source_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                    source_external_field: sea_orm::Set(Some(external_field.clone())),
-                    last_updated_at: sea_orm::Set(updated_at.unwrap_or(now)),
-                    override_by_user: sea_orm::Set(false),
-                    override_at: sea_orm::Set(None),
-                });
-            }
-            let delta = if current.is_none() {
-                counts.created += 1;
-                1
-            } else if changed {
-                counts.updated += 1;
-                1
-            } else {
-                counts.unchanged += 1;
-                0
-            };
-            entity_rows.push(entities::ActiveModel {
-                id: sea_orm::Set(entity_id),
+        let external_ids: BTreeSet<&str> = page
+            .records
+            .iter()
+            .map(|record| record.external_id.as_str())
+            .collect();
+        let external_ids: Vec<&str> = external_ids.into_iter().collect();
+        let existing = self
+            .read_existing(&transaction, claim, &external_ids)
+            .await?;
+        let planned = plan::plan(
+            &PlanInput {
+                integration_id: claim.integration_id,
+                fields: &claim.mapping.fields,
+                attribute_ids,
+                now,
+            },
+            page.records,
+            &existing,
+            Uuid::now_v7,
+        );
+        let counts = planned.counts.clone();
+        let newest = Ord::max(claim.last_modified, planned.newest);
+        let entity_rows: Vec<entities::ActiveModel> = planned
+            .entities
+            .into_iter()
+            .map(|entity| entities::ActiveModel {
+                id: sea_orm::Set(entity.id),
                 workspace_id: sea_orm::Set(claim.workspace_id),
                 entity_type: sea_orm::Set(claim.mapping.entity_type.to_owned()),
-                display_name: sea_orm::Set(display_name(&mapped, &record.external_id)),
+                display_name: sea_orm::Set(entity.display_name),
                 archived_at: sea_orm::Set(None),
                 created_by: sea_orm::Set(None),
                 created_at: sea_orm::Set(now),
                 updated_at: sea_orm::Set(now),
                 source_type: sea_orm::Set("INTEGRATION".to_owned()),
                 source_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                source_external_id: sea_orm::Set(Some(record.external_id.clone())),
-                source_url: sea_orm::Set(record.source_url.clone()),
+                source_external_id: sea_orm::Set(Some(entity.external_id)),
+                source_url: sea_orm::Set(entity.source_url),
                 first_synced_at: sea_orm::Set(Some(now)),
                 last_synced_at: sea_orm::Set(Some(now)),
                 // For a new row this is its version; for an existing one, the increment.
-                sync_version: sea_orm::Set(delta),
+                sync_version: sea_orm::Set(i64::from(entity.changed)),
+            })
+            .collect();
+        let mut value_rows = Vec::with_capacity(planned.values.len());
+        let mut provenance_rows = Vec::with_capacity(planned.values.len());
+        for write in planned.values {
+            value_rows.push(attribute_values::ActiveModel {
+                entity_id: sea_orm::Set(write.entity_id),
+                attribute_id: sea_orm::Set(write.attribute_id),
+                value: sea_orm::Set(write.value),
+                updated_at: sea_orm::Set(now),
+            });
+            provenance_rows.push(provenance::ActiveModel {
+                id: sea_orm::Set(Uuid::now_v7()),
+                entity_id: sea_orm::Set(write.entity_id),
+                attribute_id: sea_orm::Set(write.attribute_id),
+                source_type: sea_orm::Set("INTEGRATION".to_owned()),
+                source_integration_id: sea_orm::Set(Some(claim.integration_id)),
+                source_external_field: sea_orm::Set(Some(write.external_field)),
+                last_updated_at: sea_orm::Set(write.observed_at),
+                override_by_user: sea_orm::Set(false),
+                override_at: sea_orm::Set(None),
             });
         }
+        let archive_ids = planned.archive;
 
         for chunk in entity_rows.chunks(ROWS_PER_STATEMENT) {
             entities::Entity::insert_many(chunk.to_vec())
@@ -1024,6 +1005,8 @@ fn display_name(mapped: &HashMap<&str, &Value>, external_id: &str) -> Option<Str
         .map(str::to_owned)
         .or_else(|| Some(external_id.to_owned()))
 }
+
+mod plan;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,261 @@
+//! The merge decision of a page, as a pure function: given the page's records and what the
+//! database holds for them, [`plan`] says which entities to upsert or archive, which attribute
+//! values and provenance rows to write, and what the page counts. `write_page` reads the rows,
+//! calls it, and executes the plan; the rules live here and are tested without a database.
+//!
+//! The rules, per attribute of a mapped record:
+//! 1. a user override wins: nothing is written; a different incoming value is a conflict, and the
+//!    observation is kept in [`PagePlan::pinned`];
+//! 2. an older snapshot from the same integration (by the provider's modification time) never
+//!    overwrites a newer one;
+//! 3. the same value from the same integration and field writes nothing;
+//! 4. anything else is written with this integration's provenance.
+//!
+//! A deleted record archives its entity (once); a record of an archived entity unarchives it. The
+//! last version of a record in a page wins.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, FixedOffset};
+use providers::Record;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{SyncReport, display_name, field_value};
+
+/// An entity the integration already wrote, as the plan needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingEntity {
+    /// Its id.
+    pub id: Uuid,
+    /// It is archived.
+    pub archived: bool,
+}
+
+/// Where an attribute's current value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The integration that wrote it (`None`: a user or another source).
+    pub source_integration_id: Option<Uuid>,
+    /// The provider field it came from.
+    pub source_external_field: Option<String>,
+    /// The provider's modification time of that value.
+    pub last_updated_at: DateTime<FixedOffset>,
+    /// A user override pins it.
+    pub override_by_user: bool,
+}
+
+/// What the database holds for a page's records.
+#[derive(Debug, Clone, Default)]
+pub struct Existing {
+    /// External id → entity.
+    pub entities: HashMap<String, ExistingEntity>,
+    /// (entity, attribute) → value.
+    pub values: HashMap<(Uuid, Uuid), Value>,
+    /// (entity, attribute) → provenance.
+    pub origins: HashMap<(Uuid, Uuid), Origin>,
+}
+
+/// The fixed inputs of a plan: which integration writes, and how fields map.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The writing integration (catalog definition).
+    pub integration_id: Uuid,
+    /// External field → attribute key.
+    pub fields: &'a BTreeMap<String, String>,
+    /// Attribute key → attribute id.
+    pub attribute_ids: &'a HashMap<String, Uuid>,
+    /// The modification time of values whose record has none.
+    pub now: DateTime<FixedOffset>,
+}
+
+/// An entity row to upsert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityWrite {
+    /// Its id (new for a record never seen).
+    pub id: Uuid,
+    /// The provider's id.
+    pub external_id: String,
+    /// The name to show.
+    pub display_name: Option<String>,
+    /// A link into the provider's app.
+    pub source_url: Option<String>,
+    /// It is new.
+    pub created: bool,
+    /// Something about it changed (a value, or it was unarchived): its version goes up.
+    pub changed: bool,
+}
+
+/// An attribute value (and its provenance) to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueWrite {
+    /// The entity.
+    pub entity_id: Uuid,
+    /// The attribute.
+    pub attribute_id: Uuid,
+    /// The value.
+    pub value: Value,
+    /// The provider field it came from.
+    pub external_field: String,
+    /// The provider's modification time (the plan's `now` when the record has none).
+    pub observed_at: DateTime<FixedOffset>,
+}
+
+/// The merge decision of one page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PagePlan {
+    /// Entities to upsert, one per live record.
+    pub entities: Vec<EntityWrite>,
+    /// Values to write, each with this integration's provenance.
+    pub values: Vec<ValueWrite>,
+    /// Provider values a user override kept out (the value is not written).
+    pub pinned: Vec<ValueWrite>,
+    /// Entities to archive.
+    pub archive: Vec<Uuid>,
+    /// What the page counts (pages stays 0: the caller counts pages).
+    pub counts: SyncReport,
+    /// The newest provider modification time seen in the page.
+    pub newest: Option<DateTime<FixedOffset>>,
+}
+
+/// Decides what a page writes. `new_id` names an entity for a record never seen (the engine passes
+/// `Uuid::now_v7`).
+pub fn plan(
+    input: &PlanInput<'_>,
+    records: Vec<Record>,
+    existing: &Existing,
+    mut new_id: impl FnMut() -> Uuid,
+) -> PagePlan {
+    // The last version of a record in a page wins; the order of the output follows the page.
+    let mut order: Vec<String> = Vec::new();
+    let mut latest: HashMap<String, Record> = HashMap::new();
+    for record in records {
+        if latest
+            .insert(record.external_id.clone(), record.clone())
+            .is_none()
+        {
+            order.push(record.external_id);
+        }
+    }
+    let mut out = PagePlan::default();
+    for external_id in order {
+        let Some(record) = latest.remove(&external_id) else {
+            continue;
+        };
+        plan_record(input, record, existing, &mut new_id, &mut out);
+    }
+    out
+}
+
+fn plan_record(
+    input: &PlanInput<'_>,
+    record: Record,
+    existing: &Existing,
+    new_id: &mut impl FnMut() -> Uuid,
+    out: &mut PagePlan,
+) {
+    let updated_at = record.updated_at.map(|time| time.fixed_offset());
+    out.newest = Ord::max(out.newest, updated_at);
+    let current = existing.entities.get(&record.external_id);
+    if record.deleted {
+        match current {
+            Some(entity) if !entity.archived => {
+                out.archive.push(entity.id);
+                out.counts.deleted += 1;
+            }
+            _ => out.counts.unchanged += 1,
+        }
+        return;
+    }
+    let entity_id = current.map_or_else(&mut *new_id, |entity| entity.id);
+    let mut changed = current.is_some_and(|entity| entity.archived);
+    let mut mapped: HashMap<&str, &Value> = HashMap::new();
+    for (external_field, key) in input.fields {
+        let (Some(value), Some(attribute_id)) = (
+            field_value(&record.fields, external_field),
+            input.attribute_ids.get(key),
+        ) else {
+            continue;
+        };
+        mapped.insert(key.as_str(), value);
+        let slot = (entity_id, *attribute_id);
+        let origin = existing.origins.get(&slot);
+        let held = existing.values.get(&slot);
+        let write = ValueWrite {
+            entity_id,
+            attribute_id: *attribute_id,
+            value: value.clone(),
+            external_field: external_field.clone(),
+            observed_at: updated_at.unwrap_or(input.now),
+        };
+        match decide(input.integration_id, origin, held, &write, updated_at) {
+            Decision::Pinned { conflict } => {
+                if conflict {
+                    out.counts.conflicts += 1;
+                }
+                out.pinned.push(write);
+            }
+            Decision::Keep => {}
+            Decision::Write => {
+                changed = true;
+                out.values.push(write);
+            }
+        }
+    }
+    if current.is_none() {
+        out.counts.created += 1;
+    } else if changed {
+        out.counts.updated += 1;
+    } else {
+        out.counts.unchanged += 1;
+    }
+    out.entities.push(EntityWrite {
+        id: entity_id,
+        display_name: display_name(&mapped, &record.external_id),
+        external_id: record.external_id,
+        source_url: record.source_url,
+        created: current.is_none(),
+        changed: current.is_none() || changed,
+    });
+}
+
+/// What happens to one incoming attribute value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// A user override holds; `conflict` when the incoming value differs from it.
+    Pinned { conflict: bool },
+    /// Nothing to write: stale, or the same value from the same field.
+    Keep,
+    /// Write the value and this integration's provenance.
+    Write,
+}
+
+fn decide(
+    integration_id: Uuid,
+    origin: Option<&Origin>,
+    held: Option<&Value>,
+    incoming: &ValueWrite,
+    updated_at: Option<DateTime<FixedOffset>>,
+) -> Decision {
+    if origin.is_some_and(|origin| origin.override_by_user) {
+        return Decision::Pinned {
+            conflict: held != Some(&incoming.value),
+        };
+    }
+    let ours = origin.filter(|origin| origin.source_integration_id == Some(integration_id));
+    // Stripe's events arrive newest first, so an object's earlier state can come on a later page.
+    let stale = ours
+        .is_some_and(|origin| updated_at.is_some_and(|incoming| origin.last_updated_at > incoming));
+    let same = held == Some(&incoming.value)
+        && ours.is_some_and(|origin| {
+            origin.source_external_field.as_deref() == Some(incoming.external_field.as_str())
+        });
+    if stale || same {
+        Decision::Keep
+    } else {
+        Decision::Write
+    }
+}
+
+#[cfg(test)]
+mod tests;
