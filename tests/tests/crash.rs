@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integrations::{CredentialKind, CredentialStore, JobQueue, NewJob};
+use integrations::{CredentialKind, CredentialStore, Job, JobQueue, NewJob};
 use providers::secrecy::SecretString;
 use providers::{Keyring, SystemClock, TokenSet};
 use serde_json::{Value, json};
@@ -144,10 +144,10 @@ async fn world() -> anyhow::Result<(TestDb, MockServer)> {
         .mount(&provider)
         .await;
     JobQueue::new(test_db.db.clone(), Arc::new(SystemClock), "test")
-        .enqueue(NewJob::new(
-            "sync",
-            json!({"connection_id": tenant.connection_id, "object_type": "contacts"}),
-        ))
+        .enqueue(NewJob::new(Job::Sync {
+            connection_id: tenant.connection_id,
+            object_type: "contacts".to_owned(),
+        }))
         .await?;
 
     Ok((test_db, provider))

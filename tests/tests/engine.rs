@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use integrations::{
-    BatchingInbox, EngineError, Intake, IntegrationCache, JobQueue, NewJob, WebhookInbox,
+    BatchingInbox, EngineError, Intake, IntegrationCache, Job, JobQueue, NewJob, WebhookInbox,
 };
-use providers::{ProviderKind, VerifiedEvent};
+use providers::{Clock as _, ProviderKind, VerifiedEvent};
 use serde_json::json;
 use tests::fixtures::{Tenant, v};
 use tests::{Backend, ManualClock, TestDb};
@@ -25,11 +25,11 @@ fn hubspot_event(event_id: u32) -> VerifiedEvent {
     }
 }
 
-/// Follow-up jobs the inbox queued.
+/// Follow-up syncs the inbox queued (one per connection, object and 10-second bucket).
 async fn webhook_jobs(test_db: &TestDb) -> anyhow::Result<i64> {
     test_db
         .count(
-            "SELECT count(*) FROM job_queue WHERE kind = 'webhook'",
+            "SELECT count(*) FROM job_queue WHERE kind = 'sync' AND job_key LIKE '%:webhook:%'",
             vec![],
         )
         .await
@@ -136,7 +136,11 @@ async fn concurrent_deliveries_share_transactions_and_each_event_is_taken_exactl
             200,
             "{backend:?}"
         );
-        assert_eq!(webhook_jobs(&test_db).await?, 200, "{backend:?}");
+        assert_eq!(
+            webhook_jobs(&test_db).await?,
+            1,
+            "{backend:?}: 200 events of one object in one bucket cost one sync"
+        );
         // A second burst of the same deliveries is all duplicates and stores nothing more.
         let again = inbox
             .take_all(
@@ -278,8 +282,11 @@ async fn jobs_enqueued_by_several_instances_run_once_each_across_workers() -> an
     // The same cron tick fired by two replicas is one job.
     for tick in 0..50 {
         let job = || {
-            NewJob::new("sync", json!({"tick": tick}))
-                .with_key(format!("sync:hubspot:2026-11-22T12:{tick:02}"))
+            NewJob::new(Job::Sync {
+                connection_id: uuid::Uuid::nil(),
+                object_type: "contacts".to_owned(),
+            })
+            .with_key(format!("sync:hubspot:2026-11-22T12:{tick:02}"))
         };
         let from_a = instance_a.enqueue(job()).await?;
         let from_b = instance_b.enqueue(job()).await?;
@@ -330,7 +337,9 @@ async fn a_failing_job_backs_off_then_fails_and_a_dead_workers_job_is_taken_over
         let test_db = TestDb::migrated(backend).await?;
         let clock = ManualClock::new();
         let queue = JobQueue::new(test_db.db.clone(), clock.clone(), "worker");
-        let mut job = NewJob::new("health_check", json!({}));
+        let mut job = NewJob::new(Job::HealthCheck {
+            connection_id: uuid::Uuid::nil(),
+        });
         job.max_attempts = 2;
         queue.enqueue(job).await?;
         let first = queue
@@ -355,7 +364,7 @@ async fn a_failing_job_backs_off_then_fails_and_a_dead_workers_job_is_taken_over
             .await?;
         assert_eq!(test_db.count("SELECT count(*) FROM job_queue WHERE status = 'failed' AND last_error = 'still down'", vec![]).await?, 1, "{backend:?}");
 
-        queue.enqueue(NewJob::new("cleanup", json!({}))).await?;
+        queue.enqueue(NewJob::new(Job::Cleanup)).await?;
         let crashed = JobQueue::new(test_db.db.clone(), clock.clone(), "crashed")
             .with_lock(chrono::Duration::minutes(5));
         assert!(crashed.claim(&["cleanup"]).await?.is_some());
@@ -416,7 +425,11 @@ async fn the_same_event_reaches_two_workspaces_once_each() -> anyhow::Result<()>
                 .await?;
             assert_eq!(rows, 2, "{backend:?}: events 7 and 8 once each");
         }
-        assert_eq!(webhook_jobs(&test_db).await?, 4, "{backend:?}");
+        assert_eq!(
+            webhook_jobs(&test_db).await?,
+            2,
+            "{backend:?}: one sync per connection"
+        );
         // A disconnected connection is no longer a route.
         test_db
             .execute(
@@ -430,7 +443,58 @@ async fn the_same_event_reaches_two_workspaces_once_each() -> anyhow::Result<()>
                 connection_id: first.connection_id
             }
         );
-        assert_eq!(webhook_jobs(&test_db).await?, 5, "{backend:?}");
+        assert_eq!(webhook_jobs(&test_db).await?, 2, "{backend:?}");
+    }
+    Ok(())
+}
+
+/// A webhook queues the sync of its object, due at the end of its 10-second bucket: events in
+/// one bucket share it, an event after the bucket's sync was queued gets the next one, and an
+/// event naming no synced object (Gmail's push) syncs every object.
+#[tokio::test]
+async fn webhooks_queue_their_objects_sync_at_the_end_of_their_bucket() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = routed_tenant(&test_db).await?;
+        let clock = ManualClock::new();
+        let inbox = WebhookInbox::new(test_db.db.clone(), clock.clone());
+        let start = clock.now().timestamp();
+        // To the start of a bucket, so the next 9 seconds are the same bucket.
+        clock.advance(chrono::Duration::seconds(10 - start.rem_euclid(10)));
+        inbox.take(&hubspot_event(1), None).await?;
+        clock.advance(chrono::Duration::seconds(9));
+        inbox.take(&hubspot_event(2), None).await?;
+        clock.advance(chrono::Duration::seconds(1));
+        inbox.take(&hubspot_event(3), None).await?;
+        let mut company = hubspot_event(4);
+        company.object_type = Some("company".to_owned());
+        inbox.take(&company, None).await?;
+        let mut unnamed = hubspot_event(5);
+        unnamed.object_type = None;
+        inbox.take(&unnamed, None).await?;
+        let mut objects = Vec::new();
+        for object in ["companies", "contacts", "deals"] {
+            let n = test_db
+                .count(
+                    "SELECT count(*) FROM job_queue WHERE kind = 'sync'
+                     AND payload ->> 'connection_id' = $1 AND payload ->> 'object_type' = $2",
+                    vec![v(tenant.connection_id.to_string()), v(object)],
+                )
+                .await?;
+            objects.push((object, n));
+        }
+        // The first bucket's sync is due now, the second's when its bucket ends.
+        let worker_queue = JobQueue::new(test_db.db.clone(), clock.clone(), "w");
+        let mut due = 0;
+        while worker_queue.claim(&["sync"]).await?.is_some() {
+            due += 1;
+        }
+        assert_eq!(due, 1, "{backend:?}");
+        clock.advance(chrono::Duration::seconds(10));
+        while worker_queue.claim(&["sync"]).await?.is_some() {
+            due += 1;
+        }
+        assert_eq!(due, 4, "{backend:?}");
     }
     Ok(())
 }

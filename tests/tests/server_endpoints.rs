@@ -379,7 +379,9 @@ async fn a_signed_hubspot_delivery_is_stored_once_and_queued() -> anyhow::Result
     assert_eq!(world.count("SELECT count(*) FROM webhook_events").await?, 1);
     assert_eq!(
         world
-            .count("SELECT count(*) FROM job_queue WHERE kind = 'webhook'")
+            .count(
+                "SELECT count(*) FROM job_queue WHERE kind = 'sync' AND job_key LIKE '%:webhook:%'"
+            )
             .await?,
         1
     );
@@ -391,7 +393,9 @@ async fn a_signed_hubspot_delivery_is_stored_once_and_queued() -> anyhow::Result
     assert_eq!(world.count("SELECT count(*) FROM webhook_events").await?, 1);
     assert_eq!(
         world
-            .count("SELECT count(*) FROM job_queue WHERE kind = 'webhook'")
+            .count(
+                "SELECT count(*) FROM job_queue WHERE kind = 'sync' AND job_key LIKE '%:webhook:%'"
+            )
             .await?,
         1
     );

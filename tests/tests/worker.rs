@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use integrations::{
-    CredentialKind, CredentialStore, EngineError, JobOutcome, JobQueue, NewJob, ProviderFactory,
-    Scheduler, Worker,
+    CredentialKind, CredentialStore, EngineError, Job, JobOutcome, JobQueue, NewJob,
+    ProviderFactory, Scheduler, Worker,
 };
 use providers::secrecy::SecretString;
 use providers::{
@@ -210,28 +210,21 @@ async fn a_worker_runs_validation_sync_and_webhook_jobs_against_the_provider() -
         );
         let queue = JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer");
         queue
-            .enqueue(NewJob::new(
-                "validate",
-                json!({"connection_id": tenant.connection_id}),
-            ))
+            .enqueue(NewJob::new(Job::Validate {
+                connection_id: tenant.connection_id,
+            }))
             .await?;
         queue
-            .enqueue(NewJob::new(
-                "sync",
-                json!({"connection_id": tenant.connection_id, "object_type": "contacts"}),
-            ))
+            .enqueue(NewJob::new(Job::Sync {
+                connection_id: tenant.connection_id,
+                object_type: "contacts".to_owned(),
+            }))
             .await?;
         queue
-            .enqueue(NewJob::new(
-                "sync",
-                json!({"connection_id": tenant.connection_id, "object_type": "deals"}),
-            ))
-            .await?;
-        queue
-            .enqueue(NewJob::new(
-                "webhook",
-                json!({"connection_id": tenant.connection_id, "object_type": "contact"}),
-            ))
+            .enqueue(NewJob::new(Job::Sync {
+                connection_id: tenant.connection_id,
+                object_type: "deals".to_owned(),
+            }))
             .await?;
 
         let mut outcomes = Vec::new();
@@ -243,12 +236,7 @@ async fn a_worker_runs_validation_sync_and_webhook_jobs_against_the_provider() -
             outcomes.iter().filter(|outcome| matches!(outcome, JobOutcome::Succeeded { kind: done } if done == kind)).count()
         };
         assert_eq!(succeeded("validate"), 1, "{backend:?}: {outcomes:?}");
-        assert_eq!(succeeded("webhook"), 1);
-        assert_eq!(
-            succeeded("sync"),
-            2,
-            "{backend:?}: contacts, and the contacts sync the webhook queued"
-        );
+        assert_eq!(succeeded("sync"), 1, "{backend:?}: contacts");
         assert!(
             outcomes.iter().any(
                 |outcome| matches!(outcome, JobOutcome::Failed { kind, .. } if kind == "sync")
@@ -406,10 +394,10 @@ async fn a_sync_held_by_a_dead_worker_is_taken_over_when_its_lease_ends() -> any
             "live",
         );
         JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer")
-            .enqueue(NewJob::new(
-                "sync",
-                json!({"connection_id": tenant.connection_id, "object_type": "contacts"}),
-            ))
+            .enqueue(NewJob::new(Job::Sync {
+                connection_id: tenant.connection_id,
+                object_type: "contacts".to_owned(),
+            }))
             .await?;
         let outcome = worker.run_once().await?;
         assert_eq!(
@@ -448,10 +436,10 @@ async fn a_sync_held_by_a_dead_worker_is_taken_over_when_its_lease_ends() -> any
         // A job whose worker died while running it: its lock lapses within a minute (a live
         // worker renews it) and another worker takes the job over.
         JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer")
-            .enqueue(NewJob::new(
-                "sync",
-                json!({"connection_id": tenant.connection_id, "object_type": "contacts"}),
-            ))
+            .enqueue(NewJob::new(Job::Sync {
+                connection_id: tenant.connection_id,
+                object_type: "contacts".to_owned(),
+            }))
             .await?;
         let dead_queue = JobQueue::new(test_db.db.clone(), clock.clone(), "dead");
         assert!(dead_queue.claim(&["sync"]).await?.is_some());
@@ -533,10 +521,10 @@ async fn a_dead_processs_running_job_does_not_count_as_pending() -> anyhow::Resu
     let api = JobQueue::new(test_db.db.clone(), clock.clone(), "api");
     let family = "sync:c:contacts:manual:";
     let job = || {
-        NewJob::new(
-            "sync",
-            json!({"connection_id": "c", "object_type": "contacts"}),
-        )
+        NewJob::new(Job::Sync {
+            connection_id: uuid::Uuid::nil(),
+            object_type: "contacts".to_owned(),
+        })
     };
     assert!(api.enqueue_unless_pending(job(), family).await?);
     assert!(
@@ -554,5 +542,88 @@ async fn a_dead_processs_running_job_does_not_count_as_pending() -> anyhow::Resu
         api.enqueue_unless_pending(job(), family).await?,
         "a lapsed lock is a dead process: a new request is queued"
     );
+    Ok(())
+}
+
+/// A job that can never succeed as it is — its connection has no credentials, its payload does
+/// not parse, its connection is gone — fails once with its reason recorded and is not retried.
+#[tokio::test]
+async fn jobs_that_cannot_succeed_fail_once_and_are_not_retried() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = active_tenant(&test_db, "hubspot").await?;
+        let clock = ManualClock::new();
+        let keyring = Arc::new(Keyring::parse(&SecretString::from(
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ))?);
+        let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
+        let factory = Arc::new(MockFactory {
+            base_url: "http://127.0.0.1:9".to_owned(),
+            clock: clock.clone(),
+        });
+        let worker = Worker::new(
+            test_db.db.clone(),
+            clock.clone(),
+            credentials,
+            factory,
+            "worker",
+        );
+        let queue = JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer");
+        // No credentials were ever stored for this connection.
+        queue
+            .enqueue(NewJob::new(Job::Sync {
+                connection_id: tenant.connection_id,
+                object_type: "contacts".to_owned(),
+            }))
+            .await?;
+        // A connection that does not exist.
+        queue
+            .enqueue(NewJob::new(Job::Validate {
+                connection_id: uuid::Uuid::from_u128(7),
+            }))
+            .await?;
+        // A payload that does not parse (written by hand, as a broken producer would).
+        queue
+            .enqueue(NewJob::new(Job::HealthCheck {
+                connection_id: tenant.connection_id,
+            }))
+            .await?;
+        test_db
+            .execute(
+                "UPDATE job_queue SET payload = '{\"connection_id\": \"not a uuid\"}' WHERE kind = 'health_check'",
+                vec![],
+            )
+            .await?;
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            outcomes.push(worker.run_once().await?);
+        }
+        assert!(
+            outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Some(JobOutcome::Failed { .. }))),
+            "{backend:?}: {outcomes:?}"
+        );
+        // Long after any backoff, nothing comes back.
+        clock.advance(chrono::Duration::days(1));
+        assert_eq!(worker.run_once().await?, None, "{backend:?}");
+        for (kind, reason) in [
+            ("sync", "%credentials%not found%"),
+            ("validate", "%connection%not found%"),
+            ("health_check", "%does not parse%"),
+        ] {
+            assert_eq!(
+                test_db
+                    .count(
+                        "SELECT count(*) FROM job_queue WHERE kind = $1 AND status = 'failed'
+                         AND attempts = 1 AND finished_at IS NOT NULL AND last_error LIKE $2",
+                        vec![v(kind), v(reason)],
+                    )
+                    .await?,
+                1,
+                "{backend:?}: {kind}"
+            );
+        }
+    }
     Ok(())
 }

@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::jobs::{NewJob, enqueue_on};
+use crate::jobs::{Job, NewJob, enqueue_on};
 use crate::{CredentialKind, CredentialStore, EngineError};
 
 /// How long an authorization may take before its `state` expires.
@@ -434,7 +434,7 @@ impl ConnectionManager {
         enqueue_on(
             &transaction,
             now,
-            NewJob::new("validate", json!({"connection_id": connection_id}))
+            NewJob::new(Job::Validate { connection_id })
                 .with_key(format!("validate:{connection_id}:{stamp}")),
         )
         .await?;
@@ -444,7 +444,7 @@ impl ConnectionManager {
             enqueue_on(
                 &transaction,
                 now,
-                NewJob::new("register_webhook", json!({"connection_id": connection_id}))
+                NewJob::new(Job::RegisterWebhook { connection_id })
                     .with_key(format!("register_webhook:{connection_id}:{stamp}")),
             )
             .await?;
@@ -453,10 +453,10 @@ impl ConnectionManager {
             enqueue_on(
                 &transaction,
                 now,
-                NewJob::new(
-                    "sync",
-                    json!({"connection_id": connection_id, "object_type": object_type}),
-                )
+                NewJob::new(Job::Sync {
+                    connection_id,
+                    object_type: (*object_type).to_owned(),
+                })
                 .with_key(format!(
                     "sync:{connection_id}:{object_type}:connect:{stamp}"
                 )),

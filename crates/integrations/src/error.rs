@@ -35,6 +35,25 @@ pub enum EngineError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl EngineError {
+    /// True when running the same job again cannot succeed until someone changes something: the
+    /// job does not parse, its connection or credentials are gone, the connection is not active,
+    /// the grant was revoked, or our configuration is wrong. Such a job fails once, with its
+    /// error recorded, and is not retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::NotFound(_) | Self::Forbidden(_) | Self::Conflict(_) | Self::InvalidInput(_) => {
+                true
+            }
+            Self::Provider(error) => matches!(
+                error,
+                ProviderError::Reauthorize { .. } | ProviderError::Misconfigured { .. }
+            ),
+            Self::LeaseLost | Self::Stopped | Self::Unexpected(_) => false,
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for EngineError {
     fn from(error: sea_orm::DbErr) -> Self {
         Self::Unexpected(anyhow::Error::new(error))

@@ -16,16 +16,63 @@ use sea_orm::{
     ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QueryOrder as _,
     QuerySelect as _, RelationTrait as _, Set, TransactionTrait as _,
 };
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::EngineError;
-use crate::jobs::{NewJob, enqueue_many_on};
+use crate::jobs::{Job, NewJob, enqueue_many_on};
 
 /// The stored dedupe key of a provider's event key for one connection.
 pub fn tenant_key(connection_id: Uuid, dedupe_key: &str) -> String {
     format!("{connection_id}:{dedupe_key}")
+}
+
+/// How long webhook events are gathered into one sync: the sync of an event's object runs at the
+/// end of the bucket the event arrived in, so a burst costs one incremental read per bucket, and
+/// every event is read by a sync that starts after it arrived.
+pub const WEBHOOK_SYNC_BUCKET_SECONDS: i64 = 10;
+
+/// The syncs an accepted event asks for: its object type's, or every object's when the event
+/// does not name a synced one (Gmail's push, an unknown object), due at the end of the event's
+/// bucket and keyed by it.
+fn follow_up_syncs(
+    event: &VerifiedEvent,
+    connection_id: Uuid,
+    now: DateTime<FixedOffset>,
+) -> Vec<NewJob> {
+    let objects = providers::objects(event.provider);
+    let targets: Vec<&str> = match objects.iter().find(|synced| {
+        synced_object_matches(synced, event.object_type.as_deref().unwrap_or_default())
+    }) {
+        Some(object) => vec![object],
+        None => objects.to_vec(),
+    };
+    let bucket = now.timestamp().div_euclid(WEBHOOK_SYNC_BUCKET_SECONDS) + 1;
+    let due = DateTime::from_timestamp(bucket * WEBHOOK_SYNC_BUCKET_SECONDS, 0)
+        .map_or(now, |time| time.fixed_offset());
+    targets
+        .into_iter()
+        .map(|object| {
+            NewJob::new(Job::Sync {
+                connection_id,
+                object_type: object.to_owned(),
+            })
+            .with_key(format!("sync:{connection_id}:{object}:webhook:{bucket}"))
+            .at(due)
+        })
+        .collect()
+}
+
+/// Whether a webhook's object type (`contact`, `customer`, `Account`, `ticket`, …) is the synced
+/// object (`contacts`, `customers`, `Account`, `tickets`, …).
+fn synced_object_matches(synced: &str, event_object: &str) -> bool {
+    let event_object = event_object.to_ascii_lowercase();
+    let synced = synced.to_ascii_lowercase();
+    !event_object.is_empty()
+        && (synced == event_object
+            || synced == format!("{event_object}s")
+            || synced == format!("{}ies", event_object.trim_end_matches('y'))
+            || (synced == "charges" && event_object == "charge"))
 }
 
 /// How long a dedupe key is kept.
@@ -152,20 +199,7 @@ impl WebhookInbox {
             if !matches!(intakes[index], Intake::Accepted { .. }) {
                 intakes[index] = Intake::Accepted { connection_id };
             }
-            jobs.push(
-                NewJob::new(
-                    "webhook",
-                    json!({
-                        "connection_id": connection_id,
-                        "provider": event.provider.slug(),
-                        "event_type": event.event_type,
-                        "object_type": event.object_type,
-                        "object_id": event.object_id,
-                        "payload": event.payload,
-                    }),
-                )
-                .with_key(format!("webhook:{key}")),
-            );
+            jobs.extend(follow_up_syncs(event, connection_id, now));
         }
         if jobs.is_empty() {
             transaction.rollback().await?;

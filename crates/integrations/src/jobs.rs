@@ -23,13 +23,102 @@ use uuid::Uuid;
 
 use crate::EngineError;
 
+/// What a job does, with its arguments: the only way to build a job or read one back. It is
+/// stored as the row's `kind` (the tag) and `payload` (the other fields, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Job {
+    /// Read one object type of a connection incrementally.
+    Sync {
+        /// The connection.
+        connection_id: Uuid,
+        /// The provider's object type (`contacts`, `Account`, …).
+        object_type: String,
+    },
+    /// Check the connection's credentials and read its account.
+    Validate {
+        /// The connection.
+        connection_id: Uuid,
+    },
+    /// Probe the connection's health.
+    HealthCheck {
+        /// The connection.
+        connection_id: Uuid,
+    },
+    /// Register the platform's webhook at the provider (Stripe API keys, Zendesk).
+    RegisterWebhook {
+        /// The connection.
+        connection_id: Uuid,
+    },
+    /// Remove expired webhook events, cache rows, health logs and OAuth states.
+    Cleanup,
+}
+
+/// The job kinds a worker runs (the tags of [`Job`]).
+pub const JOB_KINDS: &[&str] = &[
+    "sync",
+    "validate",
+    "health_check",
+    "register_webhook",
+    "cleanup",
+];
+
+impl Job {
+    /// Its stored kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sync { .. } => "sync",
+            Self::Validate { .. } => "validate",
+            Self::HealthCheck { .. } => "health_check",
+            Self::RegisterWebhook { .. } => "register_webhook",
+            Self::Cleanup => "cleanup",
+        }
+    }
+
+    /// The connection it works on, if any.
+    pub fn connection_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Sync { connection_id, .. }
+            | Self::Validate { connection_id }
+            | Self::HealthCheck { connection_id }
+            | Self::RegisterWebhook { connection_id } => Some(*connection_id),
+            Self::Cleanup => None,
+        }
+    }
+
+    /// Its stored payload: every field but the kind.
+    pub fn payload(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.remove("kind");
+        }
+        value
+    }
+
+    /// The job a stored row describes; a row that does not parse is bad input (the job fails
+    /// once, and is not retried).
+    pub fn from_row(kind: &str, payload: &Value) -> Result<Self, EngineError> {
+        let mut object = match payload {
+            Value::Object(object) => object.clone(),
+            Value::Null => serde_json::Map::new(),
+            other => {
+                return Err(EngineError::InvalidInput(format!(
+                    "a `{kind}` job's payload is not an object: {other}"
+                )));
+            }
+        };
+        object.insert("kind".to_owned(), Value::String(kind.to_owned()));
+        serde_json::from_value(Value::Object(object)).map_err(|error| {
+            EngineError::InvalidInput(format!("a `{kind}` job does not parse: {error}"))
+        })
+    }
+}
+
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
-    /// What to do (`sync`, `health_check`, `webhook`, `cleanup`, …).
-    pub kind: String,
-    /// Its arguments.
-    pub payload: Value,
+    /// What to do.
+    pub job: Job,
     /// Deduplication: a second job with the same key is not enqueued.
     pub job_key: Option<String>,
     /// Not before this time (now when `None`).
@@ -39,11 +128,10 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    /// A job of `kind` with `payload`, due now, five attempts, no key.
-    pub fn new(kind: impl Into<String>, payload: Value) -> Self {
+    /// `job`, due now, five attempts, no key.
+    pub fn new(job: Job) -> Self {
         Self {
-            kind: kind.into(),
-            payload,
+            job,
             job_key: None,
             run_at: None,
             max_attempts: 5,
@@ -53,6 +141,12 @@ impl NewJob {
     /// Deduplicates on `key`.
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.job_key = Some(key.into());
+        self
+    }
+
+    /// Not before `run_at`.
+    pub fn at(mut self, run_at: DateTime<FixedOffset>) -> Self {
+        self.run_at = Some(run_at);
         self
     }
 }
@@ -323,6 +417,30 @@ impl JobQueue {
             .await?;
         Ok(())
     }
+
+    /// Marks a claimed job failed without another attempt: it can never succeed as it is.
+    pub async fn fail_for_good(
+        &self,
+        job: &job_queue::Model,
+        error: &str,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let message: String = error.chars().take(1_000).collect();
+        job_queue::Entity::update_many()
+            .col_expr(job_queue::Column::Status, Expr::value("failed"))
+            .col_expr(job_queue::Column::LastError, Expr::value(message))
+            .col_expr(
+                job_queue::Column::LockedUntil,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(job_queue::Column::FinishedAt, Expr::value(now))
+            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
+            .filter(job_queue::Column::Id.eq(job.id))
+            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Enqueues on any connection (a transaction included), `false` when the key exists.
@@ -359,8 +477,8 @@ fn queued(now: DateTime<FixedOffset>, job: NewJob) -> job_queue::ActiveModel {
     job_queue::ActiveModel {
         id: Set(Uuid::now_v7()),
         queue: Set("default".to_owned()),
-        kind: Set(job.kind),
-        payload: Set(job.payload),
+        kind: Set(job.job.kind().to_owned()),
+        payload: Set(job.job.payload()),
         job_key: Set(job.job_key),
         status: Set("queued".to_owned()),
         priority: Set(0),

@@ -59,7 +59,7 @@ pub use health::{
     log_message,
 };
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
-pub use jobs::{DEFAULT_JOB_LOCK, JobQueue, NewJob};
+pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
@@ -68,4 +68,4 @@ pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
     sanitized_account_info, validation_interval,
 };
-pub use worker::{JOB_KINDS, JobOutcome, ProviderFactory, Worker};
+pub use worker::{JobOutcome, ProviderFactory, Worker};

@@ -15,10 +15,9 @@ use sea_orm::{
     ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QuerySelect as _,
     RelationTrait as _,
 };
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::jobs::{JobQueue, NewJob};
+use crate::jobs::{Job, JobQueue, NewJob};
 use crate::{ConnectionValidator, EngineError};
 
 /// The default sync schedule: every 30 minutes.
@@ -121,7 +120,7 @@ impl Scheduler {
             }
             report.health_checks += self
                 .enqueue(
-                    NewJob::new("health_check", json!({"connection_id": connection_id}))
+                    NewJob::new(Job::HealthCheck { connection_id })
                         .with_key(format!("health:{connection_id}:{}", hour.to_rfc3339())),
                 )
                 .await?;
@@ -130,15 +129,13 @@ impl Scheduler {
         for connection_id in validator.connections_needing_validation().await? {
             report.validations += self
                 .enqueue(
-                    NewJob::new("validate", json!({"connection_id": connection_id}))
+                    NewJob::new(Job::Validate { connection_id })
                         .with_key(format!("validate:{connection_id}:{}", hour.to_rfc3339())),
                 )
                 .await?;
         }
         report.cleanups += self
-            .enqueue(
-                NewJob::new("cleanup", json!({})).with_key(format!("cleanup:{}", now.date_naive())),
-            )
+            .enqueue(NewJob::new(Job::Cleanup).with_key(format!("cleanup:{}", now.date_naive())))
             .await?;
         Ok(report)
     }
@@ -165,10 +162,10 @@ impl Scheduler {
         for object_type in providers::objects(kind) {
             n_jobs += self
                 .enqueue(
-                    NewJob::new(
-                        "sync",
-                        json!({"connection_id": connection_id, "object_type": object_type}),
-                    )
+                    NewJob::new(Job::Sync {
+                        connection_id,
+                        object_type: (*object_type).to_owned(),
+                    })
                     .with_key(format!("sync:{connection_id}:{object_type}:{slot}")),
                 )
                 .await?;

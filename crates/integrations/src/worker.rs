@@ -13,11 +13,11 @@ use providers::{
     Clock, ConnectionConfig, OAuthClient, ProviderClient, ProviderError, ProviderKind, ReadOptions,
 };
 use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::heartbeat::Heartbeat;
-use crate::jobs::{JobQueue, NewJob};
+use crate::jobs::{JOB_KINDS, Job, JobQueue};
 use crate::progress::{EngineObserver, ProgressFeed};
 use crate::{
     ConnectionValidator, CredentialStore, EngineError, HealthMonitor, IntegrationCache, SyncEngine,
@@ -42,16 +42,6 @@ pub trait ProviderFactory: Send + Sync {
         access_token: SecretString,
     ) -> Result<ProviderClient, EngineError>;
 }
-
-/// The job kinds a worker runs.
-pub const JOB_KINDS: &[&str] = &[
-    "sync",
-    "validate",
-    "health_check",
-    "webhook",
-    "register_webhook",
-    "cleanup",
-];
 
 /// What one `run_once` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,10 +154,14 @@ impl Worker {
             return Ok(None);
         };
         let kind = job.kind.clone();
+        let parsed = match Job::from_row(&job.kind, &job.payload) {
+            Ok(parsed) => parsed,
+            Err(error) => return self.give_up(&job, kind, &error).await,
+        };
         // The job's lock is renewed while it runs, so a long sync keeps its job and a dead
         // process's job is free within a minute.
         let lock = self.lock_heartbeat(job.id);
-        let executed = self.execute(&job).await;
+        let executed = self.execute(&parsed).await;
         drop(lock);
         match executed {
             Ok(Ran::Done) => {
@@ -193,6 +187,7 @@ impl Worker {
                     .await?;
                 Ok(Some(JobOutcome::Deferred { kind }))
             }
+            Err(error) if error.is_permanent() => self.give_up(&job, kind, &error).await,
             Err(error) => {
                 let retry_after = match &error {
                     EngineError::Provider(ProviderError::RateLimited { wait, .. }) => {
@@ -212,74 +207,47 @@ impl Worker {
         }
     }
 
-    fn connection_id(job: &job_queue::Model) -> Result<Uuid, EngineError> {
-        job.payload
-            .get("connection_id")
-            .and_then(Value::as_str)
-            .and_then(|text| Uuid::parse_str(text).ok())
-            .ok_or_else(|| {
-                EngineError::InvalidInput(format!("job {} has no connection_id", job.id))
-            })
+    /// Ends a job that can never succeed (it does not parse, its connection or credentials are
+    /// gone, the connection is disconnected): marked failed at once, not retried.
+    async fn give_up(
+        &self,
+        job: &job_queue::Model,
+        kind: String,
+        error: &EngineError,
+    ) -> Result<Option<JobOutcome>, EngineError> {
+        tracing::warn!(job = %job.id, %kind, %error, "job failed for good");
+        self.queue.fail_for_good(job, &error.to_string()).await?;
+        Ok(Some(JobOutcome::Failed {
+            kind,
+            error: error.to_string(),
+        }))
     }
 
-    async fn execute(&self, job: &job_queue::Model) -> Result<Ran, EngineError> {
-        match job.kind.as_str() {
-            "sync" => {
-                let connection_id = Self::connection_id(job)?;
-                let object_type = job
-                    .payload
-                    .get("object_type")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        EngineError::InvalidInput(format!("job {} has no object_type", job.id))
-                    })?;
-                let client = self.client(connection_id).await?;
-                let mut engine =
-                    SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone());
-                if let Some(feed) = &self.progress {
-                    engine = engine.with_progress(feed.clone());
-                }
-                if let Some(observer) = &self.observer {
-                    engine = engine.with_observer(observer.clone());
-                }
-                if let Some(stop) = &self.stop {
-                    engine = engine.with_stop(stop.clone());
-                }
-                // Another worker holding this sync is not a failure, and not the end of this job
-                // either: it comes back when that worker's lease ends.
-                match engine.claim(connection_id, object_type).await? {
-                    Some(claim) => {
-                        engine.run(claim, &client, &ReadOptions::default()).await?;
-                        Ok(Ran::Done)
-                    }
-                    None => {
-                        let until = engine
-                            .lease_expiry(connection_id, object_type)
-                            .await?
-                            .unwrap_or_else(|| self.clock.now().fixed_offset());
-                        Ok(Ran::HeldUntil(until))
-                    }
-                }
-            }
-            "validate" => {
-                let connection_id = Self::connection_id(job)?;
-                let client = self.client(connection_id).await?;
+    async fn execute(&self, job: &Job) -> Result<Ran, EngineError> {
+        match job {
+            Job::Sync {
+                connection_id,
+                object_type,
+            } => self.sync(*connection_id, object_type).await,
+            Job::Validate { connection_id } => {
+                let client = self.client(*connection_id).await?;
                 ConnectionValidator::new(self.db.clone(), self.clock.clone())
-                    .validate(connection_id, &client)
+                    .validate(*connection_id, &client)
                     .await?;
                 Ok(Ran::Done)
             }
-            "health_check" => {
-                let connection_id = Self::connection_id(job)?;
-                let client = self.client(connection_id).await?;
+            Job::HealthCheck { connection_id } => {
+                let client = self.client(*connection_id).await?;
                 HealthMonitor::new(self.db.clone(), self.clock.clone())
-                    .check(connection_id, &client)
+                    .check(*connection_id, &client)
                     .await?;
                 Ok(Ran::Done)
             }
-            "webhook" => self.follow_up_webhook(job).await.map(|()| Ran::Done),
-            "register_webhook" => self.register_webhook(job).await.map(|()| Ran::Done),
-            "cleanup" => {
+            Job::RegisterWebhook { connection_id } => self
+                .register_webhook(*connection_id)
+                .await
+                .map(|()| Ran::Done),
+            Job::Cleanup => {
                 WebhookInbox::new(self.db.clone(), self.clock.clone())
                     .cleanup_expired()
                     .await?;
@@ -298,50 +266,42 @@ impl Worker {
                     .await?;
                 Ok(Ran::Done)
             }
-            other => Err(EngineError::InvalidInput(format!(
-                "unknown job kind `{other}`"
-            ))),
         }
     }
 
-    /// A webhook says a record changed: queue a sync of its object type, coalesced per minute, so
-    /// a burst of events costs one incremental read.
-    async fn follow_up_webhook(&self, job: &job_queue::Model) -> Result<(), EngineError> {
-        let connection_id = Self::connection_id(job)?;
-        let connection = self.connection(connection_id).await?;
-        let kind = self.kind(&connection).await?;
-        let object_type = job
-            .payload
-            .get("object_type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let synced = providers::objects(kind)
-            .iter()
-            .find(|synced| synced_object_matches(synced, object_type));
-        let minute = self.clock.now().format("%Y-%m-%dT%H:%M").to_string();
-        let targets: Vec<&str> = match synced {
-            Some(object) => vec![object],
-            // Gmail's push and unknown objects: read every object incrementally.
-            None => providers::objects(kind).to_vec(),
-        };
-        for object in targets {
-            self.queue
-                .enqueue(
-                    NewJob::new(
-                        "sync",
-                        json!({"connection_id": connection_id, "object_type": object}),
-                    )
-                    .with_key(format!("sync:{connection_id}:{object}:webhook:{minute}")),
-                )
-                .await?;
+    async fn sync(&self, connection_id: Uuid, object_type: &str) -> Result<Ran, EngineError> {
+        let client = self.client(connection_id).await?;
+        let mut engine =
+            SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone());
+        if let Some(feed) = &self.progress {
+            engine = engine.with_progress(feed.clone());
         }
-        Ok(())
+        if let Some(observer) = &self.observer {
+            engine = engine.with_observer(observer.clone());
+        }
+        if let Some(stop) = &self.stop {
+            engine = engine.with_stop(stop.clone());
+        }
+        // Another worker holding this sync is not a failure, and not the end of this job
+        // either: it comes back when that worker's lease ends.
+        match engine.claim(connection_id, object_type).await? {
+            Some(claim) => {
+                engine.run(claim, &client, &ReadOptions::default()).await?;
+                Ok(Ran::Done)
+            }
+            None => {
+                let until = engine
+                    .lease_expiry(connection_id, object_type)
+                    .await?
+                    .unwrap_or_else(|| self.clock.now().fixed_offset());
+                Ok(Ran::HeldUntil(until))
+            }
+        }
     }
 
     /// Registers the connection's webhook at the provider and keeps its signing secret sealed;
     /// a connection that already has one is left alone.
-    async fn register_webhook(&self, job: &job_queue::Model) -> Result<(), EngineError> {
-        let connection_id = Self::connection_id(job)?;
+    async fn register_webhook(&self, connection_id: Uuid) -> Result<(), EngineError> {
         let connection = self.connection(connection_id).await?;
         if connection.connection_metadata.get("webhook_id").is_some() {
             return Ok(());
@@ -439,16 +399,4 @@ impl Worker {
             },
         )
     }
-}
-
-/// Whether a webhook's object type (`contact`, `customer`, `Account`, `ticket`, …) is the synced
-/// object (`contacts`, `customers`, `Account`, `tickets`, …).
-fn synced_object_matches(synced: &str, event_object: &str) -> bool {
-    let event_object = event_object.to_ascii_lowercase();
-    let synced = synced.to_ascii_lowercase();
-    !event_object.is_empty()
-        && (synced == event_object
-            || synced == format!("{event_object}s")
-            || synced == format!("{}ies", event_object.trim_end_matches('y'))
-            || (synced == "charges" && event_object == "charge"))
 }

@@ -416,7 +416,8 @@ impl ConnectionMutation {
         #[graphql(desc = "One object type (`contacts`, …); all of the provider's when absent.")]
         object_type: Option<String>,
     ) -> Result<i32> {
-        self.queue(ctx, connection_id, "sync", object_type).await
+        self.queue(ctx, connection_id, Requested::Sync(object_type))
+            .await
     }
 
     /// Queues a validation of the connection.
@@ -425,7 +426,7 @@ impl ConnectionMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The connection.")] connection_id: Uuid,
     ) -> Result<i32> {
-        self.queue(ctx, connection_id, "validate", None).await
+        self.queue(ctx, connection_id, Requested::Validate).await
     }
 
     /// Queues a health check of the connection.
@@ -434,7 +435,7 @@ impl ConnectionMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The connection.")] connection_id: Uuid,
     ) -> Result<i32> {
-        self.queue(ctx, connection_id, "health_check", None).await
+        self.queue(ctx, connection_id, Requested::HealthCheck).await
     }
 
     /// Replaces the connection's custom field mappings (`{"contacts": {"hs_score": "score"}}`).
@@ -456,47 +457,61 @@ impl ConnectionMutation {
     }
 }
 
+/// What a user asked to run on a connection.
+enum Requested {
+    /// A sync of one object type, or of every object.
+    Sync(Option<String>),
+    /// A validation.
+    Validate,
+    /// A health check.
+    HealthCheck,
+}
+
 impl ConnectionMutation {
     async fn queue(
         &self,
         ctx: &Context<'_>,
         connection_id: Uuid,
-        kind: &str,
-        object_type: Option<String>,
+        requested: Requested,
     ) -> Result<i32> {
         let admin = admin_of_connection(ctx, connection_id).await?;
         admin.refuse_disconnected()?;
         let (provider, pool) = (admin.kind, admin.pool);
-        let objects: Vec<String> = match (kind, object_type) {
-            ("sync", Some(object)) if providers::objects(provider).contains(&object.as_str()) => {
-                vec![object]
+        let sync = |object_type: &str| integrations::Job::Sync {
+            connection_id,
+            object_type: object_type.to_owned(),
+        };
+        let jobs: Vec<integrations::Job> = match requested {
+            Requested::Sync(Some(object))
+                if providers::objects(provider).contains(&object.as_str()) =>
+            {
+                vec![sync(&object)]
             }
-            ("sync", Some(object)) => {
+            Requested::Sync(Some(object)) => {
                 return Err(error(
                     Code::BadUserInput,
                     format!("{provider} does not sync `{object}`"),
                 ));
             }
-            ("sync", None) => providers::objects(provider)
+            Requested::Sync(None) => providers::objects(provider)
                 .iter()
-                .map(|object| (*object).to_owned())
+                .map(|object| sync(object))
                 .collect(),
-            _ => vec![String::new()],
+            Requested::Validate => vec![integrations::Job::Validate { connection_id }],
+            Requested::HealthCheck => vec![integrations::Job::HealthCheck { connection_id }],
         };
         let queue =
             integrations::JobQueue::new(pool, std::sync::Arc::new(providers::SystemClock), "api");
         let mut n_queued = 0;
-        for object in objects {
-            let payload = if object.is_empty() {
-                serde_json::json!({"connection_id": connection_id})
-            } else {
-                serde_json::json!({"connection_id": connection_id, "object_type": object})
+        for job in jobs {
+            let object = match &job {
+                integrations::Job::Sync { object_type, .. } => object_type.clone(),
+                _ => String::new(),
             };
-            let job = integrations::NewJob::new(kind, payload);
-            let family = format!("{kind}:{connection_id}:{object}:manual:");
+            let family = format!("{}:{connection_id}:{object}:manual:", job.kind());
             n_queued += i32::from(
                 queue
-                    .enqueue_unless_pending(job, &family)
+                    .enqueue_unless_pending(integrations::NewJob::new(job), &family)
                     .await
                     .map_err(super::errors::engine)?,
             );
