@@ -124,6 +124,8 @@ pub struct Settings {
     /// `SHUTDOWN_GRACE` (seconds, default 10): after SIGTERM, how long running jobs get to reach
     /// their next stopping point (a sync: its next page boundary) before the process exits.
     pub shutdown_grace: Duration,
+    /// `SYNC_REQUEST_BUDGET`: API calls one sync run may make (default 100,000; at least 1).
+    pub sync_request_budget: u64,
     /// `METRICS_BIND_ADDR`: serve `/metrics` on this address only (not on `BIND_ADDR`).
     pub metrics_bind_addr: Option<SocketAddr>,
     /// `METRICS_TOKEN`: `/metrics` answers only `Authorization: Bearer <this>`.
@@ -178,6 +180,7 @@ impl fmt::Debug for Settings {
             .field("rate_limit_webhooks", &self.rate_limit_webhooks)
             .field("client_ip_header", &self.client_ip_header)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("sync_request_budget", &self.sync_request_budget)
             .field("metrics_bind_addr", &self.metrics_bind_addr)
             .field("metrics_token", &self.metrics_token)
             .field("uses_dev_keys", &self.uses_dev_keys)
@@ -350,6 +353,18 @@ impl Settings {
                 })?)
             }
         };
+        let sync_request_budget = match get("SYNC_REQUEST_BUDGET") {
+            None => integrations::DEFAULT_SYNC_REQUEST_BUDGET,
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|calls| *calls >= 1)
+                .ok_or_else(|| SettingsError::Invalid {
+                    name: "SYNC_REQUEST_BUDGET",
+                    reason: format!("`{text}` is not a whole number of calls of at least 1"),
+                })?,
+        };
         let metrics_bind_addr = get("METRICS_BIND_ADDR")
             .map(|text| {
                 text.trim()
@@ -472,6 +487,7 @@ impl Settings {
             client_ip_header,
             metrics_bind_addr,
             shutdown_grace,
+            sync_request_budget,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             api_database_url: get("API_DATABASE_URL"),
             worker_database_url: get("WORKER_DATABASE_URL"),

@@ -19,10 +19,7 @@ use providers::{
     ProviderKind, ProviderSpec, Revocation, SealedSecret, TokenSet,
 };
 use sea_orm::sea_query::{Expr, ExprTrait as _};
-use sea_orm::{
-    ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set,
-    TransactionTrait as _,
-};
+use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -408,7 +405,7 @@ impl ConnectionManager {
         let now = self.now();
         let metadata_is_api_key =
             metadata.get("auth_mode").and_then(Value::as_str) == Some("api_key");
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         connections::Entity::update_many()
             .col_expr(connections::Column::Status, Expr::value("ACTIVE"))
             .col_expr(
@@ -578,7 +575,7 @@ impl ConnectionManager {
             revocation = Some(outcome);
         }
         let now = self.now();
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         entity::integration_credentials::Entity::delete_by_id(connection_id)
             .exec(&transaction)
             .await?;

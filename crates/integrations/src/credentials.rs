@@ -17,7 +17,6 @@ use providers::{Clock, Keyring, OAuthClient, ProviderError, SealedSecret, TokenS
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set,
-    TransactionTrait as _,
 };
 use uuid::Uuid;
 
@@ -222,7 +221,7 @@ impl CredentialStore {
         if !tokens.expires_within(self.clock.now(), self.refresh_margin) {
             return Ok(tokens.access_token);
         }
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         // Take the row's lock first (PostgreSQL: row lock; SQLite: the write lock), then re-read.
         let locked = credentials::Entity::update_many()
             .col_expr(

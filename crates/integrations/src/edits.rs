@@ -13,7 +13,7 @@ use providers::Clock;
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{
     ColumnTrait as _, DatabaseConnection, DatabaseTransaction, EntityTrait as _, QueryFilter as _,
-    Set, TransactionTrait as _,
+    Set,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -53,7 +53,7 @@ impl AttributeEditor {
             )));
         }
         let now = self.now();
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
         let attribute_id = attribute_id(&transaction, &entity, key, now).await?;
         attribute_values::Entity::insert(attribute_values::ActiveModel {
@@ -116,7 +116,7 @@ impl AttributeEditor {
         expected_sync_version: i64,
     ) -> Result<i64, EngineError> {
         let now = self.now();
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
         let attribute = attribute_definitions::Entity::find()
             .filter(attribute_definitions::Column::WorkspaceId.eq(entity.workspace_id))

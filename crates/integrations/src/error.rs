@@ -30,6 +30,10 @@ pub enum EngineError {
     /// its lease released, for any worker to resume at once.
     #[error("stopped at a page boundary for shutdown")]
     Stopped,
+    /// A provider read would have started over again within one run (its position expired right
+    /// after a full re-read): the run stops with its checkpoint kept, and is retried with backoff.
+    #[error("runaway read stopped: {0}")]
+    RunawayRead(String),
     /// Anything else: a database failure, a broken invariant.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -49,7 +53,7 @@ impl EngineError {
                 error,
                 ProviderError::Reauthorize { .. } | ProviderError::Misconfigured { .. }
             ),
-            Self::LeaseLost | Self::Stopped | Self::Unexpected(_) => false,
+            Self::LeaseLost | Self::Stopped | Self::RunawayRead(_) | Self::Unexpected(_) => false,
         }
     }
 }

@@ -35,7 +35,7 @@ use providers::{Clock, ProviderClient, ProviderError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, Set, TransactionTrait as _,
+    QuerySelect as _, Set,
 };
 use uuid::Uuid;
 
@@ -227,7 +227,7 @@ impl HealthMonitor {
         let checked_at = self.now();
         let log_id = Uuid::now_v7();
         let response_ms = i32::try_from(response_time.as_millis()).unwrap_or(i32::MAX);
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         health_logs::Entity::insert(health_logs::ActiveModel {
             id: Set(log_id),
             connection_id: Set(connection_id),

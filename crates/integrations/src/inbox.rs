@@ -14,7 +14,7 @@ use providers::{Clock, ProviderKind, VerifiedEvent};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, RelationTrait as _, Set, TransactionTrait as _,
+    QuerySelect as _, RelationTrait as _, Set,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -165,7 +165,7 @@ impl WebhookInbox {
             return Ok(intakes);
         }
         let now = self.now();
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         let rows = candidates.iter().map(|(index, connection_id, key)| {
             let event = events[*index].0;
             webhook_events::ActiveModel {

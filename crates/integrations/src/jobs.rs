@@ -16,7 +16,7 @@ use providers::Clock;
 use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait as _, Condition, DatabaseConnection, EntityTrait as _, PaginatorTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, Set, TransactionTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, Set,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -264,7 +264,7 @@ impl JobQueue {
         // On SQLite two workers can pick the same row; the update re-checks it, and the loser picks
         // again.
         for _ in 0..8 {
-            let transaction = self.db.begin().await?;
+            let transaction = crate::begin_write(&self.db).await?;
             // Two picks, each an index scan that stops at its first row (one query with an OR of
             // both conditions cost a scan and sort of the whole backlog: 106 ms per claim with
             // 54,000 queued): a job whose worker's lock expired first, else the next queued one

@@ -63,9 +63,26 @@ pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
-pub use sync::{DEFAULT_SYNC_LEASE, SyncClaim, SyncEngine, SyncReport, field_value};
+pub use sync::{
+    DEFAULT_SYNC_LEASE, DEFAULT_SYNC_REQUEST_BUDGET, SyncClaim, SyncEngine, SyncReport, field_value,
+};
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
     sanitized_account_info, validation_interval,
 };
 pub use worker::{JobOutcome, ProviderFactory, Worker};
+
+/// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads before it writes cannot upgrade to a writer once another connection
+/// has committed (SQLite answers "database is locked" at once, whatever the busy timeout), while
+/// an immediate one waits its turn for the write lock under the busy timeout. PostgreSQL begins
+/// as usual.
+pub async fn begin_write<C: sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<C::Transaction, sea_orm::DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

@@ -19,11 +19,11 @@ use entity::{
     entity_attribute_values as attribute_values, integration_connections as connections,
     integration_definitions as definitions, integration_sync_states as sync_states,
 };
-use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions};
+use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions, RequestBudget};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{
     ColumnTrait as _, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait as _,
-    QueryFilter as _, Statement, TransactionTrait as _,
+    QueryFilter as _, Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -137,7 +137,18 @@ pub struct SyncEngine {
     progress: Option<ProgressFeed>,
     observer: Option<Arc<dyn EngineObserver>>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    request_budget: u64,
 }
+
+/// API calls one sync run may make unless configured otherwise (`SYNC_REQUEST_BUDGET`): far more
+/// than an incremental run needs (100 pages of HubSpot contacts is 100 calls; a Gmail backfill of
+/// 10,000 messages is about 10,100), so only a reader that runs away meets it. A run that does
+/// ends in an error with its checkpoint kept, and its job is retried with backoff.
+pub const DEFAULT_SYNC_REQUEST_BUDGET: u64 = 100_000;
+
+/// Full re-reads (a provider expiring the saved position) one run may begin: the second ends the
+/// run in an error instead of reading everything again.
+const MAX_RESTARTS_PER_RUN: u32 = 1;
 
 impl SyncEngine {
     /// An engine on `db`; `worker_id` names this process in leases.
@@ -154,7 +165,14 @@ impl SyncEngine {
             progress: None,
             observer: None,
             stop: None,
+            request_budget: DEFAULT_SYNC_REQUEST_BUDGET,
         }
+    }
+
+    /// Lets each run make at most `calls` API calls (see [`DEFAULT_SYNC_REQUEST_BUDGET`]).
+    pub fn with_request_budget(mut self, calls: u64) -> Self {
+        self.request_budget = calls;
+        self
     }
 
     /// Stops runs at the next page boundary once `stop` reads true (the process is shutting
@@ -448,7 +466,10 @@ impl SyncEngine {
         options: &ReadOptions,
     ) -> Result<SyncReport, EngineError> {
         let heartbeat = self.heartbeat(&claim);
-        let outcome = self.pages(&mut claim, client, options).await;
+        let client = client
+            .clone()
+            .with_request_budget(RequestBudget::new(self.request_budget));
+        let outcome = self.pages(&mut claim, &client, options).await;
         drop(heartbeat);
         match outcome {
             Ok(report) => {
@@ -486,7 +507,20 @@ impl SyncEngine {
             .read_page(&object_type, claim.cursor.as_ref(), options)
             .await
             .map_err(|error| (error.into(), report.clone()))?;
+        let mut restarts = 0;
         loop {
+            if page.restarted {
+                restarts += 1;
+                if restarts > MAX_RESTARTS_PER_RUN {
+                    return Err((
+                        EngineError::RunawayRead(format!(
+                            "{} expired the sync position again right after a full re-read of `{object_type}`",
+                            claim.provider
+                        )),
+                        report,
+                    ));
+                }
+            }
             let has_more = page.has_more;
             let cursor = page.cursor.clone();
             // The next page is read while this one is written: still one request at a time to the
@@ -622,7 +656,7 @@ impl SyncEngine {
         so_far: &SyncReport,
     ) -> Result<SyncReport, EngineError> {
         let now = self.now();
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         let external_ids: BTreeSet<&str> = page
             .records
             .iter()
@@ -835,7 +869,7 @@ impl SyncEngine {
 
     async fn finish(&self, claim: &SyncClaim, report: &SyncReport) -> Result<(), EngineError> {
         let now = self.now();
-        let transaction = self.db.begin().await?;
+        let transaction = crate::begin_write(&self.db).await?;
         let released = sync_states::Entity::update_many()
             .col_expr(sync_states::Column::SyncStatus, Expr::value("idle"))
             .col_expr(

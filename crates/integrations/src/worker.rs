@@ -87,6 +87,7 @@ pub struct Worker {
     progress: Option<ProgressFeed>,
     observer: Option<Arc<dyn EngineObserver>>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
+    sync_request_budget: u64,
 }
 
 impl std::fmt::Debug for Worker {
@@ -119,7 +120,14 @@ impl Worker {
             progress: None,
             observer: None,
             stop: None,
+            sync_request_budget: crate::DEFAULT_SYNC_REQUEST_BUDGET,
         }
+    }
+
+    /// Lets each sync run make at most `calls` API calls (`SYNC_REQUEST_BUDGET`).
+    pub fn with_sync_request_budget(mut self, calls: u64) -> Self {
+        self.sync_request_budget = calls;
+        self
     }
 
     /// The platform's public URL (`PUBLIC_BASE_URL`), to register per-connection webhooks at

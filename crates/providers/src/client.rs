@@ -3,6 +3,8 @@
 //! the per-provider modules it dispatches to.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -33,6 +35,44 @@ pub struct AccountInfo {
     pub response_time: Duration,
 }
 
+/// A number of API calls shared by the clones of a client: each call takes one (its retries,
+/// bounded by the retry policy, ride on it), and a call with none left fails with [`ProviderError::RequestBudgetExhausted`] before
+/// anything is sent. A sync run gets one, so no reader loop can run away with the quota.
+#[derive(Debug, Clone)]
+pub struct RequestBudget {
+    limit: u64,
+    used: Arc<AtomicU64>,
+}
+
+impl RequestBudget {
+    /// A budget of `limit` calls.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Calls made (or refused) so far.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed).min(self.limit)
+    }
+
+    /// The budget.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Takes one call; false when none is left.
+    fn take(&self) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used < self.limit).then_some(used + 1)
+            })
+            .is_ok()
+    }
+}
+
 /// One connection's API access.
 #[derive(Clone)]
 pub struct ProviderClient {
@@ -40,6 +80,7 @@ pub struct ProviderClient {
     http: HttpCore,
     access_token: SecretString,
     account_id: Option<String>,
+    budget: Option<RequestBudget>,
 }
 
 impl fmt::Debug for ProviderClient {
@@ -63,7 +104,14 @@ impl ProviderClient {
             http,
             access_token,
             account_id: None,
+            budget: None,
         }
+    }
+
+    /// Spends `budget` on this client's calls (see [`RequestBudget`]).
+    pub fn with_request_budget(mut self, budget: RequestBudget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Remembers the account id learned by [`ProviderClient::validate`], to build record links.
@@ -171,6 +219,14 @@ impl ProviderClient {
         builder: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<T, ProviderError> {
+        if let Some(budget) = &self.budget
+            && !budget.take()
+        {
+            return Err(ProviderError::RequestBudgetExhausted {
+                provider: self.provider(),
+                limit: budget.limit(),
+            });
+        }
         let request = builder
             .build()
             .map_err(|error| ProviderError::Misconfigured {

@@ -100,6 +100,15 @@ pub enum ProviderError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The caller's request budget for this piece of work (one sync run) is used up: the work
+    /// stops here, and continues from its last checkpoint when run again.
+    #[error("{provider}: the request budget of {limit} calls is used up")]
+    RequestBudgetExhausted {
+        /// Which provider.
+        provider: ProviderKind,
+        /// The budget.
+        limit: u64,
+    },
     /// The saved cursor is no longer valid (Gmail's history id expired): resynchronize fully.
     #[error("{provider}: the sync cursor expired; a full resync is needed")]
     CursorExpired {
@@ -122,6 +131,7 @@ impl ProviderError {
             | Self::Rejected { provider, .. }
             | Self::Misconfigured { provider, .. }
             | Self::Decode { provider, .. }
+            | Self::RequestBudgetExhausted { provider, .. }
             | Self::CursorExpired { provider } => *provider,
         }
     }

@@ -191,6 +191,7 @@ async fn backfill(
     resync: bool,
 ) -> Result<Page, ProviderError> {
     let mut query = vec![("maxResults", page_size(options))];
+    let first_page = page_token.is_none();
     if let Some(page_token) = page_token {
         query.push(("pageToken", page_token));
     }
@@ -225,6 +226,7 @@ async fn backfill(
         records,
         cursor: Cursor::encode(&state),
         has_more: true,
+        restarted: resync && first_page,
     })
 }
 
@@ -341,6 +343,7 @@ async fn history(
         records,
         cursor: Cursor::encode(&state),
         has_more,
+        restarted: false,
     })
 }
 

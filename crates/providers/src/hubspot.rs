@@ -259,6 +259,7 @@ async fn search(
         records,
         cursor: Cursor::encode(&state),
         has_more: true,
+        restarted: false,
     })
 }
 
@@ -325,6 +326,7 @@ async fn read_archived(
         records,
         cursor: Cursor::encode(&state),
         has_more,
+        restarted: false,
     })
 }
 

@@ -235,6 +235,7 @@ async fn search(
         records,
         cursor: Cursor::encode(&state),
         has_more,
+        restarted: false,
     })
 }
 
@@ -320,6 +321,7 @@ async fn scroll_companies(
         records,
         cursor: Cursor::encode(&state),
         has_more: !at_end,
+        restarted: false,
     })
 }
 

@@ -96,7 +96,9 @@ mod validation;
 pub mod webhooks;
 mod zendesk;
 
-pub use client::{AccountInfo, INTERCOM_API_VERSION, ProviderClient, STRIPE_API_VERSION, objects};
+pub use client::{
+    AccountInfo, INTERCOM_API_VERSION, ProviderClient, RequestBudget, STRIPE_API_VERSION, objects,
+};
 pub use error::ProviderError;
 pub use http::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
 pub use oauth::{AuthorizationRequest, OAuthClient, OAuthCredentials, Revocation, TokenSet};

@@ -74,6 +74,10 @@ pub struct Page {
     pub cursor: Cursor,
     /// Whether another page follows now; `false` means caught up until the next sync.
     pub has_more: bool,
+    /// This page begins a full re-read because the saved position expired (Gmail's history id
+    /// too old). A caller bounds how often that may happen in one run: a provider that keeps
+    /// expiring the position would otherwise be read in full again and again.
+    pub restarted: bool,
 }
 
 /// What the caller wants read beyond the provider's defaults.

@@ -170,6 +170,7 @@ pub(crate) async fn read_page(
         records,
         cursor: Cursor::encode(&state),
         has_more,
+        restarted: false,
     })
 }
 

@@ -244,6 +244,7 @@ async fn list_page(
         records,
         cursor: Cursor::encode(&next_state),
         has_more: true,
+        restarted: false,
     })
 }
 
@@ -266,6 +267,7 @@ async fn events_page(
             records: Vec::new(),
             cursor: Cursor::encode(&state),
             has_more: false,
+            restarted: false,
         });
     }
     let mut query: Vec<(&str, String)> = event_types(object_type)
@@ -324,6 +326,7 @@ async fn events_page(
         records,
         cursor: Cursor::encode(&state),
         has_more,
+        restarted: false,
     })
 }
 

@@ -165,6 +165,7 @@ pub(crate) async fn read_page(
         records,
         cursor: Cursor::encode(&state),
         has_more: !export.end_of_stream,
+        restarted: false,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Object, Result};
 use entity::{workspace_members, workspaces};
-use sea_orm::{EntityTrait as _, Set, TransactionTrait as _};
+use sea_orm::{EntityTrait as _, Set};
 use uuid::Uuid;
 
 use super::errors::{Code, db, error, internal};
@@ -38,7 +38,7 @@ impl EditMutation {
         let pool = &super::query::request(ctx)?.pool;
         let now = chrono::Utc::now().fixed_offset();
         let id = Uuid::new_v4();
-        let transaction = pool.begin().await.map_err(db)?;
+        let transaction = integrations::begin_write(pool).await.map_err(db)?;
         workspaces::Entity::insert(workspaces::ActiveModel {
             id: Set(id),
             name: Set(name.clone()),
