@@ -237,3 +237,30 @@ async fn sigterm_stops_a_sync_at_a_page_boundary_and_the_next_process_resumes_at
     );
     Ok(())
 }
+
+/// Two replicas: the one holding the sync's lease is killed (`kill -9`) while the other keeps
+/// running. The survivor takes the sync over by itself within a minute of the kill (the dead
+/// replica's job lock and lease lapse; no manual step) and ends with every record once.
+#[tokio::test]
+async fn the_surviving_replica_resumes_a_killed_replicas_sync_within_a_minute() -> anyhow::Result<()>
+{
+    let (test_db, provider) = world().await?;
+    let entities = "SELECT count(*) FROM entities WHERE source_type = 'INTEGRATION'";
+    let holder = start(&test_db.url, &provider.uri())?;
+    until(&test_db, entities, 50, Duration::from_secs(30)).await?;
+    // The holder is stuck reading page two; the survivor runs beside it, and its workers find
+    // the job locked by the holder.
+    let _survivor = start(&test_db.url, &provider.uri())?;
+    drop(holder); // SIGKILL
+    let resumed_in = until(&test_db, entities, 100, Duration::from_secs(90)).await?;
+    println!("the survivor finished the sync {resumed_in:?} after the kill");
+    assert!(resumed_in <= Duration::from_secs(60), "took {resumed_in:?}");
+    let distinct = test_db
+        .count(
+            "SELECT count(DISTINCT source_external_id) FROM entities WHERE source_type = 'INTEGRATION'",
+            vec![],
+        )
+        .await?;
+    assert_eq!(distinct, 100, "no record twice, none missing");
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! instances tick, and workers run sync, validation and webhook follow-up jobs against a mock.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use integrations::{
     CredentialKind, CredentialStore, EngineError, Job, JobOutcome, JobQueue, NewJob,
@@ -624,6 +625,104 @@ async fn jobs_that_cannot_succeed_fail_once_and_are_not_retried() -> anyhow::Res
                 "{backend:?}: {kind}"
             );
         }
+    }
+    Ok(())
+}
+
+/// 25 Stripe key connections, each with its validation and webhook registration queued, run by
+/// five workers at once (50 jobs, the provider answering slowly so they overlap): every
+/// connection keeps both keys the jobs write, and the key it was connected with.
+#[tokio::test]
+async fn fifty_concurrent_validate_and_register_jobs_keep_every_metadata_key() -> anyhow::Result<()>
+{
+    use integrations::ConnectionManager;
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let clock = ManualClock::new();
+        let keyring = Arc::new(Keyring::parse(&SecretString::from(
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ))?);
+        let manager = ConnectionManager::new(test_db.db.clone(), clock.clone(), keyring.clone());
+        for _ in 0..25 {
+            let tenant = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+            manager
+                .connect_with_api_key(
+                    tenant.workspace_id,
+                    tenant.user_id,
+                    "stripe",
+                    &SecretString::from("rk_test_51Nv0FGQ9RKHgCVdKabcdef"),
+                )
+                .await?;
+        }
+        test_db
+            .execute("DELETE FROM job_queue WHERE kind = 'sync'", vec![])
+            .await?;
+        let server = MockServer::start().await;
+        let slow = Duration::from_millis(30);
+        Mock::given(method("POST"))
+            .and(path("/v1/webhook_endpoints"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(
+                        json!({"id": "we_1", "object": "webhook_endpoint", "secret": "whsec_x"}),
+                    )
+                    .set_delay(slow),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/account"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": "acct_1", "object": "account"}))
+                    .set_delay(slow),
+            )
+            .mount(&server)
+            .await;
+        let credentials = CredentialStore::new(test_db.db.clone(), clock.clone(), keyring);
+        let factory = Arc::new(MockFactory {
+            base_url: server.uri(),
+            clock: clock.clone(),
+        });
+        let mut workers = tokio::task::JoinSet::new();
+        for index in 0..5 {
+            let worker = Worker::new(
+                test_db.db.clone(),
+                clock.clone(),
+                credentials.clone(),
+                factory.clone(),
+                format!("worker-{index}"),
+            )
+            .with_public_base_url("https://platform.example.com");
+            workers.spawn(async move {
+                let mut outcomes = Vec::new();
+                while let Some(outcome) = worker.run_once().await? {
+                    outcomes.push(outcome);
+                }
+                anyhow::Ok(outcomes)
+            });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(done) = workers.join_next().await {
+            outcomes.extend(done??);
+        }
+        assert_eq!(outcomes.len(), 50, "{backend:?}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, JobOutcome::Succeeded { .. })),
+            "{backend:?}: {outcomes:?}"
+        );
+        let complete = test_db
+            .count(
+                "SELECT count(*) FROM integration_connections
+                 WHERE connection_metadata ->> 'external_account_id' = 'acct_1'
+                   AND connection_metadata ->> 'webhook_id' = 'we_1'
+                   AND connection_metadata ->> 'auth_mode' = 'api_key'",
+                vec![],
+            )
+            .await?;
+        assert_eq!(complete, 25, "{backend:?}: every key survived");
     }
     Ok(())
 }
