@@ -341,6 +341,17 @@ async fn disconnect_revokes_deletes_credentials_and_stops_syncs() -> anyhow::Res
         let connection_id = world
             .complete(&state, Some("good-code"), None, world.user_id)
             .await?;
+        // A sync that ran before: its state has a cursor.
+        let engine =
+            integrations::SyncEngine::new(world.test_db.db.clone(), world.clock.clone(), "w");
+        drop(engine.claim(connection_id, "contacts").await?);
+        world
+            .test_db
+            .execute(
+                "UPDATE integration_sync_states SET sync_cursor = '{\"after\":\"9\"}', sync_status = 'idle'",
+                vec![],
+            )
+            .await?;
         let oauth = world.oauth(ProviderKind::HubSpot, &ConnectionConfig::default())?;
         let outcome = world
             .manager
@@ -356,6 +367,14 @@ async fn disconnect_revokes_deletes_credentials_and_stops_syncs() -> anyhow::Res
             outcome.revocation,
             Some(Ok(providers::Revocation::Revoked)),
             "{backend:?}"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM integration_sync_states WHERE sync_status = 'disabled' AND lease_owner IS NULL").await?, 1);
+        assert!(
+            matches!(
+                engine.lease_expiry(connection_id, "contacts").await,
+                Err(EngineError::Conflict(_))
+            ),
+            "{backend:?}: a disabled sync is not waited for"
         );
         world.server.verify().await;
         assert_eq!(
@@ -373,8 +392,18 @@ async fn disconnect_revokes_deletes_credentials_and_stops_syncs() -> anyhow::Res
             4,
             "{backend:?}: queued validation and syncs cancelled"
         );
-        // Reconnecting later is allowed.
-        assert!(world.start("hubspot").await.is_ok());
+        // Reconnecting later is allowed, and its syncs read everything again from the start.
+        let (_, state) = world.start("hubspot").await?;
+        let again = world
+            .complete(&state, Some("good-code"), None, world.user_id)
+            .await?;
+        assert_eq!(again, connection_id, "{backend:?}: the same connection row");
+        assert_eq!(world.count("SELECT count(*) FROM integration_sync_states WHERE sync_status = 'idle' AND sync_cursor IS NULL").await?, 1, "{backend:?}");
+        let claim = engine
+            .claim(connection_id, "contacts")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{backend:?}: the reconnected sync is claimable"))?;
+        assert_eq!(claim.cursor, None);
     }
     Ok(())
 }

@@ -159,7 +159,10 @@ fn refuse(state: &AppState, slug: &str, refusal: Refusal) -> Response {
 async fn mark_unverifiable(state: &AppState, connection_id: Uuid, cause: &str) {
     use sea_orm::sea_query::Expr;
     let marked = connections::Entity::update_many()
-        .col_expr(connections::Column::ConnectionStatus, Expr::value("error"))
+        .col_expr(
+            connections::Column::ConnectionStatus,
+            Expr::value(integrations::ConnectionStatus::Error.as_str()),
+        )
         .col_expr(
             connections::Column::ValidationError,
             Expr::value(UNVERIFIABLE_REASON),
@@ -167,7 +170,10 @@ async fn mark_unverifiable(state: &AppState, connection_id: Uuid, cause: &str) {
         .filter(connections::Column::Id.eq(connection_id))
         .filter(
             sea_orm::Condition::any()
-                .add(connections::Column::ConnectionStatus.ne("error"))
+                .add(
+                    connections::Column::ConnectionStatus
+                        .ne(integrations::ConnectionStatus::Error.as_str()),
+                )
                 .add(connections::Column::ValidationError.is_null())
                 .add(connections::Column::ValidationError.ne(UNVERIFIABLE_REASON)),
         )
@@ -356,7 +362,7 @@ async fn connection_verifier(
         return Err(Refusal::not_found());
     }
     // A disconnected connection takes nothing: 410 tells the provider the endpoint is gone.
-    if connection.status == "DISCONNECTED" {
+    if connection.status == integrations::Lifecycle::Disconnected.as_str() {
         return Err(Refusal::disconnected());
     }
     match kind {

@@ -10,21 +10,21 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
 use entity::{
-    integration_connections as connections, integration_definitions as definitions,
-    integration_sync_states as sync_states, job_queue, oauth_states,
+    integration_connections as connections, integration_definitions as definitions, oauth_states,
 };
 use providers::secrecy::{ExposeSecret as _, SecretString};
 use providers::{
     AuthMode, Clock, ConnectionConfig, IntercomRegion, Keyring, OAuthClient, ProviderError,
     ProviderKind, ProviderSpec, Revocation, SealedSecret, TokenSet,
 };
-use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, Set};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::jobs::{Job, NewJob, enqueue_on};
+use crate::lifecycle::Lifecycle;
 use crate::{CredentialKind, CredentialStore, EngineError};
 
 /// How long an authorization may take before its `state` expires.
@@ -176,7 +176,7 @@ impl ConnectionManager {
             .one(&self.db)
             .await?;
         match existing {
-            Some(connection) if connection.status == "ACTIVE" => {
+            Some(connection) if connection.status == Lifecycle::Active.as_str() => {
                 Err(EngineError::Conflict(format!(
                     "this workspace is already connected to the integration (connection {}); disconnect it first",
                     connection.id
@@ -186,7 +186,7 @@ impl ConnectionManager {
                 connections::Entity::update_many()
                     .col_expr(
                         connections::Column::Status,
-                        Expr::value("PENDING_AUTHORIZATION"),
+                        Expr::value(Lifecycle::PendingAuthorization),
                     )
                     .col_expr(
                         connections::Column::ConnectionMetadata,
@@ -205,7 +205,7 @@ impl ConnectionManager {
                     id: Set(id),
                     workspace_id: Set(workspace_id),
                     integration_id: Set(integration_id),
-                    status: Set("PENDING_AUTHORIZATION".to_owned()),
+                    status: Set(Lifecycle::PendingAuthorization.as_str().to_owned()),
                     connection_metadata: Set(metadata),
                     created_at: Set(now),
                     updated_at: Set(now),
@@ -406,27 +406,7 @@ impl ConnectionManager {
         let metadata_is_api_key =
             metadata.get("auth_mode").and_then(Value::as_str) == Some("api_key");
         let transaction = crate::begin_write(&self.db).await?;
-        connections::Entity::update_many()
-            .col_expr(connections::Column::Status, Expr::value("ACTIVE"))
-            .col_expr(
-                connections::Column::ConnectionStatus,
-                Expr::value("connected"),
-            )
-            .col_expr(
-                connections::Column::ConnectionMetadata,
-                Expr::value(metadata),
-            )
-            .col_expr(connections::Column::SyncStatus, Expr::value("idle"))
-            .col_expr(connections::Column::IsActive, Expr::value(true))
-            .col_expr(
-                connections::Column::ValidationError,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(connections::Column::UpdatedBy, Expr::value(user_id))
-            .col_expr(connections::Column::UpdatedAt, Expr::value(now))
-            .filter(connections::Column::Id.eq(connection_id))
-            .exec(&transaction)
-            .await?;
+        crate::lifecycle::activate(&transaction, connection_id, now, user_id, metadata).await?;
         let stamp = now.timestamp();
         enqueue_on(
             &transaction,
@@ -579,43 +559,13 @@ impl ConnectionManager {
         entity::integration_credentials::Entity::delete_by_id(connection_id)
             .exec(&transaction)
             .await?;
-        connections::Entity::update_many()
-            .col_expr(connections::Column::Status, Expr::value("DISCONNECTED"))
-            .col_expr(
-                connections::Column::ConnectionStatus,
-                Expr::value("disconnected"),
-            )
-            .col_expr(connections::Column::SyncStatus, Expr::value("disabled"))
-            // Nothing is checked any more: the last health reading no longer says anything.
-            .col_expr(connections::Column::HealthStatus, Expr::value("UNKNOWN"))
-            .col_expr(connections::Column::IsActive, Expr::value(false))
-            .col_expr(connections::Column::UpdatedBy, Expr::value(user_id))
-            .col_expr(connections::Column::UpdatedAt, Expr::value(now))
-            .filter(connections::Column::Id.eq(connection.id))
-            .exec(&transaction)
-            .await?;
-        sync_states::Entity::update_many()
-            .col_expr(sync_states::Column::SyncStatus, Expr::value("disabled"))
-            .col_expr(
-                sync_states::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                sync_states::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<FixedOffset>>::None),
-            )
-            .filter(sync_states::Column::ConnectionId.eq(connection.id))
-            .exec(&transaction)
-            .await?;
-        job_queue::Entity::update_many()
-            .col_expr(job_queue::Column::Status, Expr::value("cancelled"))
-            .col_expr(job_queue::Column::FinishedAt, Expr::value(now))
-            .filter(job_queue::Column::Status.eq("queued"))
-            .filter(
-                Expr::cust("job_queue.payload ->> 'connection_id'").eq(connection.id.to_string()),
-            )
-            .exec(&transaction)
-            .await?;
+        crate::lifecycle::stop(
+            &transaction,
+            connection.id,
+            now,
+            crate::lifecycle::Stop::ByUser { by: user_id },
+        )
+        .await?;
         transaction.commit().await?;
         Ok(Disconnected { revocation })
     }

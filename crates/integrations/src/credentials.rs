@@ -237,7 +237,7 @@ impl CredentialStore {
             )));
         }
         let connection = self.connection(&transaction, connection_id).await?;
-        if connection.connection_status == "disconnected" {
+        if connection.connection_status == crate::ConnectionStatus::Disconnected.as_str() {
             return Err(EngineError::Provider(ProviderError::Reauthorize {
                 provider: provider_of(&transaction, &connection).await?,
                 reason: connection
@@ -288,27 +288,15 @@ impl CredentialStore {
                 Ok(refreshed.access_token)
             }
             Err(error @ ProviderError::Reauthorize { .. }) => {
-                let now = self.now();
-                connections::Entity::update_many()
-                    .col_expr(
-                        connections::Column::ConnectionStatus,
-                        Expr::value("disconnected"),
-                    )
-                    .col_expr(connections::Column::Status, Expr::value("DISCONNECTED"))
-                    .col_expr(connections::Column::HealthStatus, Expr::value("ERROR"))
-                    .col_expr(
-                        connections::Column::ValidationError,
-                        Expr::value(error.to_string()),
-                    )
-                    .col_expr(
-                        connections::Column::LastConnectionValidation,
-                        Expr::value(now),
-                    )
-                    .col_expr(connections::Column::SyncStatus, Expr::value("disabled"))
-                    .col_expr(connections::Column::UpdatedAt, Expr::value(now))
-                    .filter(connections::Column::Id.eq(connection_id))
-                    .exec(&transaction)
-                    .await?;
+                crate::lifecycle::stop(
+                    &transaction,
+                    connection_id,
+                    self.now(),
+                    crate::lifecycle::Stop::GrantRevoked {
+                        reason: &error.to_string(),
+                    },
+                )
+                .await?;
                 self.observe_refresh(&transaction, &connection, "revoked")
                     .await;
                 transaction.commit().await?;

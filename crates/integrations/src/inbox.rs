@@ -227,7 +227,7 @@ impl WebhookInbox {
                 Expr::cust("CAST(integration_connections.connection_metadata ->> 'external_account_id' AS TEXT)")
                     .eq(account_id),
             )
-            .filter(connections::Column::Status.ne("DISCONNECTED"))
+            .filter(connections::Column::Status.ne(crate::Lifecycle::Disconnected))
             .order_by_asc(connections::Column::CreatedAt)
             .all(&self.db)
             .await?;

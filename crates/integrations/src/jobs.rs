@@ -22,6 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::EngineError;
+use crate::lifecycle::JobStatus;
 
 /// What a job does, with its arguments: the only way to build a job or read one back. It is
 /// stored as the row's `kind` (the tag) and `payload` (the other fields, as JSON).
@@ -203,7 +204,7 @@ impl JobQueue {
             )
             .filter(job_queue::Column::Id.eq(job_id))
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
-            .filter(job_queue::Column::Status.eq("running"))
+            .filter(job_queue::Column::Status.eq(JobStatus::Running))
             .exec(&self.db)
             .await?;
         Ok(renewed.rows_affected == 1)
@@ -229,10 +230,10 @@ impl JobQueue {
             .filter(job_queue::Column::JobKey.starts_with(family))
             .filter(
                 Condition::any()
-                    .add(job_queue::Column::Status.eq("queued"))
+                    .add(job_queue::Column::Status.eq(JobStatus::Queued))
                     .add(
                         Condition::all()
-                            .add(job_queue::Column::Status.eq("running"))
+                            .add(job_queue::Column::Status.eq(JobStatus::Running))
                             .add(job_queue::Column::LockedUntil.gte(self.now())),
                     ),
             )
@@ -251,12 +252,12 @@ impl JobQueue {
         let due = Condition::any()
             .add(
                 Condition::all()
-                    .add(job_queue::Column::Status.eq("queued"))
+                    .add(job_queue::Column::Status.eq(JobStatus::Queued))
                     .add(job_queue::Column::RunAt.lte(now)),
             )
             .add(
                 Condition::all()
-                    .add(job_queue::Column::Status.eq("running"))
+                    .add(job_queue::Column::Status.eq(JobStatus::Running))
                     .add(job_queue::Column::LockedUntil.lt(now)),
             );
         // Pick then update, in one transaction. (`UPDATE … WHERE id IN (SELECT … LIMIT 1 FOR UPDATE
@@ -272,7 +273,7 @@ impl JobQueue {
             let stale = job_queue::Entity::find()
                 .select_only()
                 .column(job_queue::Column::Id)
-                .filter(job_queue::Column::Status.eq("running"))
+                .filter(job_queue::Column::Status.eq(JobStatus::Running))
                 .filter(job_queue::Column::LockedUntil.lt(now))
                 .filter(job_queue::Column::Kind.is_in(kinds.iter().copied()))
                 .order_by_asc(job_queue::Column::LockedUntil)
@@ -287,7 +288,7 @@ impl JobQueue {
                     job_queue::Entity::find()
                         .select_only()
                         .column(job_queue::Column::Id)
-                        .filter(job_queue::Column::Status.eq("queued"))
+                        .filter(job_queue::Column::Status.eq(JobStatus::Queued))
                         .filter(job_queue::Column::Queue.eq("default"))
                         .filter(job_queue::Column::RunAt.lte(now))
                         .filter(job_queue::Column::Kind.is_in(kinds.iter().copied()))
@@ -305,7 +306,7 @@ impl JobQueue {
                 return Ok(None);
             };
             let claimed = job_queue::Entity::update_many()
-                .col_expr(job_queue::Column::Status, Expr::value("running"))
+                .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Running))
                 .col_expr(
                     job_queue::Column::LockedBy,
                     Expr::value(self.worker_id.clone()),
@@ -335,7 +336,7 @@ impl JobQueue {
     pub async fn complete(&self, job: &job_queue::Model) -> Result<(), EngineError> {
         let now = self.now();
         job_queue::Entity::update_many()
-            .col_expr(job_queue::Column::Status, Expr::value("succeeded"))
+            .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Succeeded))
             .col_expr(job_queue::Column::FinishedAt, Expr::value(now))
             .col_expr(
                 job_queue::Column::LockedUntil,
@@ -359,7 +360,7 @@ impl JobQueue {
     ) -> Result<(), EngineError> {
         let now = self.now();
         job_queue::Entity::update_many()
-            .col_expr(job_queue::Column::Status, Expr::value("queued"))
+            .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Queued))
             .col_expr(job_queue::Column::RunAt, Expr::value(Ord::max(run_at, now)))
             .col_expr(
                 job_queue::Column::Attempts,
@@ -398,7 +399,11 @@ impl JobQueue {
         job_queue::Entity::update_many()
             .col_expr(
                 job_queue::Column::Status,
-                Expr::value(if exhausted { "failed" } else { "queued" }),
+                Expr::value(if exhausted {
+                    JobStatus::Failed
+                } else {
+                    JobStatus::Queued
+                }),
             )
             .col_expr(job_queue::Column::RunAt, Expr::value(now + delay))
             .col_expr(job_queue::Column::LastError, Expr::value(message))
@@ -427,7 +432,7 @@ impl JobQueue {
         let now = self.now();
         let message: String = error.chars().take(1_000).collect();
         job_queue::Entity::update_many()
-            .col_expr(job_queue::Column::Status, Expr::value("failed"))
+            .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Failed))
             .col_expr(job_queue::Column::LastError, Expr::value(message))
             .col_expr(
                 job_queue::Column::LockedUntil,
@@ -480,7 +485,7 @@ fn queued(now: DateTime<FixedOffset>, job: NewJob) -> job_queue::ActiveModel {
         kind: Set(job.job.kind().to_owned()),
         payload: Set(job.job.payload()),
         job_key: Set(job.job_key),
-        status: Set("queued".to_owned()),
+        status: Set(JobStatus::Queued.as_str().to_owned()),
         priority: Set(0),
         attempts: Set(0),
         max_attempts: Set(Ord::max(job.max_attempts, 1)),

@@ -39,6 +39,7 @@ mod health;
 mod heartbeat;
 mod inbox;
 mod jobs;
+mod lifecycle;
 mod mapping;
 mod progress;
 mod scheduler;
@@ -60,6 +61,7 @@ pub use health::{
 };
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
+pub use lifecycle::{JobStatus, Lifecycle, SyncStatus};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
 pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};

@@ -43,7 +43,7 @@ pub struct SyncProgress {
 impl SyncProgress {
     /// Whether this is the run's last event.
     pub fn is_final(&self) -> bool {
-        self.status != "syncing"
+        self.status != crate::SyncStatus::Syncing.as_str()
     }
 }
 

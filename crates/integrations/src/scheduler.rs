@@ -87,9 +87,9 @@ impl Scheduler {
                 sea_orm::JoinType::InnerJoin,
                 connections::Relation::IntegrationDefinitions.def(),
             )
-            .filter(connections::Column::Status.eq("ACTIVE"))
+            .filter(connections::Column::Status.eq(crate::Lifecycle::Active))
             .filter(connections::Column::IsActive.eq(true))
-            .filter(connections::Column::SyncStatus.ne("disabled"))
+            .filter(connections::Column::SyncStatus.ne(crate::SyncStatus::Disabled))
             .into_tuple()
             .all(&self.db)
             .await?;

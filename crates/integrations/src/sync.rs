@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::EngineError;
 use crate::heartbeat::Heartbeat;
+use crate::lifecycle::{Lifecycle, SyncStatus};
 use crate::mapping::{ObjectMapping, object_mapping};
 use crate::progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
 use plan::{Existing, ExistingEntity, Origin, PlanInput};
@@ -67,7 +68,7 @@ impl SyncReport {
 fn progress_event(
     claim: &SyncClaim,
     report: &SyncReport,
-    status: &str,
+    status: SyncStatus,
     error: Option<String>,
 ) -> SyncProgress {
     SyncProgress {
@@ -78,7 +79,7 @@ fn progress_event(
         updated: report.updated,
         deleted: report.deleted,
         conflicts: report.conflicts,
-        status: status.to_owned(),
+        status: status.as_str().to_owned(),
         error,
     }
 }
@@ -262,7 +263,11 @@ impl SyncEngine {
 
     /// Announces a run's last event.
     async fn announce_end(&self, claim: &SyncClaim, report: &SyncReport, error: Option<String>) {
-        let status = if error.is_some() { "error" } else { "idle" };
+        let status = if error.is_some() {
+            SyncStatus::Error
+        } else {
+            SyncStatus::Idle
+        };
         let event = progress_event(claim, report, status, error);
         if let Err(failure) = self.notify(&self.db, &event).await {
             tracing::warn!(error = %failure, "could not announce the end of a sync");
@@ -304,19 +309,29 @@ impl SyncEngine {
     }
 
     /// When the current claim of `object_type` on `connection_id` ends (its lease's expiry),
-    /// if one is held.
+    /// if one is held. A disabled sync (its connection was disconnected) is a conflict: waiting
+    /// would never end.
     pub async fn lease_expiry(
         &self,
         connection_id: Uuid,
         object_type: &str,
     ) -> Result<Option<DateTime<FixedOffset>>, EngineError> {
-        Ok(sync_states::Entity::find()
+        let state = sync_states::Entity::find()
             .filter(sync_states::Column::ConnectionId.eq(connection_id))
             .filter(sync_states::Column::ObjectType.eq(object_type))
             .one(&self.db)
-            .await?
-            .filter(|state| state.sync_status == "syncing")
-            .and_then(|state| state.lease_expires_at))
+            .await?;
+        match state {
+            Some(state) if state.sync_status == SyncStatus::Disabled.as_str() => {
+                Err(EngineError::Conflict(format!(
+                    "the sync of `{object_type}` on connection {connection_id} is disabled"
+                )))
+            }
+            Some(state) if state.sync_status == SyncStatus::Syncing.as_str() => {
+                Ok(state.lease_expires_at)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Claims the sync of `object_type` on `connection_id`. `Ok(None)` when another worker holds
@@ -339,9 +354,9 @@ impl SyncEngine {
         let provider = ProviderKind::from_slug(&definition.slug).ok_or_else(|| {
             EngineError::InvalidInput(format!("no adapter for integration `{}`", definition.slug))
         })?;
-        if connection.status != "ACTIVE"
+        if connection.status != Lifecycle::Active.as_str()
             || !connection.is_active
-            || connection.sync_status == "disabled"
+            || connection.sync_status == SyncStatus::Disabled.as_str()
         {
             return Err(EngineError::Conflict(format!(
                 "connection {connection_id} is not active (status {}, sync {})",
@@ -368,10 +383,10 @@ impl SyncEngine {
             .exec_without_returning(&self.db)
             .await?;
         let claimable = Condition::any()
-            .add(sync_states::Column::SyncStatus.is_in(["idle", "error"]))
+            .add(sync_states::Column::SyncStatus.is_in([SyncStatus::Idle, SyncStatus::Error]))
             .add(
                 Condition::all()
-                    .add(sync_states::Column::SyncStatus.eq("syncing"))
+                    .add(sync_states::Column::SyncStatus.eq(SyncStatus::Syncing))
                     .add(
                         Condition::any()
                             .add(sync_states::Column::LeaseExpiresAt.is_null())
@@ -379,7 +394,10 @@ impl SyncEngine {
                     ),
             );
         let claimed = sync_states::Entity::update_many()
-            .col_expr(sync_states::Column::SyncStatus, Expr::value("syncing"))
+            .col_expr(
+                sync_states::Column::SyncStatus,
+                Expr::value(SyncStatus::Syncing),
+            )
             .col_expr(
                 sync_states::Column::LeaseOwner,
                 Expr::value(lease_owner.clone()),
@@ -395,7 +413,7 @@ impl SyncEngine {
                 sea_orm::sea_query::CaseStatement::new()
                     .case(
                         Expr::col(sync_states::Column::SyncStatus)
-                            .eq("syncing")
+                            .eq(SyncStatus::Syncing)
                             .and(Expr::col(sync_states::Column::LastSyncStartedAt).is_not_null()),
                         Expr::col(sync_states::Column::LastSyncStartedAt),
                     )
@@ -436,7 +454,10 @@ impl SyncEngine {
                 EngineError::NotFound(format!("sync state of {connection_id}/{object_type}"))
             })?;
         connections::Entity::update_many()
-            .col_expr(connections::Column::SyncStatus, Expr::value("syncing"))
+            .col_expr(
+                connections::Column::SyncStatus,
+                Expr::value(SyncStatus::Syncing),
+            )
             .filter(connections::Column::Id.eq(connection_id))
             .exec(&self.db)
             .await?;
@@ -846,7 +867,7 @@ impl SyncEngine {
         let mut totals = so_far.clone();
         totals.pages += 1;
         totals.add(&counts);
-        let event = progress_event(claim, &totals, "syncing", None);
+        let event = progress_event(claim, &totals, SyncStatus::Syncing, None);
         self.notify(&transaction, &event).await?;
         transaction.commit().await?;
         self.publish_local(event);
@@ -871,7 +892,10 @@ impl SyncEngine {
         let now = self.now();
         let transaction = crate::begin_write(&self.db).await?;
         let released = sync_states::Entity::update_many()
-            .col_expr(sync_states::Column::SyncStatus, Expr::value("idle"))
+            .col_expr(
+                sync_states::Column::SyncStatus,
+                Expr::value(SyncStatus::Idle),
+            )
             .col_expr(
                 sync_states::Column::LeaseOwner,
                 Expr::value(Option::<String>::None),
@@ -914,16 +938,19 @@ impl SyncEngine {
                 connections::Column::LastErrorMessage,
                 Expr::value(Option::<String>::None),
             )
-            .col_expr(connections::Column::SyncStatus, Expr::value("idle"))
+            .col_expr(
+                connections::Column::SyncStatus,
+                Expr::value(SyncStatus::Idle),
+            )
             .filter(connections::Column::Id.eq(claim.connection_id))
-            .filter(connections::Column::SyncStatus.ne("disabled"))
+            .filter(connections::Column::SyncStatus.ne(SyncStatus::Disabled))
             .filter(
                 Expr::exists(
                     Query::select()
                         .expr(Expr::val(1))
                         .from(sync_states::Entity)
                         .and_where(sync_states::Column::ConnectionId.eq(claim.connection_id))
-                        .and_where(sync_states::Column::SyncStatus.eq("syncing"))
+                        .and_where(sync_states::Column::SyncStatus.eq(SyncStatus::Syncing))
                         .to_owned(),
                 )
                 .not(),
@@ -938,7 +965,10 @@ impl SyncEngine {
         let now = self.now();
         let message: String = message.chars().take(1_000).collect();
         sync_states::Entity::update_many()
-            .col_expr(sync_states::Column::SyncStatus, Expr::value("error"))
+            .col_expr(
+                sync_states::Column::SyncStatus,
+                Expr::value(SyncStatus::Error),
+            )
             .col_expr(
                 sync_states::Column::LeaseOwner,
                 Expr::value(Option::<String>::None),
@@ -961,14 +991,17 @@ impl SyncEngine {
             .exec(&self.db)
             .await?;
         connections::Entity::update_many()
-            .col_expr(connections::Column::SyncStatus, Expr::value("error"))
+            .col_expr(
+                connections::Column::SyncStatus,
+                Expr::value(SyncStatus::Error),
+            )
             .col_expr(
                 connections::Column::ErrorCount,
                 Expr::col(connections::Column::ErrorCount).add(1),
             )
             .col_expr(connections::Column::LastErrorMessage, Expr::value(message))
             .filter(connections::Column::Id.eq(claim.connection_id))
-            .filter(connections::Column::SyncStatus.ne("disabled"))
+            .filter(connections::Column::SyncStatus.ne(SyncStatus::Disabled))
             .exec(&self.db)
             .await?;
         Ok(())

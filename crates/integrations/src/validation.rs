@@ -292,13 +292,17 @@ impl ConnectionValidator {
                     .await?;
             }
             ValidationOutcome::Disconnected { error } => {
-                columns.push((
-                    connections::Column::ValidationError,
-                    Expr::value(short_message(error)),
-                ));
-                columns.push((connections::Column::Status, Expr::value("DISCONNECTED")));
-                columns.push((connections::Column::HealthStatus, Expr::value("ERROR")));
-                self.set(connection_id, columns).await?;
+                let transaction = crate::begin_write(&self.db).await?;
+                crate::lifecycle::stop(
+                    &transaction,
+                    connection_id,
+                    now,
+                    crate::lifecycle::Stop::GrantRevoked {
+                        reason: &short_message(error),
+                    },
+                )
+                .await?;
+                transaction.commit().await?;
             }
             ValidationOutcome::Failed { error, .. } => {
                 columns.push((
@@ -357,7 +361,7 @@ impl ConnectionValidator {
             .select_only()
             .column(connections::Column::Id)
             .filter(connections::Column::IsActive.eq(true))
-            .filter(connections::Column::Status.eq("ACTIVE"))
+            .filter(connections::Column::Status.eq(crate::Lifecycle::Active))
             .filter(connections::Column::ConnectionStatus.is_in([
                 ConnectionStatus::Unknown.as_str(),
                 ConnectionStatus::Error.as_str(),

@@ -185,7 +185,7 @@ struct AdminConnection {
 impl AdminConnection {
     /// `CONFLICT` for a disconnected connection: nothing runs on it until it is connected again.
     fn refuse_disconnected(&self) -> Result<()> {
-        if self.connection.status == "DISCONNECTED" {
+        if self.connection.status == integrations::Lifecycle::Disconnected.as_str() {
             return Err(error(
                 Code::Conflict,
                 "the connection is disconnected: connect it again first",
