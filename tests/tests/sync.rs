@@ -659,3 +659,38 @@ async fn a_stop_ends_the_run_at_a_page_boundary_and_another_worker_resumes_at_on
     }
     Ok(())
 }
+
+/// A database failure in a run says which step failed and why, in the error and in the sync
+/// state's last error.
+#[tokio::test]
+async fn a_database_failure_names_the_step_that_failed() -> anyhow::Result<()> {
+    let world = World::new(Backend::Sqlite).await?;
+    let server = hubspot(vec![vec![contact(
+        "1",
+        "ada@example.com",
+        "Ada",
+        "2026-11-01T10:00:00.000Z",
+    )]])
+    .await;
+    world
+        .test_db
+        .execute("DROP TABLE entity_attribute_provenance", vec![])
+        .await?;
+    let error = world
+        .sync(&server)
+        .await
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("upserting attribute values") && error.contains("no such table"),
+        "{error}"
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM integration_sync_states WHERE sync_status = 'error' AND last_error_message LIKE 'upserting attribute values: %no such table%'")
+            .await?,
+        1
+    );
+    Ok(())
+}

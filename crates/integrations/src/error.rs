@@ -34,8 +34,9 @@ pub enum EngineError {
     /// after a full re-read): the run stops with its checkpoint kept, and is retried with backoff.
     #[error("runaway read stopped: {0}")]
     RunawayRead(String),
-    /// Anything else: a database failure, a broken invariant.
-    #[error(transparent)]
+    /// Anything else: a database failure, a broken invariant. Shown with its whole chain (the
+    /// step that failed, then the cause: "upserting provenance: no such table …").
+    #[error("{0:#}")]
     Unexpected(#[from] anyhow::Error),
 }
 

@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use chrono::{DateTime, FixedOffset};
 use entity::job_queue;
 use providers::Clock;
@@ -206,7 +208,8 @@ impl JobQueue {
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
             .filter(job_queue::Column::Status.eq(JobStatus::Running))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("renewing a job lock")?;
         Ok(renewed.rows_affected == 1)
     }
 
@@ -238,7 +241,8 @@ impl JobQueue {
                     ),
             )
             .count(&self.db)
-            .await?;
+            .await
+            .context("counting pending jobs")?;
         if pending > 0 {
             return Ok(false);
         }
@@ -281,25 +285,25 @@ impl JobQueue {
                 .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
                 .into_tuple::<Uuid>()
                 .one(&transaction)
-                .await?;
+                .await
+                .context("picking a job whose lock lapsed")?;
             let next = match stale {
                 Some(id) => Some(id),
-                None => {
-                    job_queue::Entity::find()
-                        .select_only()
-                        .column(job_queue::Column::Id)
-                        .filter(job_queue::Column::Status.eq(JobStatus::Queued))
-                        .filter(job_queue::Column::Queue.eq("default"))
-                        .filter(job_queue::Column::RunAt.lte(now))
-                        .filter(job_queue::Column::Kind.is_in(kinds.iter().copied()))
-                        .order_by_desc(job_queue::Column::Priority)
-                        .order_by_asc(job_queue::Column::RunAt)
-                        .limit(1)
-                        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-                        .into_tuple::<Uuid>()
-                        .one(&transaction)
-                        .await?
-                }
+                None => job_queue::Entity::find()
+                    .select_only()
+                    .column(job_queue::Column::Id)
+                    .filter(job_queue::Column::Status.eq(JobStatus::Queued))
+                    .filter(job_queue::Column::Queue.eq("default"))
+                    .filter(job_queue::Column::RunAt.lte(now))
+                    .filter(job_queue::Column::Kind.is_in(kinds.iter().copied()))
+                    .order_by_desc(job_queue::Column::Priority)
+                    .order_by_asc(job_queue::Column::RunAt)
+                    .limit(1)
+                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                    .into_tuple::<Uuid>()
+                    .one(&transaction)
+                    .await
+                    .context("picking the next queued job")?,
             };
             let Some(id) = next else {
                 transaction.commit().await?;
@@ -323,7 +327,8 @@ impl JobQueue {
                 .filter(job_queue::Column::Id.eq(id))
                 .filter(due.clone())
                 .exec_with_returning(&transaction)
-                .await?;
+                .await
+                .context("claiming the job")?;
             transaction.commit().await?;
             if let Some(job) = claimed.into_iter().next() {
                 return Ok(Some(job));
@@ -346,7 +351,8 @@ impl JobQueue {
             .filter(job_queue::Column::Id.eq(job.id))
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("completing the job")?;
         Ok(())
     }
 
@@ -375,7 +381,8 @@ impl JobQueue {
             .filter(job_queue::Column::Id.eq(job.id))
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("deferring the job")?;
         Ok(())
     }
 
@@ -419,7 +426,8 @@ impl JobQueue {
             .filter(job_queue::Column::Id.eq(job.id))
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("recording the failed job")?;
         Ok(())
     }
 
@@ -443,7 +451,8 @@ impl JobQueue {
             .filter(job_queue::Column::Id.eq(job.id))
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("failing the job for good")?;
         Ok(())
     }
 }
@@ -457,7 +466,8 @@ pub(crate) async fn enqueue_on<C: sea_orm::ConnectionTrait>(
     let inserted = job_queue::Entity::insert(queued(now, job))
         .on_conflict_do_nothing_on([job_queue::Column::JobKey])
         .exec_without_returning(db)
-        .await?;
+        .await
+        .context("enqueueing a job")?;
     Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(1)))
 }
 
@@ -473,7 +483,8 @@ pub(crate) async fn enqueue_many_on<C: sea_orm::ConnectionTrait>(
     job_queue::Entity::insert_many(jobs.into_iter().map(|job| queued(now, job)))
         .on_conflict_do_nothing_on([job_queue::Column::JobKey])
         .exec_without_returning(db)
-        .await?;
+        .await
+        .context("enqueueing jobs")?;
     Ok(())
 }
 

@@ -13,6 +13,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use chrono::{DateTime, FixedOffset};
 use entity::{
     attribute_definitions, entities, entity_attribute_provenance as provenance,
@@ -211,7 +213,8 @@ impl SyncEngine {
             .filter(sync_states::Column::Id.eq(claim.state_id))
             .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("releasing the sync lease")?;
         Ok(())
     }
 
@@ -247,7 +250,8 @@ impl SyncEngine {
                 "SELECT pg_notify($1, $2)",
                 [PROGRESS_CHANNEL.into(), payload.into()],
             ))
-            .await?;
+            .await
+            .context("notifying sync progress")?;
         }
         Ok(())
     }
@@ -302,7 +306,8 @@ impl SyncEngine {
                     .filter(sync_states::Column::Id.eq(state_id))
                     .filter(sync_states::Column::LeaseOwner.eq(owner))
                     .exec(&db)
-                    .await?;
+                    .await
+                    .context("renewing the sync lease")?;
                 Ok(renewed.rows_affected == 1)
             }
         })
@@ -320,7 +325,8 @@ impl SyncEngine {
             .filter(sync_states::Column::ConnectionId.eq(connection_id))
             .filter(sync_states::Column::ObjectType.eq(object_type))
             .one(&self.db)
-            .await?;
+            .await
+            .context("reading the sync lease")?;
         match state {
             Some(state) if state.sync_status == SyncStatus::Disabled.as_str() => {
                 Err(EngineError::Conflict(format!(
@@ -343,11 +349,13 @@ impl SyncEngine {
     ) -> Result<Option<SyncClaim>, EngineError> {
         let connection = connections::Entity::find_by_id(connection_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("reading the connection to sync")?
             .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))?;
         let definition = definitions::Entity::find_by_id(connection.integration_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("reading the connection's integration")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("integration {}", connection.integration_id))
             })?;
@@ -381,7 +389,8 @@ impl SyncEngine {
                 sync_states::Column::ObjectType,
             ])
             .exec_without_returning(&self.db)
-            .await?;
+            .await
+            .context("creating the sync state")?;
         let claimable = Condition::any()
             .add(sync_states::Column::SyncStatus.is_in([SyncStatus::Idle, SyncStatus::Error]))
             .add(
@@ -441,7 +450,8 @@ impl SyncEngine {
             .filter(sync_states::Column::ObjectType.eq(object_type))
             .filter(claimable)
             .exec(&self.db)
-            .await?;
+            .await
+            .context("claiming the sync state")?;
         if claimed.rows_affected == 0 {
             return Ok(None);
         }
@@ -449,7 +459,8 @@ impl SyncEngine {
             .filter(sync_states::Column::ConnectionId.eq(connection_id))
             .filter(sync_states::Column::ObjectType.eq(object_type))
             .one(&self.db)
-            .await?
+            .await
+            .context("reading the claimed sync state")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("sync state of {connection_id}/{object_type}"))
             })?;
@@ -460,7 +471,8 @@ impl SyncEngine {
             )
             .filter(connections::Column::Id.eq(connection_id))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("marking the connection's sync running")?;
         Ok(Some(SyncClaim {
             state_id: state.id,
             lease_owner,
@@ -602,13 +614,15 @@ impl SyncEngine {
                 attribute_definitions::Column::Key,
             ])
             .exec_without_returning(&self.db)
-            .await?;
+            .await
+            .context("defining the mapped attributes")?;
         let rows = attribute_definitions::Entity::find()
             .filter(attribute_definitions::Column::WorkspaceId.eq(claim.workspace_id))
             .filter(attribute_definitions::Column::EntityType.eq(claim.mapping.entity_type))
             .filter(attribute_definitions::Column::Key.is_in(keys.iter().map(|key| key.as_str())))
             .all(&self.db)
-            .await?;
+            .await
+            .context("reading the attribute ids")?;
         Ok(rows.into_iter().map(|row| (row.key, row.id)).collect())
     }
 
@@ -626,7 +640,8 @@ impl SyncEngine {
                 .filter(entities::Column::SourceIntegrationId.eq(claim.integration_id))
                 .filter(entities::Column::SourceExternalId.is_in(chunk.iter().copied()))
                 .all(db)
-                .await?;
+                .await
+                .context("reading the page's entities")?;
             for row in rows {
                 if let Some(external_id) = row.source_external_id {
                     existing.entities.insert(
@@ -644,7 +659,8 @@ impl SyncEngine {
             for row in attribute_values::Entity::find()
                 .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
                 .all(db)
-                .await?
+                .await
+                .context("reading the page's attribute values")?
             {
                 existing
                     .values
@@ -653,7 +669,8 @@ impl SyncEngine {
             for row in provenance::Entity::find()
                 .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
                 .all(db)
-                .await?
+                .await
+                .context("reading the page's provenance")?
             {
                 existing.origins.insert(
                     (row.entity_id, row.attribute_id),
@@ -775,7 +792,8 @@ impl SyncEngine {
                     .to_owned(),
                 )
                 .exec_without_returning(&transaction)
-                .await?;
+                .await
+            .context("upserting entities")?;
         }
         for chunk in value_rows.chunks(ROWS_PER_STATEMENT) {
             attribute_values::Entity::insert_many(chunk.to_vec())
@@ -791,7 +809,8 @@ impl SyncEngine {
                         .to_owned(),
                 )
                 .exec_without_returning(&transaction)
-                .await?;
+                .await
+            .context("upserting attribute values")?;
         }
         for chunk in provenance_rows.chunks(ROWS_PER_STATEMENT) {
             provenance::Entity::insert_many(chunk.to_vec())
@@ -812,7 +831,8 @@ impl SyncEngine {
                     .to_owned(),
                 )
                 .exec_without_returning(&transaction)
-                .await?;
+                .await
+                .context("upserting provenance")?;
         }
         for chunk in archive_ids.chunks(ROWS_PER_STATEMENT) {
             entities::Entity::update_many()
@@ -826,7 +846,8 @@ impl SyncEngine {
                 .filter(entities::Column::Id.is_in(chunk.iter().copied()))
                 .filter(entities::Column::ArchivedAt.is_null())
                 .exec(&transaction)
-                .await?;
+                .await
+                .context("archiving deleted records")?;
         }
 
         let checkpoint = sync_states::Entity::update_many()
@@ -859,7 +880,8 @@ impl SyncEngine {
             .filter(sync_states::Column::Id.eq(claim.state_id))
             .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
             .exec(&transaction)
-            .await?;
+            .await
+            .context("checkpointing the page")?;
         if checkpoint.rows_affected != 1 {
             transaction.rollback().await?;
             return Err(EngineError::LeaseLost);
@@ -914,7 +936,8 @@ impl SyncEngine {
             .filter(sync_states::Column::Id.eq(claim.state_id))
             .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
             .exec(&transaction)
-            .await?;
+            .await
+            .context("ending the run")?;
         if released.rows_affected != 1 {
             transaction.rollback().await?;
             return Err(EngineError::LeaseLost);
@@ -956,7 +979,8 @@ impl SyncEngine {
                 .not(),
             )
             .exec(&transaction)
-            .await?;
+            .await
+            .context("recording the run on the connection")?;
         transaction.commit().await?;
         Ok(())
     }
@@ -989,7 +1013,8 @@ impl SyncEngine {
             .filter(sync_states::Column::Id.eq(claim.state_id))
             .filter(sync_states::Column::LeaseOwner.eq(claim.lease_owner.clone()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("recording the failed run")?;
         connections::Entity::update_many()
             .col_expr(
                 connections::Column::SyncStatus,
@@ -1003,7 +1028,8 @@ impl SyncEngine {
             .filter(connections::Column::Id.eq(claim.connection_id))
             .filter(connections::Column::SyncStatus.ne(SyncStatus::Disabled))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("recording the failed run on the connection")?;
         Ok(())
     }
 }

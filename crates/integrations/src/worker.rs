@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use entity::{
     integration_connections as connections, integration_definitions as definitions, job_queue,
 };
@@ -338,14 +340,16 @@ impl Worker {
             )
             .filter(connections::Column::Id.eq(connection_id))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("recording the registered webhook's id")?;
         Ok(())
     }
 
     async fn connection(&self, connection_id: Uuid) -> Result<connections::Model, EngineError> {
         connections::Entity::find_by_id(connection_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("reading the connection")?
             .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))
     }
 
@@ -353,7 +357,8 @@ impl Worker {
         let definition = definitions::Entity::find()
             .filter(definitions::Column::Id.eq(connection.integration_id))
             .one(&self.db)
-            .await?
+            .await
+            .context("reading the connection's integration")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("integration {}", connection.integration_id))
             })?;
@@ -383,7 +388,8 @@ impl Worker {
         let config = config_from_json(&connection.connection_metadata);
         let stored = entity::integration_credentials::Entity::find_by_id(connection_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("reading the connection's credentials")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("credentials of connection {connection_id}"))
             })?;
