@@ -37,7 +37,7 @@ impl ConfiguredProviders {
     fn http(&self, kind: ProviderKind) -> Result<HttpCore, ProviderError> {
         HttpCore::new(
             kind,
-            RetryPolicy::default(),
+            RetryPolicy::for_provider(kind),
             self.clock.clone(),
             Arc::new(TokioSleeper),
         )
@@ -94,13 +94,19 @@ impl ProviderFactory for ConfiguredProviders {
             spec = spec.with_api_base_url(base_url)?;
         }
         let mut spec = spec.for_connection(config)?;
+        let mut identity_url = None;
         if kind == ProviderKind::Salesforce {
-            // Each org has its own API host, returned with its tokens.
+            // Each org has its own API host, and an identity URL, returned with its tokens.
             if let Some(instance_url) = metadata.get("instance_url").and_then(Value::as_str) {
                 spec = spec.with_api_base_url(instance_url)?;
             }
+            identity_url = metadata.get("id").and_then(Value::as_str);
         }
-        Ok(ProviderClient::new(spec, self.http(kind)?, access_token))
+        let client = ProviderClient::new(spec, self.http(kind)?, access_token);
+        Ok(match identity_url {
+            Some(url) => client.with_identity_url(url),
+            None => client,
+        })
     }
 }
 

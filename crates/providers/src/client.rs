@@ -80,6 +80,7 @@ pub struct ProviderClient {
     http: HttpCore,
     access_token: SecretString,
     account_id: Option<String>,
+    identity_url: Option<String>,
     budget: Option<RequestBudget>,
 }
 
@@ -91,6 +92,7 @@ impl fmt::Debug for ProviderClient {
             .field("api_base_url", &self.spec.api_base_url)
             .field("access_token", &"[redacted]")
             .field("account_id", &self.account_id)
+            .field("identity_url", &self.identity_url)
             .finish()
     }
 }
@@ -104,8 +106,27 @@ impl ProviderClient {
             http,
             access_token,
             account_id: None,
+            identity_url: None,
             budget: None,
         }
+    }
+
+    /// Salesforce's identity URL (the `id` of the token response,
+    /// `https://login.salesforce.com/id/{orgId}/{userId}`): [`ProviderClient::validate`] reads the
+    /// account there (display name, org id, user id). It must be an `https` URL on a
+    /// `salesforce.com` or `force.com` host, or on the API's own host; another is refused when
+    /// validating, so the token is never sent elsewhere.
+    pub fn with_identity_url(mut self, url: impl Into<String>) -> Self {
+        self.identity_url = Some(url.into());
+        self
+    }
+
+    pub(crate) fn identity_url(&self) -> Option<&str> {
+        self.identity_url.as_deref()
+    }
+
+    pub(crate) fn api_base_url(&self) -> &str {
+        &self.spec.api_base_url
     }
 
     /// Spends `budget` on this client's calls (see [`RequestBudget`]).

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
-use crate::{ProviderError, ProviderKind};
+use crate::{ProviderError, ProviderKind, RateLimits, WaitHeader};
 
 /// Waits for a duration. Production uses [`TokioSleeper`]; tests inject one that records the wait
 /// and returns at once.
@@ -65,6 +65,19 @@ pub struct RetryPolicy {
     pub timeout: Duration,
 }
 
+impl RetryPolicy {
+    /// The provider's defaults: [`RetryPolicy::default`] with its spec's first backoff
+    /// ([`crate::RateLimits::first_backoff`]: Gmail 1 s, HubSpot 200 ms, the others 500 ms).
+    pub fn for_provider(kind: ProviderKind) -> Self {
+        Self {
+            min_delay: crate::ProviderSpec::for_provider(kind)
+                .rate_limits
+                .first_backoff,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
@@ -94,6 +107,7 @@ pub struct HttpCore {
     provider: ProviderKind,
     client: reqwest::Client,
     policy: RetryPolicy,
+    limits: RateLimits,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
 }
@@ -134,6 +148,7 @@ impl HttpCore {
             provider,
             client,
             policy,
+            limits: crate::ProviderSpec::for_provider(provider).rate_limits,
             clock,
             sleeper,
         })
@@ -183,7 +198,7 @@ impl HttpCore {
                     reason: "a streaming request body cannot be retried".to_owned(),
                 });
             };
-            match self.attempt(this_try, accept).await {
+            match self.attempt(this_try, accept, attempt).await {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { error, wait } => {
@@ -229,7 +244,12 @@ impl HttpCore {
         })
     }
 
-    async fn attempt(&self, request: reqwest::Request, accept: fn(u16) -> bool) -> Attempt {
+    async fn attempt(
+        &self,
+        request: reqwest::Request,
+        accept: fn(u16) -> bool,
+        attempt: usize,
+    ) -> Attempt {
         let provider = self.provider;
         let outcome = self.client.execute(request).await;
         let response = match outcome {
@@ -281,7 +301,7 @@ impl HttpCore {
         if accept(status) && status != 429 && status < 500 {
             return Attempt::Done(response);
         }
-        classify(provider, response, self.clock.now())
+        classify(&self.limits, provider, response, self.clock.now(), attempt)
     }
 }
 
@@ -298,8 +318,14 @@ fn transport_detail(error: reqwest::Error) -> String {
     detail
 }
 
-/// Decides what a response means for `provider`.
-fn classify(provider: ProviderKind, response: Response, now: DateTime<Utc>) -> Attempt {
+/// Decides what a response means for `provider`, on the `attempt`-th try.
+fn classify(
+    limits: &RateLimits,
+    provider: ProviderKind,
+    response: Response,
+    now: DateTime<Utc>,
+    attempt: usize,
+) -> Attempt {
     let status = response.status;
     let message = || ProviderError::short(&error_message(&response.body));
     match status {
@@ -319,9 +345,9 @@ fn classify(provider: ProviderKind, response: Response, now: DateTime<Utc>) -> A
             })
         }
         403 if provider == ProviderKind::Gmail
-            && body_contains(&response.body, "RateLimitExceeded") =>
+            && body_contains(&response.body, "ateLimitExceeded") =>
         {
-            rate_limited(provider, &response, now)
+            rate_limited(limits, provider, &response, now, attempt)
         }
         429 if provider == ProviderKind::HubSpot && body_contains(&response.body, "\"DAILY\"") => {
             Attempt::Fail(ProviderError::QuotaExhausted {
@@ -330,7 +356,7 @@ fn classify(provider: ProviderKind, response: Response, now: DateTime<Utc>) -> A
                 detail: message(),
             })
         }
-        429 => rate_limited(provider, &response, now),
+        429 => rate_limited(limits, provider, &response, now, attempt),
         500..=599 => Attempt::Retry {
             error: ProviderError::Unavailable {
                 provider,
@@ -346,8 +372,14 @@ fn classify(provider: ProviderKind, response: Response, now: DateTime<Utc>) -> A
     }
 }
 
-fn rate_limited(provider: ProviderKind, response: &Response, now: DateTime<Utc>) -> Attempt {
-    let wait = provider_wait(provider, &response.headers, now);
+fn rate_limited(
+    limits: &RateLimits,
+    provider: ProviderKind,
+    response: &Response,
+    now: DateTime<Utc>,
+    attempt: usize,
+) -> Attempt {
+    let wait = provider_wait(limits, response, now, attempt);
     Attempt::Retry {
         error: ProviderError::RateLimited {
             provider,
@@ -357,39 +389,63 @@ fn rate_limited(provider: ProviderKind, response: &Response, now: DateTime<Utc>)
     }
 }
 
-/// The wait a provider asks for: `Retry-After` (seconds or HTTP date) first, then the provider's
-/// own headers.
+/// The wait a throttled answer asks for, by the provider's [`RateLimits`]: `Retry-After`, a body
+/// naming its limit (its wait times `attempt`), a `Retry after <time>` in the message, then the
+/// other wait headers in order.
 pub(crate) fn provider_wait(
-    provider: ProviderKind,
-    headers: &HeaderMap,
+    limits: &RateLimits,
+    response: &Response,
     now: DateTime<Utc>,
+    attempt: usize,
 ) -> Option<Duration> {
-    if let Some(wait) = retry_after(headers, now) {
+    // An explicit `Retry-After` is the provider's own answer for this call: it wins.
+    if limits.wait_headers.contains(&WaitHeader::RetryAfter)
+        && let Some(wait) = retry_after(&response.headers, now)
+    {
         return Some(wait);
     }
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    match provider {
-        // X-RateLimit-Reset is the UNIX time the window resets.
-        ProviderKind::Intercom => {
-            let reset: i64 = header("x-ratelimit-reset")?.trim().parse().ok()?;
-            let wait = reset - now.timestamp();
-            Some(Duration::from_secs(u64::try_from(wait.max(1)).ok()?))
-        }
-        // The rolling window's length; waiting one window frees it.
-        ProviderKind::HubSpot => {
-            let interval_ms: u64 = header("x-hubspot-ratelimit-interval-milliseconds")?
-                .trim()
-                .parse()
-                .ok()?;
-            Some(Duration::from_millis(interval_ms))
-        }
-        // Zendesk also sends `ratelimit-reset` in seconds.
-        ProviderKind::Zendesk => {
-            let reset: u64 = header("ratelimit-reset")?.trim().parse().ok()?;
-            Some(Duration::from_secs(reset))
-        }
-        _ => None,
+    if let Some(rule) = limits
+        .body_waits
+        .iter()
+        .find(|rule| body_contains(&response.body, rule.contains))
+    {
+        return Some(rule.per_attempt * u32::try_from(attempt.max(1)).unwrap_or(u32::MAX));
     }
+    if limits.retry_after_in_message
+        && let Some(wait) = hinted_wait(&error_message(&response.body), now)
+    {
+        return Some(wait);
+    }
+    let header = |name: &str| {
+        response
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
+    limits.wait_headers.iter().find_map(|rule| match *rule {
+        WaitHeader::RetryAfter => retry_after(&response.headers, now),
+        WaitHeader::ResetAt(name) => {
+            let reset: i64 = header(name)?.parse().ok()?;
+            Some(Duration::from_secs(
+                u64::try_from((reset - now.timestamp()).max(1)).ok()?,
+            ))
+        }
+        WaitHeader::ResetIn(name) => Some(Duration::from_secs(header(name)?.parse().ok()?)),
+        WaitHeader::WindowMillis(name) => Some(Duration::from_millis(header(name)?.parse().ok()?)),
+    })
+}
+
+/// Google's hint in an error message, `… Retry after 2026-11-22T12:00:05.123Z`: the wait until
+/// then (at least a millisecond when it has passed).
+fn hinted_wait(message: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let (_, after) = message.split_once("Retry after ")?;
+    let time = after
+        .split_whitespace()
+        .next()?
+        .trim_end_matches(['.', ',']);
+    let at = DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::from_millis(1)))
 }
 
 /// `Retry-After` as delta seconds or an HTTP date.

@@ -108,7 +108,9 @@ pub use registration::WebhookRegistration;
 pub use sealing::{Keyring, SealedSecret, SealingError, SealingKey};
 /// The `secrecy` crate this API's secrets are typed with.
 pub use secrecy;
-pub use spec::{AuthMode, ConnectionConfig, IntercomRegion, Pagination, ProviderSpec};
+pub use spec::{
+    AuthMode, BodyWait, ConnectionConfig, IntercomRegion, ProviderSpec, RateLimits, WaitHeader,
+};
 pub use validation::{StripeKeyKind, check_stripe_api_key};
 pub use webhooks::{
     VerifiedEvent, WebhookError, WebhookRejection, WebhookRequest, WebhookVerifier,

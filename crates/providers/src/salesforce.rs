@@ -8,6 +8,14 @@
 //! followed (query locators expire about 15 minutes after their last use, and belong to the session
 //! that opened them), the query restarts from the newest `(SystemModstamp, Id)` this query has
 //! delivered, so nothing is skipped and little is read twice.
+//!
+//! Hard deletes (a record purged from the Recycle Bin never shows in `queryAll`) come from the
+//! getDeleted resource, `sobjects/{Type}/deleted/?start=&end=`, read after each query that ends a
+//! minute or more after the previous window: every id it lists becomes a tombstone, and its
+//! `latestDateCovered` is the next window's start. The first window starts when the first query
+//! began. A window the delete log no longer covers (its `earliestDateAvailable` is after the
+//! window's start, or the start is older than the 15 days Salesforce keeps) means deletes may have
+//! been missed: the reader starts a full re-read, its first page marked `restarted`.
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -20,6 +28,10 @@ use crate::{ProviderError, ProviderKind};
 
 /// The REST API version every query pins (Winter '25).
 pub(crate) const API_VERSION: &str = "62.0";
+/// How far back the delete log reaches.
+const DELETE_LOG_DAYS: chrono::Duration = chrono::Duration::days(15);
+/// The shortest getDeleted window worth a call (the resource works to the minute).
+const MIN_DELETE_WINDOW: chrono::Duration = chrono::Duration::minutes(1);
 /// The smallest and largest batch sizes `Sforce-Query-Options` accepts.
 const MIN_BATCH_SIZE: u32 = 200;
 const MAX_BATCH_SIZE: u32 = 2000;
@@ -47,11 +59,23 @@ struct State {
     /// The `Id` of the last record the query in progress delivered.
     #[serde(default)]
     seen_id: Option<String>,
+    /// The start of the next getDeleted window (`None` in a cursor from before deletes were read:
+    /// set when its next query starts).
+    #[serde(default)]
+    deleted_from: Option<DateTime<Utc>>,
+    /// The query finished and the getDeleted window is due: the next page reads it.
+    #[serde(default)]
+    deletes_due: bool,
 }
 
 impl State {
-    /// Starts a new query from the committed watermark.
-    fn start_query(&mut self) {
+    /// Starts a new query from the committed watermark. A state without a delete window gets one
+    /// from the watermark (at most as old as the delete log reaches), or from now.
+    fn start_query(&mut self, now: DateTime<Utc>) {
+        if self.deleted_from.is_none() {
+            let oldest = now - DELETE_LOG_DAYS + chrono::Duration::hours(1);
+            self.deleted_from = Some(self.watermark.map_or(now, |mark| mark.max(oldest)));
+        }
         self.next_records_url = None;
         self.query_from = self.watermark;
         self.query_after_id = None;
@@ -126,6 +150,9 @@ pub(crate) async fn read_page(
 ) -> Result<Page, ProviderError> {
     let mut state: State = Cursor::state(cursor, ProviderKind::Salesforce)?;
     let soql_fields = fields(object_type, options)?;
+    if state.deletes_due {
+        return deleted(client, object_type, state).await;
+    }
     let response = match state.next_records_url.clone() {
         Some(next_records_url) => {
             let next_records_url = checked_path(client, next_records_url)?;
@@ -141,7 +168,7 @@ pub(crate) async fn read_page(
             }
         }
         None => {
-            state.start_query();
+            state.start_query(client.now());
             query(client, object_type, &soql_fields, &state, options).await?
         }
     };
@@ -158,7 +185,11 @@ pub(crate) async fn read_page(
 
     let has_more = if response.done {
         state.finish_query();
-        false
+        // Deletes since the last window, once a minute or more has passed.
+        state.deletes_due = state
+            .deleted_from
+            .is_some_and(|from| client.now() - from >= MIN_DELETE_WINDOW);
+        state.deletes_due
     } else {
         let next_records_url = response
             .next_records_url
@@ -172,6 +203,116 @@ pub(crate) async fn read_page(
         has_more,
         restarted: false,
     })
+}
+
+/// A getDeleted answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedResponse {
+    deleted_records: Vec<DeletedRecord>,
+    #[serde(default)]
+    earliest_date_available: Option<Value>,
+    #[serde(default)]
+    latest_date_covered: Option<Value>,
+}
+
+/// One id of a getDeleted answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedRecord {
+    id: String,
+    #[serde(default)]
+    deleted_date: Option<Value>,
+}
+
+/// The getDeleted window from `state.deleted_from` to now: its ids as tombstones, then the next
+/// window's start; or, when the delete log no longer covers the window, a full re-read.
+async fn deleted(
+    client: &ProviderClient,
+    object_type: &str,
+    mut state: State,
+) -> Result<Page, ProviderError> {
+    let now = client.now();
+    let from = state.deleted_from.unwrap_or(now);
+    if from < now - DELETE_LOG_DAYS {
+        return Ok(full_reread(now, Vec::new()));
+    }
+    let what = format!("GET sobjects/{object_type}/deleted");
+    let response: DeletedResponse = client
+        .call(
+            client
+                .request(
+                    Method::GET,
+                    &format!("/services/data/v{API_VERSION}/sobjects/{object_type}/deleted/"),
+                )
+                .query(&[("start", window_time(from)), ("end", window_time(now))]),
+            &what,
+        )
+        .await?;
+    let time = |value: Option<&Value>, field: &str| match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => parse_time(value)
+            .map(Some)
+            .ok_or_else(|| ProviderError::Decode {
+                provider: ProviderKind::Salesforce,
+                what: what.clone(),
+                reason: format!("`{field}` is not a date-time"),
+            }),
+    };
+    let earliest = time(
+        response.earliest_date_available.as_ref(),
+        "earliestDateAvailable",
+    )?;
+    let covered = time(response.latest_date_covered.as_ref(), "latestDateCovered")?;
+    let mut records = Vec::with_capacity(response.deleted_records.len());
+    for deleted in response.deleted_records {
+        if deleted.id.is_empty() {
+            return Err(client.missing(&what, "deletedRecords[].id"));
+        }
+        let deleted_at = time(deleted.deleted_date.as_ref(), "deletedDate")?;
+        let mut fields = Map::new();
+        fields.insert("Id".to_owned(), Value::String(deleted.id.clone()));
+        records.push(Record {
+            external_id: deleted.id,
+            object_type: object_type.to_owned(),
+            updated_at: deleted_at,
+            deleted: true,
+            fields,
+            source_url: None,
+        });
+    }
+    if earliest.is_some_and(|earliest| earliest > from) {
+        // The log was purged after the window began: deletes may be missing from it.
+        return Ok(full_reread(now, records));
+    }
+    state.deleted_from = Some(covered.map_or(now, |covered| covered.min(now)));
+    state.deletes_due = false;
+    Ok(Page {
+        records,
+        cursor: Cursor::encode(&state),
+        has_more: false,
+        restarted: false,
+    })
+}
+
+/// A page that begins a full re-read (with what tombstones are known), the next window starting
+/// now.
+fn full_reread(now: DateTime<Utc>, records: Vec<Record>) -> Page {
+    let state = State {
+        deleted_from: Some(now),
+        ..State::default()
+    };
+    Page {
+        records,
+        cursor: Cursor::encode(&state),
+        has_more: true,
+        restarted: true,
+    }
+}
+
+/// A getDeleted window bound, as the resource's documentation writes them.
+fn window_time(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
 }
 
 /// The SOQL field list: common fields, the object's defaults, then the caller's extra fields

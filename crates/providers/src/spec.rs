@@ -1,27 +1,48 @@
 //! Providers as data: one [`ProviderSpec`] per provider with its OAuth endpoints, scopes, PKCE, extra
 //! authorization parameters, token lifetime when the provider omits `expires_in`, API base URL,
-//! pagination style and rate-limit headers. Code elsewhere exists only where a provider really
+//! and how it throttles ([`RateLimits`], read by the shared HTTP core). Code elsewhere exists only where a provider really
 //! differs. Every URL can be overridden (a sandbox or a local mock).
 
 use std::time::Duration;
 
 use crate::{ProviderError, ProviderKind};
 
-/// How a provider pages through lists.
+/// Where a provider says how long to wait after it throttled a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pagination {
-    /// HubSpot: `paging.next.after` in the search body.
-    AfterToken,
-    /// Salesforce: follow `nextRecordsUrl` until `done`.
-    NextRecordsUrl,
-    /// Stripe: `has_more` and the last id as `starting_after`.
-    StartingAfterId,
-    /// Zendesk incremental exports: `after_cursor` until `end_of_stream`.
-    ExportCursor,
-    /// Intercom: `pages.next.starting_after`.
-    StartingAfterCursor,
-    /// Gmail: `nextPageToken`.
-    PageToken,
+pub enum WaitHeader {
+    /// `Retry-After`: seconds, or an HTTP date.
+    RetryAfter,
+    /// The UNIX time the window resets (Intercom's `X-RateLimit-Reset`).
+    ResetAt(&'static str),
+    /// Seconds until the window resets (Zendesk's `ratelimit-reset`).
+    ResetIn(&'static str),
+    /// The rolling window's length in milliseconds: waiting one window frees it (HubSpot's
+    /// `X-HubSpot-RateLimit-Interval-Milliseconds`).
+    WindowMillis(&'static str),
+}
+
+/// A throttled answer whose body names its limit, with a wait that grows with each attempt
+/// (HubSpot's SDK: the search "secondly limit" waits 1 s × attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyWait {
+    /// Text the body contains.
+    pub contains: &'static str,
+    /// The wait for the first attempt; the n-th waits n times this.
+    pub per_attempt: Duration,
+}
+
+/// How a provider throttles, as the shared HTTP core reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Headers that give the wait, tried in order.
+    pub wait_headers: Vec<WaitHeader>,
+    /// Bodies that give the wait (tried before the headers).
+    pub body_waits: Vec<BodyWait>,
+    /// The error message may carry `Retry after <RFC 3339 time>` (Google).
+    pub retry_after_in_message: bool,
+    /// The first backoff when the provider gives no wait; with jitter it is between this and
+    /// twice this, and it doubles with each attempt.
+    pub first_backoff: Duration,
 }
 
 /// How a connection authenticates.
@@ -58,12 +79,8 @@ pub struct ProviderSpec {
     /// The access token's lifetime when a token response has no `expires_in`; `None` only where the
     /// provider documents tokens that never expire (Intercom, Stripe Connect).
     pub default_token_lifetime: Option<Duration>,
-    /// Whether a refresh returns a new refresh token that replaces the old one.
-    pub rotates_refresh_tokens: bool,
-    /// How lists page.
-    pub pagination: Pagination,
-    /// The headers that tell the remaining rate limit or when it resets.
-    pub rate_limit_headers: Vec<&'static str>,
+    /// How it throttles: where its waits are, and the first backoff.
+    pub rate_limits: RateLimits,
 }
 
 fn strings(values: &[&str]) -> Vec<String> {
@@ -92,13 +109,24 @@ impl ProviderSpec {
                 pkce: true,
                 extra_authorize_params: Vec::new(),
                 default_token_lifetime: Some(Duration::from_secs(30 * 60)),
-                rotates_refresh_tokens: false,
-                pagination: Pagination::AfterToken,
-                rate_limit_headers: vec![
-                    "x-hubspot-ratelimit-max",
-                    "x-hubspot-ratelimit-remaining",
-                    "x-hubspot-ratelimit-interval-milliseconds",
-                ],
+                rate_limits: RateLimits {
+                    wait_headers: vec![
+                        WaitHeader::RetryAfter,
+                        WaitHeader::WindowMillis("x-hubspot-ratelimit-interval-milliseconds"),
+                    ],
+                    body_waits: vec![
+                        BodyWait {
+                            contains: "You have reached your secondly limit",
+                            per_attempt: Duration::from_secs(1),
+                        },
+                        BodyWait {
+                            contains: "TEN_SECONDLY_ROLLING",
+                            per_attempt: Duration::from_secs(10),
+                        },
+                    ],
+                    retry_after_in_message: false,
+                    first_backoff: Duration::from_millis(200),
+                },
             },
             ProviderKind::Salesforce => Self {
                 kind,
@@ -112,9 +140,13 @@ impl ProviderSpec {
                 extra_authorize_params: Vec::new(),
                 // No expires_in: the session timeout, two hours by default.
                 default_token_lifetime: Some(Duration::from_secs(2 * 60 * 60)),
-                rotates_refresh_tokens: true,
-                pagination: Pagination::NextRecordsUrl,
-                rate_limit_headers: vec!["sforce-limit-info"],
+                // The org-wide quota is a pause (`QuotaExhausted`), never retried in place.
+                rate_limits: RateLimits {
+                    wait_headers: vec![WaitHeader::RetryAfter],
+                    body_waits: Vec::new(),
+                    retry_after_in_message: false,
+                    first_backoff: Duration::from_millis(500),
+                },
             },
             ProviderKind::Stripe => Self {
                 kind,
@@ -127,9 +159,13 @@ impl ProviderSpec {
                 pkce: false,
                 extra_authorize_params: Vec::new(),
                 default_token_lifetime: None,
-                rotates_refresh_tokens: false,
-                pagination: Pagination::StartingAfterId,
-                rate_limit_headers: vec!["stripe-rate-limited-reason", "stripe-should-retry"],
+                // 0.5–1.0 s first, as Stripe advises for its rate limiter.
+                rate_limits: RateLimits {
+                    wait_headers: vec![WaitHeader::RetryAfter],
+                    body_waits: Vec::new(),
+                    retry_after_in_message: false,
+                    first_backoff: Duration::from_millis(500),
+                },
             },
             ProviderKind::Zendesk => Self {
                 kind,
@@ -147,13 +183,15 @@ impl ProviderSpec {
                 // Lifetimes are configurable and not documented by default: refresh early rather
                 // than treat a missing expires_in as "never expires".
                 default_token_lifetime: Some(Duration::from_secs(30 * 60)),
-                rotates_refresh_tokens: true,
-                pagination: Pagination::ExportCursor,
-                rate_limit_headers: vec![
-                    "x-rate-limit-remaining",
-                    "ratelimit-remaining",
-                    "ratelimit-reset",
-                ],
+                rate_limits: RateLimits {
+                    wait_headers: vec![
+                        WaitHeader::RetryAfter,
+                        WaitHeader::ResetIn("ratelimit-reset"),
+                    ],
+                    body_waits: Vec::new(),
+                    retry_after_in_message: false,
+                    first_backoff: Duration::from_millis(500),
+                },
             },
             ProviderKind::Intercom => Self {
                 kind,
@@ -166,13 +204,15 @@ impl ProviderSpec {
                 pkce: false,
                 extra_authorize_params: Vec::new(),
                 default_token_lifetime: None,
-                rotates_refresh_tokens: false,
-                pagination: Pagination::StartingAfterCursor,
-                rate_limit_headers: vec![
-                    "x-ratelimit-limit",
-                    "x-ratelimit-remaining",
-                    "x-ratelimit-reset",
-                ],
+                rate_limits: RateLimits {
+                    wait_headers: vec![
+                        WaitHeader::RetryAfter,
+                        WaitHeader::ResetAt("x-ratelimit-reset"),
+                    ],
+                    body_waits: Vec::new(),
+                    retry_after_in_message: false,
+                    first_backoff: Duration::from_millis(500),
+                },
             },
             ProviderKind::Gmail => Self {
                 kind,
@@ -189,9 +229,13 @@ impl ProviderSpec {
                     ("include_granted_scopes".to_owned(), "true".to_owned()),
                 ],
                 default_token_lifetime: Some(Duration::from_secs(60 * 60)),
-                rotates_refresh_tokens: false,
-                pagination: Pagination::PageToken,
-                rate_limit_headers: Vec::new(),
+                // Google: truncated exponential backoff from 1–2 s, or the hinted time.
+                rate_limits: RateLimits {
+                    wait_headers: vec![WaitHeader::RetryAfter],
+                    body_waits: Vec::new(),
+                    retry_after_in_message: true,
+                    first_backoff: Duration::from_secs(1),
+                },
             },
         }
     }

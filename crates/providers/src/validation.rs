@@ -94,13 +94,60 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
-/// Calls the provider's account-info endpoint and keeps only what [`Probe`] allows.
+/// Salesforce's identity service (the token response's `id` URL): the user and org with their
+/// names, which `userinfo` lacks.
+const SALESFORCE_IDENTITY: Probe = Probe {
+    path: "identity URL",
+    account_id: "/organization_id",
+    display_name: &["/display_name", "/username"],
+    details: &[
+        ("user_id", "/user_id"),
+        ("username", "/username"),
+        ("locale", "/locale"),
+        ("time_zone", "/timezone"),
+    ],
+};
+
+/// Whether `url` may receive the token as Salesforce's identity URL: `https` on a Salesforce host,
+/// or the API's own host (a sandbox's or a test's instance).
+fn trusted_identity_url(client: &ProviderClient, url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let api_host = url::Url::parse(client.api_base_url())
+        .ok()
+        .and_then(|api| api.host_str().map(str::to_ascii_lowercase));
+    let salesforce = url.scheme() == "https"
+        && [".salesforce.com", ".force.com"]
+            .iter()
+            .any(|suffix| host.ends_with(suffix));
+    salesforce || api_host.as_deref() == Some(host.as_str())
+}
+
+/// Calls the provider's account-info endpoint (for Salesforce, the identity URL when the client
+/// has one, else `userinfo`) and keeps only what [`Probe`] allows.
 pub(crate) async fn validate(client: &ProviderClient) -> Result<AccountInfo, ProviderError> {
     let kind = client.provider();
-    let probe = probe(kind);
+    let (probe, path) = match client.identity_url() {
+        Some(url) if kind == ProviderKind::Salesforce => {
+            if !trusted_identity_url(client, url) {
+                return Err(ProviderError::Misconfigured {
+                    provider: kind,
+                    reason: "the identity URL is not an https URL on a Salesforce host".to_owned(),
+                });
+            }
+            (SALESFORCE_IDENTITY, url.to_owned())
+        }
+        _ => {
+            let probe = probe(kind);
+            let path = probe.path.to_owned();
+            (probe, path)
+        }
+    };
     let what = format!("GET {}", probe.path);
     let body: Value = client
-        .call(client.request(Method::GET, probe.path), &what)
+        .call(client.request(Method::GET, &path), &what)
         .await?;
     let raw_id = body
         .pointer(probe.account_id)

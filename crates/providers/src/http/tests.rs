@@ -388,6 +388,109 @@ async fn backoff_jitter_differs_between_clients() {
         first_waits.len() > 1,
         "four clients waited exactly the same first backoff: {first_waits:?}"
     );
+    // Jitter adds up to the first backoff to it: 0.5 s to 1.0 s by default.
+    assert!(
+        first_waits
+            .iter()
+            .all(|wait| (Duration::from_millis(500)..Duration::from_millis(1000)).contains(wait)),
+        "{first_waits:?}"
+    );
+}
+
+/// Each provider's first backoff when it gives no wait, from its spec: Gmail 1–2 s, Stripe and
+/// the others 0.5–1.0 s, HubSpot's 5xx 0.2–0.4 s.
+#[tokio::test]
+async fn first_backoffs_follow_each_providers_spec() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    for (kind, low_ms) in [
+        (ProviderKind::Gmail, 1_000),
+        (ProviderKind::Stripe, 500),
+        (ProviderKind::Salesforce, 500),
+        (ProviderKind::Zendesk, 500),
+        (ProviderKind::Intercom, 500),
+        (ProviderKind::HubSpot, 200),
+    ] {
+        for _ in 0..3 {
+            let (core, sleeper) = core(kind, RetryPolicy::for_provider(kind));
+            let _ = get(&core, &server).await;
+            let first = waits(&sleeper).first().copied().unwrap_or_default();
+            let range = Duration::from_millis(low_ms)..Duration::from_millis(2 * low_ms);
+            assert!(range.contains(&first), "{kind}: {first:?} not in {range:?}");
+        }
+    }
+}
+
+/// HubSpot's search "secondly limit" sends no header: 1 s × attempt, as its SDK does.
+#[tokio::test]
+async fn hubspots_secondly_search_limit_waits_a_second_per_attempt() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).set_body_string(
+            r#"{"status":"error","message":"You have reached your secondly limit.","errorType":"RATE_LIMIT","correlationId":"4e1c","policyName":"SECONDLY"}"#,
+        ))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let (core, sleeper) = core(
+        ProviderKind::HubSpot,
+        RetryPolicy::for_provider(ProviderKind::HubSpot),
+    );
+    assert!(get(&core, &server).await.is_ok());
+    let waits = waits(&sleeper);
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert!(
+        (Duration::from_secs(1)..Duration::from_millis(1_500)).contains(&waits[0]),
+        "{waits:?}"
+    );
+    assert!(
+        (Duration::from_secs(2)..Duration::from_millis(2_500)).contains(&waits[1]),
+        "{waits:?}"
+    );
+}
+
+/// Gmail's rate limits (429, or 403 `rateLimitExceeded`/`userRateLimitExceeded`) are waits, not
+/// refusals, and a `Retry after <time>` in the message is honoured.
+#[tokio::test]
+async fn gmail_rate_limits_are_retried_and_honour_the_hinted_time() {
+    let server = MockServer::start().await;
+    let hinted = r#"{"error":{"code":429,"message":"User-rate limit exceeded.  Retry after 2026-11-22T12:00:07.250Z","errors":[{"domain":"usageLimits","reason":"userRateLimitExceeded","message":"User-rate limit exceeded.  Retry after 2026-11-22T12:00:07.250Z"}],"status":"RESOURCE_EXHAUSTED"}}"#;
+    let project = r#"{"error":{"code":403,"message":"Quota exceeded for quota metric 'Queries'.","errors":[{"domain":"usageLimits","reason":"rateLimitExceeded","message":"Quota exceeded."}],"status":"PERMISSION_DENIED"}}"#;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).set_body_string(hinted))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(403).set_body_string(project))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let (core, sleeper) = core(
+        ProviderKind::Gmail,
+        RetryPolicy::for_provider(ProviderKind::Gmail),
+    );
+    assert!(get(&core, &server).await.is_ok());
+    let waits = waits(&sleeper);
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    // The hint is 7.25 s away; the backoff (1–2 s) is shorter, so the hint wins.
+    assert_eq!(waits[0], Duration::from_millis(7_250), "{waits:?}");
+    // No hint: the second backoff, 2–4 s.
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(4)).contains(&waits[1]),
+        "{waits:?}"
+    );
 }
 
 #[test]

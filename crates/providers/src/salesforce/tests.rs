@@ -129,6 +129,8 @@ async fn a_first_sync_follows_next_records_url_to_done_with_deletes() -> Result<
             "watermark": "2026-11-03T08:15:00Z",
             "next_records_url": null, "query_from": null, "query_after_id": null,
             "seen_stamp": null, "seen_id": null,
+            // Deletes are read from when the first query began.
+            "deleted_from": "2026-11-22T12:00:00Z", "deletes_due": false,
         })
     );
     Ok(())
@@ -477,4 +479,179 @@ async fn bad_responses_are_decode_errors_naming_salesforce() {
         .await
         .expect_err("not a Salesforce object");
     assert!(matches!(error, ProviderError::Misconfigured { .. }));
+}
+
+const DELETED: &str = "/services/data/v62.0/sobjects/Account/deleted/";
+
+/// The next sync's query (nothing changed since the watermark).
+async fn mount_no_changes(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(QUERY_ALL))
+        .and(query_param(
+            "q",
+            soql(" WHERE SystemModstamp >= 2026-11-20T10:00:00Z"),
+        ))
+        .respond_with(body("account_query_empty.json"))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn hard_deletes_come_from_get_deleted_after_the_query_as_tombstones()
+-> Result<(), ProviderError> {
+    let server = MockServer::start().await;
+    mount_no_changes(&server).await;
+    Mock::given(method("GET"))
+        .and(path(DELETED))
+        .and(query_param("start", "2026-11-21T12:00:00+00:00"))
+        .and(query_param("end", "2026-11-22T12:00:00+00:00"))
+        .respond_with(body("account_deleted.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cursor = Cursor::from_stored(
+        json!({"watermark": "2026-11-20T10:00:00Z", "deleted_from": "2026-11-21T12:00:00Z"})
+            .to_string(),
+    );
+    let (pages, cursor) = read_all(&server, Some(cursor)).await?;
+    assert_eq!(pages.len(), 2, "the query, then the delete window");
+    assert!(pages[0].records.is_empty() && pages[0].has_more);
+    assert_eq!(
+        ids(&pages),
+        vec![("001xx000003DGb1AAG", true), ("001xx000003DGb9AAG", true)]
+    );
+    assert_eq!(
+        pages[1].records[1].updated_at.map(|time| time.to_rfc3339()),
+        Some("2026-11-22T09:30:00+00:00".to_owned())
+    );
+    assert!(!pages.iter().any(|page| page.restarted));
+    let state = state(&cursor);
+    assert_eq!(
+        (&state["deleted_from"], &state["deletes_due"]),
+        (&json!("2026-11-22T11:59:00Z"), &json!(false)),
+        "latestDateCovered starts the next window"
+    );
+    server.verify().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cursor_from_before_deletes_reads_them_from_its_watermark() -> Result<(), ProviderError> {
+    let server = MockServer::start().await;
+    mount_no_changes(&server).await;
+    Mock::given(method("GET"))
+        .and(path(DELETED))
+        .and(query_param("start", "2026-11-20T10:00:00+00:00"))
+        .respond_with(body("account_deleted.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cursor = Cursor::from_stored(json!({"watermark": "2026-11-20T10:00:00Z"}).to_string());
+    let (pages, _) = read_all(&server, Some(cursor)).await?;
+    assert_eq!(ids(&pages).len(), 2);
+    server.verify().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_purged_delete_log_or_a_stale_window_starts_a_full_re_read() -> Result<(), ProviderError>
+{
+    // The log was purged after the window began: the tombstones it has, then everything again.
+    let server = MockServer::start().await;
+    mount_no_changes(&server).await;
+    mount_accounts(&server).await;
+    Mock::given(method("GET"))
+        .and(path(DELETED))
+        .respond_with(body("account_deleted_purged.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cursor = Cursor::from_stored(
+        json!({"watermark": "2026-11-20T10:00:00Z", "deleted_from": "2026-11-21T12:00:00Z"})
+            .to_string(),
+    );
+    let (pages, cursor) = read_all(&server, Some(cursor)).await?;
+    let restarted: Vec<bool> = pages.iter().map(|page| page.restarted).collect();
+    assert_eq!(restarted, vec![false, true, false, false], "{pages:#?}");
+    assert_eq!(pages[1].records.len(), 1, "the tombstone the log still had");
+    assert!(
+        pages[2].records.len() + pages[3].records.len() > 0,
+        "the full query ran"
+    );
+    assert_eq!(
+        state(&cursor)["deleted_from"],
+        json!("2026-11-22T12:00:00Z")
+    );
+    server.verify().await;
+
+    // A window older than the 15 days the log keeps is not asked for at all.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(QUERY_ALL))
+        .and(query_param(
+            "q",
+            soql(" WHERE SystemModstamp >= 2026-11-01T10:00:00Z"),
+        ))
+        .respond_with(body("account_query_empty.json"))
+        .mount(&server)
+        .await;
+    mount_accounts(&server).await;
+    Mock::given(method("GET"))
+        .and(path(DELETED))
+        .respond_with(body("account_deleted.json"))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let cursor = Cursor::from_stored(
+        json!({"watermark": "2026-11-01T10:00:00Z", "deleted_from": "2026-11-01T10:00:00Z"})
+            .to_string(),
+    );
+    let (pages, _) = read_all(&server, Some(cursor)).await?;
+    assert!(pages[1].restarted && pages[1].records.is_empty());
+    server.verify().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_or_malformed_delete_window_is_a_typed_error() {
+    let cursor = Cursor::from_stored(
+        json!({"watermark": "2026-11-20T10:00:00Z", "deleted_from": "2026-11-21T12:00:00Z", "deletes_due": true})
+            .to_string(),
+    );
+    let client_for = |server: &MockServer| api_client(ProviderKind::Salesforce, &server.uri());
+    for (response, expected) in [
+        (error(400, "invalid_replication_date.json"), "rejected"),
+        (
+            ResponseTemplate::new(200).set_body_json(json!({"latestDateCovered": "x"})),
+            "decode",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_json(
+                json!({"deletedRecords": [{"id": "001", "deletedDate": "yesterday"}]}),
+            ),
+            "decode",
+        ),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(DELETED))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        let outcome = client_for(&server)
+            .read_page("Account", Some(&cursor), &ReadOptions::default())
+            .await;
+        let matched = match &outcome {
+            Err(ProviderError::Rejected {
+                status: 400,
+                message,
+                ..
+            }) => expected == "rejected" && message.contains("startDate"),
+            Err(ProviderError::Decode { provider, .. }) => {
+                expected == "decode" && *provider == ProviderKind::Salesforce
+            }
+            _ => false,
+        };
+        assert!(matched, "{expected}: {outcome:?}");
+    }
 }

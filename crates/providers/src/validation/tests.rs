@@ -169,3 +169,82 @@ fn stripe_api_keys_are_checked_before_use_without_echoing_them() {
         );
     }
 }
+
+/// With the identity URL from its token response, Salesforce validates there: org id, user id
+/// and a display name (`userinfo` is not called). An identity URL on a foreign host is refused
+/// before any call, so the token never leaves Salesforce.
+#[tokio::test]
+async fn salesforce_validates_at_its_identity_url_and_refuses_a_foreign_one()
+-> Result<(), ProviderError> {
+    let server = MockServer::start().await;
+    let identity = "/id/00Dxx0000001gPLEAY/005xx000001SwiUAAS";
+    Mock::given(method("GET"))
+        .and(path(identity))
+        .and(header("authorization", "Bearer test-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            test_data(ProviderKind::Salesforce, "api/identity.json"),
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/services/oauth2/userinfo"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let client = api_client(ProviderKind::Salesforce, &server.uri())
+        .with_identity_url(format!("{}{identity}", server.uri()));
+    let info = client.validate().await?;
+    assert_eq!(info.external_account_id, "00Dxx0000001gPLEAY");
+    assert_eq!(info.display_name.as_deref(), Some("Ada Admin"));
+    assert_eq!(info.details["user_id"], "005xx000001SwiUAAS");
+    assert_eq!(info.details["username"], "admin@acme.com");
+    assert_eq!(info.details["time_zone"], "America/Los_Angeles");
+    server.verify().await;
+
+    for foreign in [
+        "https://attacker.example.com/id/00D/005",
+        "http://login.salesforce.com/id/00D/005",
+        "not a url",
+    ] {
+        let outcome = api_client(ProviderKind::Salesforce, &server.uri())
+            .with_identity_url(foreign)
+            .validate()
+            .await;
+        assert!(
+            matches!(
+                outcome,
+                Err(ProviderError::Misconfigured {
+                    provider: ProviderKind::Salesforce,
+                    ..
+                })
+            ),
+            "{foreign}: {outcome:?}"
+        );
+    }
+    // A malformed identity answer is a decode error naming Salesforce.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"user_id": "005"})),
+        )
+        .mount(&server)
+        .await;
+    let outcome = api_client(ProviderKind::Salesforce, &server.uri())
+        .with_identity_url(format!("{}{identity}", server.uri()))
+        .validate()
+        .await;
+    assert!(
+        matches!(
+            outcome,
+            Err(ProviderError::Decode {
+                provider: ProviderKind::Salesforce,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    Ok(())
+}
