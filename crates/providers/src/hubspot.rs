@@ -1,6 +1,11 @@
 //! HubSpot's incremental reader for contacts, companies and deals: CRM search on the last-modified
 //! property, ascending, in windows that never pass search's 10,000-result cap, then the archived
 //! list for deletes (search never returns archived records).
+//!
+//! A window that reaches the cap restarts at the newest modification time it saw. When a single
+//! millisecond holds more than the cap (a bulk import), the records of that millisecond are read
+//! by object id instead (`hs_object_id` ascending, each query after the highest id the previous
+//! one delivered), then the window moves past it: none is skipped.
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
@@ -11,6 +16,8 @@ use crate::client::ProviderClient;
 use crate::records::{Cursor, Page, ReadOptions, Record, parse_time};
 use crate::{ProviderError, ProviderKind};
 
+/// The property holding a record's id, for the tie-break inside one millisecond.
+const OBJECT_ID: &str = "hs_object_id";
 /// Search returns at most this many results per query, paging included.
 const SEARCH_RESULT_CAP: u64 = 10_000;
 const MAX_SEARCH_PAGE: u32 = 200;
@@ -40,6 +47,16 @@ struct State {
     /// The newest archive time seen in this pass.
     #[serde(default)]
     archived_max_ms: Option<i64>,
+    /// A millisecond holding more records than one query may return: they are read by object id
+    /// (`hs_object_id`), in queries of at most the cap each, before the window moves past it.
+    #[serde(default)]
+    tie_ms: Option<i64>,
+    /// In the tie: records with an object id above this one (`None`: from the lowest).
+    #[serde(default)]
+    tie_after_id: Option<u64>,
+    /// In the tie: the highest object id the current query delivered.
+    #[serde(default)]
+    tie_max_id: Option<u64>,
 }
 
 /// The last-modified property of each object type.
@@ -191,15 +208,28 @@ async fn search(
         .page_size
         .unwrap_or(MAX_SEARCH_PAGE)
         .clamp(1, MAX_SEARCH_PAGE);
-    let filters: Vec<Value> = state
-        .since_ms
-        .map(|since| {
-            vec![json!({"propertyName": watermark, "operator": "GTE", "value": since.to_string()})]
-        })
-        .unwrap_or_default();
+    let (filters, sort_by): (Vec<Value>, &str) = match state.tie_ms {
+        Some(tie) => {
+            let mut filters =
+                vec![json!({"propertyName": watermark, "operator": "EQ", "value": tie.to_string()})];
+            if let Some(after_id) = state.tie_after_id {
+                filters.push(json!({"propertyName": OBJECT_ID, "operator": "GT", "value": after_id.to_string()}));
+            }
+            (filters, OBJECT_ID)
+        }
+        None => (
+            state
+                .since_ms
+                .map(|since| {
+                    vec![json!({"propertyName": watermark, "operator": "GTE", "value": since.to_string()})]
+                })
+                .unwrap_or_default(),
+            watermark,
+        ),
+    };
     let mut body = json!({
         "filterGroups": if filters.is_empty() { json!([]) } else { json!([{"filters": filters}]) },
-        "sorts": [{"propertyName": watermark, "direction": "ASCENDING"}],
+        "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}],
         "properties": properties(object_type, options),
         "limit": limit,
     });
@@ -223,25 +253,42 @@ async fn search(
         .into_iter()
         .map(|object| object.into_record(client, object_type, watermark))
         .collect();
+    let next = response.paging.and_then(|paging| paging.next);
+    if state.tie_ms.is_some() {
+        tie_step(client, &mut state, &records, next, limit)?;
+    } else {
+        window_step(&mut state, &records, next, limit);
+    }
+    Ok(Page {
+        records,
+        cursor: Cursor::encode(&state),
+        has_more: true,
+        restarted: false,
+    })
+}
+
+/// Moves a watermark window on after one page of `records` with the search's `next` paging.
+fn window_step(state: &mut State, records: &[Record], next: Option<NextPage>, limit: u32) {
     let page_max = records
         .iter()
         .filter_map(|record| millis(record.updated_at))
         .max();
     state.window_max_ms = state.window_max_ms.max(page_max);
-
-    match response.paging.and_then(|paging| paging.next) {
+    match next {
         Some(next) => {
             let offset: u64 = next.after.parse().unwrap_or(0);
             if offset + u64::from(limit) > SEARCH_RESULT_CAP {
                 // Start a new window at the newest value seen: the boundary records are read
-                // again (harmless), and no query pages past the cap. When one millisecond holds
-                // more than the cap, move past it rather than loop forever.
+                // again (harmless), and no query pages past the cap. When the whole window was
+                // one millisecond, read that millisecond by object id instead.
                 let restart = state.window_max_ms.unwrap_or_default();
-                state.since_ms = Some(if Some(restart) == state.since_ms {
-                    restart + 1
+                if Some(restart) == state.since_ms {
+                    state.tie_ms = Some(restart);
+                    state.tie_after_id = None;
+                    state.tie_max_id = None;
                 } else {
-                    restart
-                });
+                    state.since_ms = Some(restart);
+                }
                 state.after = None;
                 state.window_max_ms = None;
             } else {
@@ -255,12 +302,49 @@ async fn search(
             state.archived_phase = true;
         }
     }
-    Ok(Page {
-        records,
-        cursor: Cursor::encode(&state),
-        has_more: true,
-        restarted: false,
-    })
+}
+
+/// Moves the read of one saturated millisecond on, by object id.
+fn tie_step(
+    client: &ProviderClient,
+    state: &mut State,
+    records: &[Record],
+    next: Option<NextPage>,
+    limit: u32,
+) -> Result<(), ProviderError> {
+    for record in records {
+        let id: u64 = record
+            .external_id
+            .parse()
+            .map_err(|_| ProviderError::Decode {
+                provider: client.provider(),
+                what: "HubSpot search by object id".to_owned(),
+                reason: format!("object id `{}` is not a number", record.external_id),
+            })?;
+        state.tie_max_id = state.tie_max_id.max(Some(id));
+    }
+    match next {
+        Some(next) => {
+            let offset: u64 = next.after.parse().unwrap_or(0);
+            if offset + u64::from(limit) > SEARCH_RESULT_CAP {
+                // The next query continues after the highest id delivered.
+                state.tie_after_id = state.tie_max_id.or(state.tie_after_id);
+                state.after = None;
+            } else {
+                state.after = Some(next.after);
+            }
+        }
+        None => {
+            // Every record of that millisecond is read: the window continues after it.
+            state.since_ms = state.tie_ms.map(|tie| tie + 1);
+            state.tie_ms = None;
+            state.tie_after_id = None;
+            state.tie_max_id = None;
+            state.after = None;
+            state.window_max_ms = None;
+        }
+    }
+    Ok(())
 }
 
 async fn read_archived(

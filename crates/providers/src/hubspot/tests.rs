@@ -172,6 +172,103 @@ async fn a_window_that_would_pass_ten_thousand_results_restarts_at_the_newest_va
     Ok(())
 }
 
+/// 10,450 contacts share one millisecond (a bulk import): the window that saturates on it reads
+/// that millisecond by object id, query after query, then moves past it. Nothing is skipped.
+#[tokio::test]
+async fn a_millisecond_holding_more_than_the_cap_is_read_by_object_id() -> Result<(), ProviderError>
+{
+    let server = MockServer::start().await;
+    // 2026-11-05T00:00:00Z.
+    let ms = 1_793_836_800_000_i64;
+    let at = "2026-11-05T00:00:00.000Z";
+    let contact = |id: u64| json!({"id": id.to_string(), "properties": {"lastmodifieddate": at, "hs_object_id": id.to_string()}, "updatedAt": at});
+    let eq = json!({"propertyName": "lastmodifieddate", "operator": "EQ", "value": ms.to_string()});
+    let by_id = json!([{"propertyName": "hs_object_id", "direction": "ASCENDING"}]);
+    // The watermark window: page 50 of 200, all in that millisecond, and more behind the cap.
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .and(body_partial_json(json!({"filterGroups": [{"filters": [
+            {"propertyName": "lastmodifieddate", "operator": "GTE", "value": ms.to_string()}
+        ]}], "after": "9800"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "total": 10450, "results": [contact(9_901), contact(9_950)], "paging": {"next": {"after": "10000"}}
+        })))
+        .mount(&server)
+        .await;
+    // (Mounted first: a partial match of the filter list would also take the next query.)
+    // By id, after 10,000: the remaining 450, and the end.
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .and(body_partial_json(json!({"filterGroups": [{"filters": [
+            eq.clone(),
+            {"propertyName": "hs_object_id", "operator": "GT", "value": "10000"}
+        ]}], "sorts": by_id.clone()})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "total": 450, "results": [contact(10_001), contact(10_450)]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // By id, from the lowest: its last page before the cap ends at id 10,000.
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .and(body_partial_json(json!({"filterGroups": [{"filters": [eq]}], "sorts": by_id})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "total": 10450, "results": [contact(9_999), contact(10_000)], "paging": {"next": {"after": "9900"}}
+        })))
+        .mount(&server)
+        .await;
+    // Then the window continues one millisecond later.
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .and(body_partial_json(json!({"filterGroups": [{"filters": [
+            {"propertyName": "lastmodifieddate", "operator": "GTE", "value": (ms + 1).to_string()}
+        ]}]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total": 0, "results": []})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/objects/contacts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .mount(&server)
+        .await;
+    let stored = Cursor::from_stored(format!(r#"{{"since_ms":{ms},"after":"9800"}}"#));
+    let (pages, _) = read_all(&server, Some(stored)).await?;
+    let ids: Vec<&str> = pages
+        .iter()
+        .flat_map(|page| page.records.iter())
+        .map(|record| record.external_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["9901", "9950", "9999", "10000", "10001", "10450"]);
+    server.verify().await;
+
+    // An object id that is not a number cannot be tie-broken: a typed error, not a skip.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "results": [{"id": "abc", "properties": {"lastmodifieddate": at}}]
+        })))
+        .mount(&server)
+        .await;
+    let tied = Cursor::from_stored(format!(r#"{{"since_ms":{ms},"tie_ms":{ms}}}"#));
+    let outcome = api_client(ProviderKind::HubSpot, &server.uri())
+        .read_page("contacts", Some(&tied), &ReadOptions::default())
+        .await;
+    assert!(
+        matches!(
+            outcome,
+            Err(ProviderError::Decode {
+                provider: ProviderKind::HubSpot,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_input_is_a_typed_error() {
     let server = MockServer::start().await;
