@@ -1,7 +1,13 @@
 //! Gmail's incremental reader for messages. The first sync records the mailbox `historyId` from the
 //! profile, then backfills the mailbox through `messages.list` (ids only) and one `messages.get`
-//! (`format=metadata`) per message; afterwards, `history.list` from the recorded id reports what
-//! changed, so nothing that happened during the backfill is lost.
+//! (`format=full`, the same quota cost as `metadata`) per message; afterwards, `history.list` from
+//! the recorded id reports what changed, so nothing that happened during the backfill is lost.
+//!
+//! Each record carries the message's text as `body`: its `text/plain` part, else text derived from
+//! its `text/html` part, decoded from base64url, at most [`MAX_BODY_BYTES`] (then `body_truncated`
+//! is true). Attachments are metadata only (`attachments`: file name, MIME type, size); no
+//! attachment bytes are fetched. A text part in a charset other than UTF-8, ASCII or Latin-1 is
+//! kept as UTF-8 with replacement characters and names its charset in `body_charset`.
 //!
 //! An expired history id (404 on `history.list`) means a full resync, not an error: the reader
 //! records a fresh `historyId` and returns the first page of a new backfill, its cursor marked as a
@@ -36,6 +42,8 @@ const MESSAGE_FIELDS: [&str; 5] = [
     "internalDate",
     "sizeEstimate",
 ];
+/// The most message text a record keeps, in bytes of UTF-8.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `messages.get` calls in flight at once for one page; enough to hide latency, few enough to
 /// stay well inside the per-user quota (5 units a call).
 const MAX_CONCURRENT_FETCHES: usize = 8;
@@ -420,10 +428,7 @@ async fn fetch_message(
             reason: "a message id that is not alphanumeric".to_owned(),
         });
     }
-    let mut query = vec![("format", "metadata")];
-    for header in headers {
-        query.push(("metadataHeaders", header.as_str()));
-    }
+    let query = [("format", "full")];
     let outcome: Result<Map<String, Value>, ProviderError> = client
         .call(
             client
@@ -478,6 +483,11 @@ fn message_record(
             fields.insert(header.clone(), Value::String(values.join(", ")));
         }
     }
+    if let Some(payload) = message.get("payload") {
+        let mut content = Content::default();
+        content.walk(payload, what)?;
+        content.into_fields(&mut fields);
+    }
     let updated_at = message.get("internalDate").and_then(parse_time);
     Ok(Record {
         source_url: Some(format!("https://mail.google.com/mail/u/0/#all/{id}")),
@@ -487,6 +497,218 @@ fn message_record(
         deleted: false,
         fields,
     })
+}
+
+/// What a message's MIME tree holds: its first plain and HTML text parts, and its attachments.
+#[derive(Debug, Default)]
+struct Content {
+    plain: Option<(Vec<u8>, String)>,
+    html: Option<(Vec<u8>, String)>,
+    attachments: Vec<Value>,
+}
+
+impl Content {
+    /// Visits `part` and its children (depth first, in order).
+    fn walk(&mut self, part: &Value, what: &str) -> Result<(), ProviderError> {
+        let mime = part
+            .get("mimeType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let filename = part
+            .get("filename")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let body = part.get("body");
+        if !filename.is_empty() || body.and_then(|body| body.get("attachmentId")).is_some() {
+            self.attachments.push(serde_json::json!({
+                "filename": filename,
+                "mime_type": mime,
+                "size": body.and_then(|body| body.get("size")).cloned().unwrap_or(Value::Null),
+            }));
+            return Ok(());
+        }
+        let data = body
+            .and_then(|body| body.get("data"))
+            .and_then(Value::as_str);
+        if let Some(data) = data {
+            let slot = match mime.as_str() {
+                "text/plain" => &mut self.plain,
+                "text/html" => &mut self.html,
+                _ => &mut None,
+            };
+            if slot.is_none() {
+                let bytes = decode_base64url(data).ok_or_else(|| ProviderError::Decode {
+                    provider: ProviderKind::Gmail,
+                    what: what.to_owned(),
+                    reason: format!("a `{mime}` part's data is not base64url"),
+                })?;
+                *slot = Some((bytes, charset(part)));
+            }
+        }
+        for child in part
+            .get("parts")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+        {
+            self.walk(child, what)?;
+        }
+        Ok(())
+    }
+
+    /// `body` (capped, with `body_truncated`), `body_charset` when it could not be decoded
+    /// exactly, and `attachments`.
+    fn into_fields(self, fields: &mut Map<String, Value>) {
+        let text = match (self.plain, self.html) {
+            (Some((bytes, charset)), _) => Some((decode_text(&bytes, &charset), charset)),
+            (None, Some((bytes, charset))) => {
+                let (html, lossy) = decode_text(&bytes, &charset);
+                Some(((html_to_text(&html), lossy), charset))
+            }
+            (None, None) => None,
+        };
+        if let Some(((text, lossy), charset)) = text {
+            let (text, truncated) = cap(text, MAX_BODY_BYTES);
+            fields.insert("body".to_owned(), Value::String(text));
+            if truncated {
+                fields.insert("body_truncated".to_owned(), Value::Bool(true));
+            }
+            if lossy {
+                fields.insert("body_charset".to_owned(), Value::String(charset));
+            }
+        }
+        if !self.attachments.is_empty() {
+            fields.insert("attachments".to_owned(), Value::Array(self.attachments));
+        }
+    }
+}
+
+/// base64url as Gmail sends it, with or without padding.
+fn decode_base64url(data: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let trimmed = data.trim().trim_end_matches('=');
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .ok()
+}
+
+/// The `charset` of a part's `Content-Type` header (`utf-8` when it names none).
+fn charset(part: &Value) -> String {
+    part.get("headers")
+        .and_then(Value::as_array)
+        .and_then(|headers| {
+            headers.iter().find(|header| {
+                header
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| name.eq_ignore_ascii_case("content-type"))
+            })
+        })
+        .and_then(|header| header.get("value").and_then(Value::as_str))
+        .and_then(|value| {
+            value.split(';').skip(1).find_map(|parameter| {
+                let (name, value) = parameter.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("charset")
+                    .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+            })
+        })
+        .unwrap_or_else(|| "utf-8".to_owned())
+}
+
+fn known_charset(charset: &str) -> bool {
+    matches!(
+        charset,
+        "utf-8" | "utf8" | "us-ascii" | "ascii" | "iso-8859-1" | "latin1" | "windows-1252"
+    )
+}
+
+/// Text from bytes in `charset`; true when it had to be decoded lossily.
+fn decode_text(bytes: &[u8], charset: &str) -> (String, bool) {
+    match charset {
+        // Latin-1 maps each byte to the code point of the same value (windows-1252 differs only
+        // in 0x80–0x9F, control codes in Latin-1).
+        "iso-8859-1" | "latin1" | "windows-1252" => {
+            (bytes.iter().map(|byte| char::from(*byte)).collect(), false)
+        }
+        _ => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => (text, !known_charset(charset)),
+            Err(_) => (String::from_utf8_lossy(bytes).into_owned(), true),
+        },
+    }
+}
+
+/// Readable text from HTML: no tags, no `<script>`/`<style>`/`<head>` content, block ends as line
+/// breaks, the common entities decoded, runs of blank lines collapsed.
+fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = after[..end].trim().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|char| char.is_ascii_alphanumeric())
+            .collect();
+        rest = &after[end + 1..];
+        if !tag.starts_with('/') && matches!(name.as_str(), "script" | "style" | "head") {
+            let close = format!("</{name}");
+            rest = rest
+                .to_ascii_lowercase()
+                .find(&close)
+                .and_then(|at| rest[at..].find('>').map(|gt| &rest[at + gt + 1..]))
+                .unwrap_or("");
+            continue;
+        }
+        if matches!(
+            name.as_str(),
+            "br" | "p" | "div" | "tr" | "li" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table"
+        ) {
+            out.push('\n');
+        }
+    }
+    out.push_str(rest);
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    let mut text = String::with_capacity(decoded.len());
+    let mut blank_run = 0;
+    for line in decoded.lines().map(str::trim_end) {
+        if line.trim().is_empty() {
+            blank_run += 1;
+            if blank_run > 1 {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        text.push_str(line.trim_start());
+        text.push('\n');
+    }
+    text.trim().to_owned()
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary; true when it was cut.
+fn cap(mut text: String, limit: usize) -> (String, bool) {
+    if text.len() <= limit {
+        return (text, false);
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    (text, true)
 }
 
 /// A delete: Gmail gives nothing more than the ids once a message is gone.

@@ -27,15 +27,11 @@ fn not_found() -> ResponseTemplate {
     )
 }
 
-/// `messages.get` of `id` in metadata format with the default headers.
+/// `messages.get` of `id` in full format (headers and body parts).
 async fn mount_message(server: &MockServer, id: &str, response: ResponseTemplate) {
     Mock::given(method("GET"))
         .and(path(format!("{MESSAGES}/{id}")))
-        .and(query_param("format", "metadata"))
-        .and(query_param("metadataHeaders", "From"))
-        .and(query_param("metadataHeaders", "To"))
-        .and(query_param("metadataHeaders", "Subject"))
-        .and(query_param("metadataHeaders", "Date"))
+        .and(query_param("format", "full"))
         .respond_with(response)
         .mount(server)
         .await;
@@ -153,6 +149,8 @@ async fn a_first_sync_backfills_then_reads_history_from_the_id_recorded_before()
         "To": "Ada Lovelace <ada@example.com>",
         "Subject": "Thursday",
         "Date": "Sun, 22 Nov 2026 09:00:00 +0000",
+        // The text/plain part, decoded; the HTML alternative is not used when plain text exists.
+        "body": "Are we still on for Thursday?\r\nI can bring the café notes.\r\n",
     }))
     .unwrap_or_default();
     assert_eq!(first.fields, expected);
@@ -343,7 +341,7 @@ async fn extra_fields_are_read_as_extra_headers() -> Result<(), ProviderError> {
         .mount(&server)
         .await;
     Mock::given(path(format!("{MESSAGES}/18c1a0000000a009")))
-        .and(query_param("metadataHeaders", "List-Id"))
+        .and(query_param("format", "full"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": "18c1a0000000a009",
             "payload": {"headers": [{"name": "List-ID", "value": "<rust.example.org>"}]}
@@ -475,4 +473,118 @@ async fn bad_responses_are_decode_errors_naming_gmail() {
         .await
         .expect_err("bad cursor");
     assert!(matches!(error, ProviderError::Decode { .. }), "{error}");
+}
+
+/// `messages.get` of one message answered with `payload`.
+async fn read_one(payload: Value) -> Result<Page, ProviderError> {
+    let server = MockServer::start().await;
+    Mock::given(path(PROFILE))
+        .respond_with(body("profile.json"))
+        .mount(&server)
+        .await;
+    Mock::given(path(MESSAGES))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"messages": [{"id": "18c1a0000000b001", "threadId": "18c1a0000000b001"}]}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(path(format!("{MESSAGES}/18c1a0000000b001")))
+        .and(query_param("format", "full"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"id": "18c1a0000000b001", "threadId": "18c1a0000000b001", "payload": payload}),
+        ))
+        .mount(&server)
+        .await;
+    api_client(ProviderKind::Gmail, &server.uri())
+        .read_page("messages", None, &ReadOptions::default())
+        .await
+}
+
+fn b64(text: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+#[tokio::test]
+async fn bodies_come_from_text_parts_and_attachments_are_metadata_only() -> Result<(), ProviderError>
+{
+    // HTML only, nested in multipart/mixed with a PDF attachment: text derived from the HTML.
+    let html = "<html><head><style>p{color:red}</style></head><body><p>Invoice&nbsp;#42 is <b>due</b>.</p><script>track()</script><p>Thanks &amp; regards</p></body></html>";
+    let page = read_one(json!({
+        "mimeType": "multipart/mixed", "filename": "", "headers": [{"name": "Subject", "value": "Invoice"}],
+        "body": {"size": 0},
+        "parts": [
+            {"mimeType": "multipart/alternative", "filename": "", "body": {"size": 0}, "parts": [
+                {"mimeType": "text/html", "filename": "", "headers": [{"name": "Content-Type", "value": "text/html; charset=UTF-8"}],
+                 "body": {"size": html.len(), "data": b64(html.as_bytes())}}
+            ]},
+            {"mimeType": "application/pdf", "filename": "invoice-42.pdf",
+             "body": {"size": 48213, "attachmentId": "ANGjdJ8x"}}
+        ]
+    }))
+    .await?;
+    let fields = &page.records[0].fields;
+    assert_eq!(
+        fields["body"],
+        json!("Invoice #42 is due.\n\nThanks & regards")
+    );
+    assert_eq!(
+        fields["attachments"],
+        json!([{"filename": "invoice-42.pdf", "mime_type": "application/pdf", "size": 48213}])
+    );
+    assert!(!fields.contains_key("body_truncated") && !fields.contains_key("body_charset"));
+
+    // Latin-1 is decoded exactly; a huge body is capped and says so.
+    let latin1: Vec<u8> = b"Gr\xfc\xdfe".to_vec();
+    let page = read_one(json!({
+        "mimeType": "text/plain", "filename": "",
+        "headers": [{"name": "Content-Type", "value": "text/plain; charset=ISO-8859-1"}],
+        "body": {"size": latin1.len(), "data": b64(&latin1)}
+    }))
+    .await?;
+    assert_eq!(page.records[0].fields["body"], json!("Grüße"));
+    let huge = "ü".repeat(super::MAX_BODY_BYTES);
+    let page = read_one(json!({
+        "mimeType": "text/plain", "filename": "", "body": {"size": huge.len(), "data": b64(huge.as_bytes())}
+    }))
+    .await?;
+    let fields = &page.records[0].fields;
+    let text = fields["body"].as_str().unwrap_or_default();
+    assert!(text.len() <= super::MAX_BODY_BYTES && text.len() > super::MAX_BODY_BYTES - 4);
+    assert_eq!(fields["body_truncated"], json!(true));
+
+    // An unsupported charset keeps replacement text and names it.
+    let page = read_one(json!({
+        "mimeType": "text/plain", "filename": "",
+        "headers": [{"name": "Content-Type", "value": "text/plain; charset=\"Shift_JIS\""}],
+        "body": {"size": 4, "data": b64(&[0x93, 0xfa, 0x96, 0x7b])}
+    }))
+    .await?;
+    assert_eq!(page.records[0].fields["body_charset"], json!("shift_jis"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_text_part_that_is_not_base64url_is_a_decode_error() {
+    let outcome = read_one(json!({
+        "mimeType": "text/plain", "filename": "", "body": {"size": 3, "data": "!!not base64!!"}
+    }))
+    .await;
+    assert!(
+        matches!(&outcome, Err(ProviderError::Decode { provider: ProviderKind::Gmail, reason, .. }) if reason.contains("base64url")),
+        "{outcome:?}"
+    );
+}
+
+proptest::proptest! {
+    /// Any HTML, however broken, becomes text without a panic and without a tag left in it, and
+    /// any text is capped at a character boundary within the limit.
+    #[test]
+    fn html_of_any_shape_becomes_text_and_caps_hold(html in "(<[a-z/!]{0,8}[^>&]{0,12}>?|[^<&]{0,16}){0,24}", limit in 0_usize..64) {
+        let text = super::html_to_text(&html);
+        proptest::prop_assert!(!text.contains("<script") && !text.contains("<p>"));
+        let (capped, cut) = super::cap(text.clone(), limit);
+        proptest::prop_assert!(capped.len() <= limit || !cut && capped == text);
+        proptest::prop_assert!(text.starts_with(&capped));
+    }
 }
