@@ -17,7 +17,7 @@ use crate::records::{Cursor, Page, ReadOptions};
 use crate::{HttpCore, ProviderError, ProviderKind, ProviderSpec};
 
 /// The Stripe API version every request pins, so account defaults never change a response shape.
-pub const STRIPE_API_VERSION: &str = "2024-06-20";
+pub const STRIPE_API_VERSION: &str = "2026-08-26.dahlia";
 /// The Intercom API version every request pins.
 pub const INTERCOM_API_VERSION: &str = "2.14";
 

@@ -277,8 +277,9 @@ const STRIPE_CUSTOMER_FIELDS: &[&str] = &[
     "test_clock",
 ];
 
-/// Top-level properties of a Stripe invoice (API version 2024-06-20; `deleted` on deleted
-/// drafts).
+/// Top-level properties of a Stripe invoice at the pinned API version (since 2025-03-31.basil the
+/// subscription and quote live in `parent`, payments in `payments`, taxes in `total_taxes`;
+/// `deleted` on deleted drafts).
 const STRIPE_INVOICE_FIELDS: &[&str] = &[
     "id",
     "object",
@@ -296,7 +297,6 @@ const STRIPE_INVOICE_FIELDS: &[&str] = &[
     "auto_advance",
     "automatic_tax",
     "billing_reason",
-    "charge",
     "collection_method",
     "created",
     "currency",
@@ -332,15 +332,13 @@ const STRIPE_INVOICE_FIELDS: &[&str] = &[
     "next_payment_attempt",
     "number",
     "on_behalf_of",
-    "paid",
-    "paid_out_of_band",
-    "payment_intent",
+    "parent",
+    "payments",
     "payment_settings",
     "period_end",
     "period_start",
     "post_payment_credit_notes_amount",
     "pre_payment_credit_notes_amount",
-    "quote",
     "receipt_number",
     "rendering",
     "shipping_cost",
@@ -349,23 +347,19 @@ const STRIPE_INVOICE_FIELDS: &[&str] = &[
     "statement_descriptor",
     "status",
     "status_transitions",
-    "subscription",
-    "subscription_details",
-    "subscription_proration_date",
     "subtotal",
     "subtotal_excluding_tax",
-    "tax",
     "test_clock",
     "threshold_reason",
     "total",
     "total_discount_amounts",
     "total_excluding_tax",
-    "total_tax_amounts",
+    "total_taxes",
     "transfer_data",
     "webhooks_delivered_at",
 ];
 
-/// Top-level properties of a Stripe charge.
+/// Top-level properties of a Stripe charge (no `invoice` since 2025-03-31.basil).
 const STRIPE_CHARGE_FIELDS: &[&str] = &[
     "id",
     "object",
@@ -388,7 +382,6 @@ const STRIPE_CHARGE_FIELDS: &[&str] = &[
     "failure_code",
     "failure_message",
     "fraud_details",
-    "invoice",
     "livemode",
     "metadata",
     "on_behalf_of",

@@ -85,9 +85,12 @@ impl ProviderClient {
     ) -> Result<Option<WebhookRegistration>, ProviderError> {
         match self.provider() {
             ProviderKind::Stripe => {
+                // `api_version` renders the endpoint's events in the version every request pins,
+                // not the account's default.
                 let mut form: Vec<(&str, &str)> = vec![
                     ("url", endpoint_url),
                     ("description", "integration platform sync"),
+                    ("api_version", crate::STRIPE_API_VERSION),
                 ];
                 form.extend(
                     STRIPE_EVENTS

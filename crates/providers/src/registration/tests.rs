@@ -13,6 +13,7 @@ async fn stripe_returns_the_endpoint_secret_at_creation() -> Result<(), Provider
     Mock::given(method("POST")).and(path("/v1/webhook_endpoints"))
         .and(body_string_contains("url=https%3A%2F%2Fplatform.example.com%2Fwebhooks%2Fstripe%2Fc1"))
         .and(body_string_contains("enabled_events%5B%5D=customer.updated"))
+        .and(body_string_contains("api_version=2026-08-26.dahlia"))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
             "id": "we_1Mr5jULkdIwHu7ix1ibLTM0x", "object": "webhook_endpoint", "secret": "whsec_test_secret",
             "status": "enabled", "url": "https://platform.example.com/webhooks/stripe/c1", "enabled_events": ["customer.updated"]
