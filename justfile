@@ -28,6 +28,7 @@ test: tools
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    RUSTDOCFLAGS="-D missing_docs -D rustdoc::broken_intra_doc_links" cargo doc -p providers --no-deps --locked
 
 # Regenerate entity/ from a freshly migrated PostgreSQL database with sea-orm-cli.
 entities: tools

@@ -29,7 +29,17 @@ pub struct AccountInfo {
     pub external_account_id: String,
     /// A name to show.
     pub display_name: Option<String>,
-    /// A few non-secret facts (time zone, region, account type, …), allow-listed per provider.
+    /// A few non-secret facts, allow-listed per provider ([`AccountInfo::detail_keys`]); a key is
+    /// absent when the provider sent no value:
+    ///
+    /// | Provider | Keys |
+    /// | --- | --- |
+    /// | HubSpot | `account_type`, `time_zone`, `currency`, `data_hosting_location` |
+    /// | Salesforce | `user_id`, `username`, `locale`, `time_zone` |
+    /// | Stripe | `country`, `default_currency`, `charges_enabled`, `type` |
+    /// | Zendesk | `user_id`, `role`, `time_zone` |
+    /// | Intercom | `region`, `time_zone`, `admin_id` |
+    /// | Gmail | `history_id`, `messages_total` |
     pub details: Map<String, Value>,
     /// How long the provider took to answer, retries included.
     pub response_time: Duration,
@@ -70,6 +80,13 @@ impl RequestBudget {
                 (used < self.limit).then_some(used + 1)
             })
             .is_ok()
+    }
+}
+
+impl AccountInfo {
+    /// The keys [`AccountInfo::details`] may hold for `kind`.
+    pub fn detail_keys(kind: ProviderKind) -> Vec<&'static str> {
+        crate::validation::detail_keys(kind)
     }
 }
 

@@ -50,7 +50,7 @@ const MAX_CONCURRENT_FETCHES: usize = 8;
 
 /// The reader's position.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "snake_case")]
+#[serde(tag = "phase", rename_all = "snake_case", deny_unknown_fields)]
 enum State {
     /// Nothing read yet.
     #[default]
@@ -130,6 +130,30 @@ struct History {
 #[derive(Debug, Deserialize)]
 struct MessageChange {
     message: MessageRef,
+}
+
+/// A cursor reading the mailbox's changes after `history_id` (a `historyId` from the profile, a
+/// message or a push notification).
+pub(crate) fn cursor_after_history(history_id: &str) -> Result<Cursor, ProviderError> {
+    if history_id.is_empty() || !history_id.chars().all(|char| char.is_ascii_digit()) {
+        return Err(ProviderError::Misconfigured {
+            provider: ProviderKind::Gmail,
+            reason: format!("`{history_id}` is not a Gmail history id (digits)"),
+        });
+    }
+    Ok(Cursor::encode(&State::History {
+        history_id: history_id.to_owned(),
+        page_token: None,
+    }))
+}
+
+/// The history id a stored cursor continues from, if it has one yet.
+pub(crate) fn history_id(cursor: &Cursor) -> Result<Option<String>, ProviderError> {
+    let state: State = Cursor::state(Some(cursor), ProviderKind::Gmail)?;
+    Ok(match state {
+        State::Start => None,
+        State::Backfill { history_id, .. } | State::History { history_id, .. } => Some(history_id),
+    })
 }
 
 /// Reads the next page of `messages`.

@@ -23,8 +23,10 @@ const SEARCH_RESULT_CAP: u64 = 10_000;
 const MAX_SEARCH_PAGE: u32 = 200;
 const MAX_LIST_PAGE: u32 = 100;
 
-/// The reader's position.
+/// The reader's position. Unknown fields are refused: a cursor of another provider is an error,
+/// not a silent restart.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct State {
     /// Reading archived records (after search caught up).
     #[serde(default)]
@@ -167,6 +169,25 @@ impl HubSpotObject {
             source_url,
         }
     }
+}
+
+/// A cursor reading records modified at or after `since`, and archives after it.
+pub(crate) fn cursor_since(since: DateTime<Utc>) -> Cursor {
+    let ms = since.timestamp_millis();
+    Cursor::encode(&State {
+        since_ms: Some(ms),
+        archived_since_ms: Some(ms),
+        ..State::default()
+    })
+}
+
+/// The watermark of a stored cursor: records modified at or after it are read next.
+pub(crate) fn watermark(cursor: &Cursor) -> Result<Option<DateTime<Utc>>, ProviderError> {
+    let state: State = Cursor::state(Some(cursor), ProviderKind::HubSpot)?;
+    Ok(state
+        .tie_ms
+        .or(state.since_ms)
+        .and_then(DateTime::from_timestamp_millis))
 }
 
 pub(crate) async fn read_page(

@@ -7,6 +7,7 @@
 //! companies) simply stop being returned. They come by webhook (`contact.deleted`,
 //! `contact.archived`, `conversation.deleted`), or from a periodic reconcile.
 
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -24,8 +25,10 @@ const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 /// How long an app's open scroll blocks a new one (it expires after a minute unused).
 const SCROLL_LIFETIME: Duration = Duration::from_secs(60);
 
-/// The reader's position.
+/// The reader's position. Unknown fields are refused: a cursor of another provider is an error,
+/// not a silent restart.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct State {
     /// The watermark (epoch seconds): records updated after it are read. It is the newest
     /// `updated_at` of the last complete pass; `None` reads everything.
@@ -168,6 +171,22 @@ fn search_value(since: Option<i64>) -> i64 {
 /// The cursor is JSON: `{"since":…,"starting_after":…,"pass_max":…}` for search,
 /// `{"since":…,"scroll_param":…,"pass_max":…}` for companies. Deleted contacts are not in search
 /// results; they arrive by webhook (see the module documentation).
+/// A cursor reading records updated after `since`.
+pub(crate) fn cursor_since(since: DateTime<Utc>) -> Cursor {
+    Cursor::encode(&State {
+        since: Some(since.timestamp()),
+        ..State::default()
+    })
+}
+
+/// The watermark of a stored cursor: records updated after it are read next.
+pub(crate) fn watermark(cursor: &Cursor) -> Result<Option<DateTime<Utc>>, ProviderError> {
+    let state: State = Cursor::state(Some(cursor), ProviderKind::Intercom)?;
+    Ok(state
+        .since
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0)))
+}
+
 pub(crate) async fn read_page(
     client: &ProviderClient,
     object_type: &str,

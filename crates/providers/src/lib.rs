@@ -3,8 +3,8 @@
 //! (client ids and secrets, base URLs, keys, the clock) comes in as values.
 //!
 //! - [`ProviderKind`] names the six providers; [`ProviderSpec`] holds each one as data (endpoints,
-//!   scopes, PKCE, token lifetimes, paging, rate-limit headers), every URL overridable for a sandbox
-//!   or a local mock.
+//!   scopes, PKCE, token lifetimes, how it throttles), every URL overridable for a sandbox or a
+//!   local mock.
 //! - [`OAuthClient`] runs OAuth2 through the `oauth2` crate: authorization URL with `state` and
 //!   PKCE, code exchange, refresh (rotating refresh tokens included), revocation. Its
 //!   [`TokenSet`] never says "never expires" unless the provider documents it.
@@ -75,11 +75,95 @@
 //! # }
 //! ```
 
+//! # Example: read from a local mock, as this crate's own tests do
+//!
+//! Every adapter takes its base URLs as values, so a mock in the provider's documented shape
+//! stands in for it. This example runs (with `wiremock`), and shows the objects, the pages and
+//! the cursor to store.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use providers::{
+//!     HttpCore, ProviderClient, ProviderKind, ProviderSpec, ReadOptions, RetryPolicy,
+//!     SystemClock, TokioSleeper, secrecy::SecretString,
+//! };
+//! use serde_json::json;
+//! use wiremock::matchers::{method, path};
+//! use wiremock::{Mock, MockServer, ResponseTemplate};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hubspot = MockServer::start().await;
+//! Mock::given(method("GET")).and(path("/account-info/v3/details"))
+//!     .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+//!         "portalId": 62515, "uiDomain": "app.hubspot.com", "timeZone": "US/Eastern",
+//!         "accountType": "STANDARD", "companyCurrency": "USD", "dataHostingLocation": "na1"
+//!     })))
+//!     .mount(&hubspot).await;
+//! Mock::given(method("POST")).and(path("/crm/v3/objects/contacts/search"))
+//!     .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+//!         "total": 1,
+//!         "results": [{"id": "101", "properties": {"email": "ada@example.com",
+//!             "lastmodifieddate": "2026-11-01T10:00:00.000Z"}, "updatedAt": "2026-11-01T10:00:00.000Z"}]
+//!     })))
+//!     .mount(&hubspot).await;
+//! Mock::given(method("GET")).and(path("/crm/v3/objects/contacts"))
+//!     .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+//!     .mount(&hubspot).await;
+//!
+//! let kind = ProviderKind::HubSpot;
+//! assert_eq!(providers::objects(kind), ["contacts", "companies", "deals"]);
+//! let spec = ProviderSpec::for_provider(kind).with_api_base_url(&hubspot.uri())?;
+//! let http = HttpCore::new(kind, RetryPolicy::for_provider(kind), Arc::new(SystemClock), Arc::new(TokioSleeper))?;
+//! let client = ProviderClient::new(spec, http, SecretString::from("access-token"));
+//!
+//! let account = client.validate().await?;
+//! assert_eq!(account.external_account_id, "62515");
+//! assert_eq!(account.details["time_zone"], "US/Eastern");
+//!
+//! // Search, then the archived list (deletes): two pages, then caught up.
+//! let mut cursor = None;
+//! let mut emails = Vec::new();
+//! loop {
+//!     let page = client.read_page("contacts", cursor.as_ref(), &ReadOptions::default()).await?;
+//!     emails.extend(page.records.iter().filter_map(|record| record.fields.get("email").cloned()));
+//!     cursor = Some(page.cursor); // store with the page's writes
+//!     if !page.has_more {
+//!         break;
+//!     }
+//! }
+//! assert_eq!(emails, [json!("ada@example.com")]);
+//! let watermark = cursor.and_then(|cursor| cursor.watermark(kind).ok().flatten());
+//! assert_eq!(watermark.map(|time| time.to_rfc3339()), Some("2026-11-01T10:00:00+00:00".to_owned()));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Objects and phases per provider
+//!
+//! | Provider | Objects ([`objects`]) | Phases of a read |
+//! | --- | --- | --- |
+//! | HubSpot | `contacts`, `companies`, `deals` | CRM search by last-modified time in windows under the 10,000 cap (a crowded millisecond by `hs_object_id`), then the archived list as deletes |
+//! | Salesforce | `Account`, `Contact`, `Lead`, `Opportunity` | `queryAll` by `SystemModstamp` (soft deletes as `IsDeleted`), then getDeleted for hard deletes |
+//! | Stripe | `customers`, `invoices`, `charges` | a full list on the first sync (or past the 30-day events horizon), then the Events API |
+//! | Zendesk | `tickets`, `users`, `organizations` | incremental exports (cursor-based for tickets and users, time-based for organizations) |
+//! | Intercom | `contacts`, `companies`, `conversations` | search by `updated_at` (companies: scroll) |
+//! | Gmail | `messages` | profile, then the mailbox listing with one `messages.get` each, then history |
+//!
+//! Base URLs: [`ProviderSpec::with_api_base_url`] replaces the scheme, host and port and keeps no
+//! path of its own; request paths are the providers' documented ones (`/crm/v3/…`,
+//! `/services/data/v62.0/…`, `/v1/…`, `/api/v2/…`, `/gmail/v1/…`). Salesforce calls go to the
+//! token response's `instance_url` (pass it as the API base) and validate at its `id` URL
+//! ([`ProviderClient::with_identity_url`]). Zendesk's account id is the subdomain, read from the
+//! validated user's API URL. [`AccountInfo::details`] keys are listed on [`AccountInfo`].
+
+#![warn(missing_docs, rustdoc::broken_intra_doc_links)]
+
 mod client;
 mod error;
 mod fields;
 mod gmail;
-mod http;
 mod hubspot;
 mod intercom;
 mod oauth;
@@ -92,15 +176,19 @@ mod spec;
 mod stripe;
 #[cfg(test)]
 mod test_support;
+mod transport;
 mod validation;
 pub mod webhooks;
 mod zendesk;
 
+/// The `chrono` crate of this API's times ([`Record::updated_at`], [`Cursor::since`], [`Clock`]).
+pub use chrono;
 pub use client::{
     AccountInfo, INTERCOM_API_VERSION, ProviderClient, RequestBudget, STRIPE_API_VERSION, objects,
 };
 pub use error::ProviderError;
-pub use http::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
+/// The `http` crate of this API's headers ([`WebhookRequest::headers`], [`Response::headers`]).
+pub use http;
 pub use oauth::{AuthorizationRequest, OAuthClient, OAuthCredentials, Revocation, TokenSet};
 pub use provider::ProviderKind;
 pub use records::{Cursor, Page, ReadOptions, Record};
@@ -111,6 +199,7 @@ pub use secrecy;
 pub use spec::{
     AuthMode, BodyWait, ConnectionConfig, IntercomRegion, ProviderSpec, RateLimits, WaitHeader,
 };
+pub use transport::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
 pub use validation::{StripeKeyKind, check_stripe_api_key};
 pub use webhooks::{
     VerifiedEvent, WebhookError, WebhookRejection, WebhookRequest, WebhookVerifier,

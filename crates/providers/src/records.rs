@@ -25,8 +25,24 @@ pub struct Record {
     pub source_url: Option<String>,
 }
 
-/// An opaque position in a provider's change stream, stored between syncs. Its text is JSON
-/// private to the provider's reader; an empty cursor means "from the beginning".
+/// A position in a provider's change stream, stored between syncs. Its text is JSON private to the
+/// provider's reader (store it, never edit it); an empty cursor means "from the beginning".
+///
+/// To start elsewhere, build one: [`Cursor::since`] for a time (every provider but Gmail), or
+/// [`Cursor::gmail_history`] for a Gmail history id. [`Cursor::watermark`] reads the time a stored
+/// cursor continues from. A cursor of one provider given to another is a
+/// [`ProviderError::Decode`], never a silent restart.
+///
+/// ```
+/// use providers::{Cursor, ProviderKind};
+///
+/// let since = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")?.to_utc();
+/// let cursor = Cursor::since(ProviderKind::HubSpot, "contacts", since)?;
+/// assert_eq!(cursor.watermark(ProviderKind::HubSpot)?, Some(since));
+/// assert!(Cursor::since(ProviderKind::Gmail, "messages", since).is_err());
+/// assert!(cursor.watermark(ProviderKind::Stripe).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor(String);
 
@@ -39,6 +55,70 @@ impl Cursor {
     /// The text to store.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A cursor that reads `object_type` of `provider` from `since` on: records changed at or
+    /// after it (HubSpot, Salesforce, Zendesk), or after it (Stripe events, Intercom). Gmail
+    /// positions are history ids, not times: use [`Cursor::gmail_history`].
+    pub fn since(
+        provider: ProviderKind,
+        object_type: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Self, ProviderError> {
+        if !crate::objects(provider).contains(&object_type) {
+            return Err(ProviderError::Misconfigured {
+                provider,
+                reason: format!(
+                    "no object type `{object_type}`; this provider syncs {}",
+                    crate::objects(provider).join(", ")
+                ),
+            });
+        }
+        match provider {
+            ProviderKind::HubSpot => Ok(crate::hubspot::cursor_since(since)),
+            ProviderKind::Salesforce => Ok(crate::salesforce::cursor_since(since)),
+            ProviderKind::Stripe => Ok(crate::stripe::cursor_since(since)),
+            ProviderKind::Zendesk => Ok(crate::zendesk::cursor_since(since)),
+            ProviderKind::Intercom => Ok(crate::intercom::cursor_since(since)),
+            ProviderKind::Gmail => Err(ProviderError::Misconfigured {
+                provider,
+                reason: "Gmail reads from a history id, not a time: use Cursor::gmail_history"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// A Gmail cursor that reads the mailbox's changes after `history_id` (digits).
+    pub fn gmail_history(history_id: &str) -> Result<Self, ProviderError> {
+        crate::gmail::cursor_after_history(history_id)
+    }
+
+    /// The time this cursor of `provider` continues from, when it has one (`None` for a cursor
+    /// from the beginning, for Gmail, and for a Zendesk export resumed from its own cursor). A
+    /// cursor that is not `provider`'s is a [`ProviderError::Decode`].
+    pub fn watermark(
+        &self,
+        provider: ProviderKind,
+    ) -> Result<Option<DateTime<Utc>>, ProviderError> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        match provider {
+            ProviderKind::HubSpot => crate::hubspot::watermark(self),
+            ProviderKind::Salesforce => crate::salesforce::watermark(self),
+            ProviderKind::Stripe => crate::stripe::watermark(self),
+            ProviderKind::Zendesk => crate::zendesk::watermark(self),
+            ProviderKind::Intercom => crate::intercom::watermark(self),
+            ProviderKind::Gmail => crate::gmail::history_id(self).map(|_| None),
+        }
+    }
+
+    /// The Gmail history id this cursor continues from, if it has one yet.
+    pub fn gmail_history_id(&self) -> Result<Option<String>, ProviderError> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        crate::gmail::history_id(self)
     }
 
     /// The reader's state, or its default for an empty cursor.

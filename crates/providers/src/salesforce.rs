@@ -36,8 +36,10 @@ const MIN_DELETE_WINDOW: chrono::Duration = chrono::Duration::minutes(1);
 const MIN_BATCH_SIZE: u32 = 200;
 const MAX_BATCH_SIZE: u32 = 2000;
 
-/// The reader's position.
+/// The reader's position. Unknown fields are refused: a cursor of another provider is an error,
+/// not a silent restart.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct State {
     /// Committed when a query finishes: the next query reads records whose `SystemModstamp` is at
     /// or after it. `None` before the first query has finished (read everything).
@@ -139,6 +141,21 @@ struct QueryResponse {
     #[serde(default)]
     next_records_url: Option<String>,
     records: Vec<Map<String, Value>>,
+}
+
+/// A cursor reading records changed at or after `since` (and deletes from then on).
+pub(crate) fn cursor_since(since: DateTime<Utc>) -> Cursor {
+    Cursor::encode(&State {
+        watermark: Some(since),
+        deleted_from: Some(since),
+        ..State::default()
+    })
+}
+
+/// The watermark of a stored cursor: records changed at or after it are read next.
+pub(crate) fn watermark(cursor: &Cursor) -> Result<Option<DateTime<Utc>>, ProviderError> {
+    let state: State = Cursor::state(Some(cursor), ProviderKind::Salesforce)?;
+    Ok(state.query_from.or(state.watermark))
 }
 
 /// Reads the next page of `object_type` (`Account`, `Contact`, `Lead` or `Opportunity`).

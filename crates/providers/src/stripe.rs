@@ -24,8 +24,10 @@ const RETENTION_SAFETY_SECONDS: i64 = 60 * 60;
 /// Events inside the margin are read by the next pass instead.
 const CLOCK_MARGIN_SECONDS: i64 = 60;
 
-/// The reader's position.
+/// The reader's position. Unknown fields are refused: a cursor of another provider is an error,
+/// not a silent restart.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct State {
     /// A full list in progress (the first sync, or after the events horizon passed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +182,27 @@ fn into_record(
 /// when one object changed several times in a pass its older snapshots follow the newer one on
 /// later pages: a consumer must keep the record with the newest `updated_at`. Within one page,
 /// only the newest snapshot of each object is yielded.
+/// A cursor reading changes (events) created after `since`. Stripe keeps events for 30 days: from
+/// further back, the reader lists everything instead.
+pub(crate) fn cursor_since(since: DateTime<Utc>) -> Cursor {
+    Cursor::encode(&State {
+        events_since: Some(since.timestamp()),
+        ..State::default()
+    })
+}
+
+/// The watermark of a stored cursor: events created after it are read next (during a backfill,
+/// the backfill's start).
+pub(crate) fn watermark(cursor: &Cursor) -> Result<Option<DateTime<Utc>>, ProviderError> {
+    let state: State = Cursor::state(Some(cursor), ProviderKind::Stripe)?;
+    Ok(state
+        .backfill
+        .as_ref()
+        .map(|backfill| backfill.started)
+        .or(state.events_since)
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0)))
+}
+
 pub(crate) async fn read_page(
     client: &ProviderClient,
     object_type: &str,

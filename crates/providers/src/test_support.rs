@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::http::tests::{FixedClock, RecordingSleeper, fixed_now};
+use crate::transport::tests::{FixedClock, RecordingSleeper, fixed_now};
 use crate::{ConnectionConfig, HttpCore, ProviderClient, ProviderKind, ProviderSpec, RetryPolicy};
 
 /// A file under `test_data/<provider>/`.

@@ -86,6 +86,11 @@ fn probe(kind: ProviderKind) -> Probe {
     }
 }
 
+/// The detail keys of `kind`'s validation.
+pub(crate) fn detail_keys(kind: ProviderKind) -> Vec<&'static str> {
+    probe(kind).details.iter().map(|(name, _)| *name).collect()
+}
+
 fn text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) if !text.is_empty() => Some(text.clone()),

@@ -3,6 +3,7 @@
 //! the stream, which is how Zendesk resumes), time-based for organizations (`end_time` becomes the
 //! next `start_time`).
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,8 +15,10 @@ use crate::{ProviderError, ProviderKind};
 /// The incremental exports' largest (and default) page.
 const MAX_PAGE: u32 = 1000;
 
-/// The reader's position.
+/// The reader's position. Unknown fields are refused: a cursor of another provider is an error,
+/// not a silent restart.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct State {
     /// Tickets and users: the last `after_cursor`, which resumes the export after everything read
     /// so far, in this sync or the next.
@@ -102,6 +105,24 @@ fn into_record(
 /// The cursor is JSON: `{"after_cursor":…}` for tickets and users (`{"start_time":…}` before the
 /// first page), `{"start_time":…}` for organizations. Time-based pages may repeat a record across
 /// pages; re-reading it is harmless.
+/// A cursor exporting records changed at or after `since`.
+pub(crate) fn cursor_since(since: DateTime<Utc>) -> Cursor {
+    Cursor::encode(&State {
+        start_time: Some(since.timestamp()),
+        after_cursor: None,
+    })
+}
+
+/// The watermark of a stored cursor: its export's `start_time` (`None` once the export continues
+/// from an `after_cursor`, which is Zendesk's own position).
+pub(crate) fn watermark(cursor: &Cursor) -> Result<Option<DateTime<Utc>>, ProviderError> {
+    let state: State = Cursor::state(Some(cursor), ProviderKind::Zendesk)?;
+    Ok(state
+        .start_time
+        .filter(|_| state.after_cursor.is_none())
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0)))
+}
+
 pub(crate) async fn read_page(
     client: &ProviderClient,
     object_type: &str,

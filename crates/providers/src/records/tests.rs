@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::{Cursor, parse_time};
-use crate::ProviderKind;
+use crate::{ProviderError, ProviderKind, ReadOptions};
 
 #[test]
 fn provider_timestamp_formats_parse_to_the_same_instant() {
@@ -45,4 +45,69 @@ proptest! {
         let client = CLIENT.get_or_init(|| crate::test_support::api_client(ProviderKind::Stripe, "http://127.0.0.1:9"));
         let _ = client.decode_for_test(&body);
     }
+}
+
+/// `Cursor::since` starts every provider but Gmail at a time its watermark reads back; a
+/// provider's cursor given to another provider is a decode error, never a silent restart.
+#[tokio::test]
+async fn cursors_start_at_a_time_and_refuse_other_providers() {
+    use crate::test_support::api_client;
+    let since = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:30:00Z")
+        .map(|time| time.to_utc())
+        .unwrap_or_default();
+    let timed = [
+        ProviderKind::HubSpot,
+        ProviderKind::Salesforce,
+        ProviderKind::Stripe,
+        ProviderKind::Zendesk,
+        ProviderKind::Intercom,
+    ];
+    let mut cursors = Vec::new();
+    for kind in timed {
+        let object = crate::objects(kind)[0];
+        let cursor =
+            Cursor::since(kind, object, since).unwrap_or_else(|error| panic!("{kind}: {error}"));
+        assert_eq!(cursor.watermark(kind).ok().flatten(), Some(since), "{kind}");
+        cursors.push((kind, cursor));
+    }
+    assert!(matches!(
+        Cursor::since(ProviderKind::HubSpot, "tickets", since),
+        Err(ProviderError::Misconfigured { .. })
+    ));
+    assert!(matches!(
+        Cursor::since(ProviderKind::Gmail, "messages", since),
+        Err(ProviderError::Misconfigured { .. })
+    ));
+    let gmail = Cursor::gmail_history("987654").unwrap_or_default();
+    assert_eq!(
+        gmail.gmail_history_id().ok().flatten().as_deref(),
+        Some("987654")
+    );
+    assert!(Cursor::gmail_history("98x").is_err());
+    cursors.push((ProviderKind::Gmail, gmail));
+
+    // Every provider refuses every other provider's cursor before any request.
+    let server = wiremock::MockServer::start().await;
+    for (owner, cursor) in &cursors {
+        for kind in ProviderKind::ALL {
+            if kind == *owner {
+                continue;
+            }
+            let object = crate::objects(kind)[0];
+            let outcome = api_client(kind, &server.uri())
+                .read_page(object, Some(cursor), &ReadOptions::default())
+                .await;
+            assert!(
+                matches!(&outcome, Err(ProviderError::Decode { provider, .. }) if *provider == kind),
+                "{owner}'s cursor read by {kind}: {outcome:?}"
+            );
+        }
+    }
+    assert!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
 }

@@ -248,3 +248,43 @@ async fn salesforce_validates_at_its_identity_url_and_refuses_a_foreign_one()
     );
     Ok(())
 }
+
+/// The documented detail keys are the ones validation keeps, and Salesforce's identity URL keeps
+/// the same keys as `userinfo`.
+#[test]
+fn detail_keys_are_documented_per_provider() {
+    let documented = [
+        (
+            ProviderKind::HubSpot,
+            &[
+                "account_type",
+                "time_zone",
+                "currency",
+                "data_hosting_location",
+            ][..],
+        ),
+        (
+            ProviderKind::Salesforce,
+            &["user_id", "username", "locale", "time_zone"],
+        ),
+        (
+            ProviderKind::Stripe,
+            &["country", "default_currency", "charges_enabled", "type"],
+        ),
+        (ProviderKind::Zendesk, &["user_id", "role", "time_zone"]),
+        (ProviderKind::Intercom, &["region", "time_zone", "admin_id"]),
+        (ProviderKind::Gmail, &["history_id", "messages_total"]),
+    ];
+    for (kind, keys) in documented {
+        assert_eq!(crate::AccountInfo::detail_keys(kind), keys, "{kind}");
+    }
+    let identity: Vec<&str> = super::SALESFORCE_IDENTITY
+        .details
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(
+        identity,
+        crate::AccountInfo::detail_keys(ProviderKind::Salesforce)
+    );
+}
