@@ -74,7 +74,7 @@ pub fn default_catalog() -> Vec<CatalogEntry> {
                 "incremental": true,
                 "deletes": "queryAll with IsDeleted = true",
                 "webhooks": {"supported": true, "scope": "connection", "signature": "outbound message OrganizationId"},
-                "validation": "GET /services/oauth2/userinfo",
+                "validation": "GET {identity URL from the token response} (else /services/oauth2/userinfo)",
                 "account_id": "organization_id"
             }),
             sync_config: json!({

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use crate::transport::tests::{FixedClock, RecordingSleeper, fixed_now};
-use crate::{ConnectionConfig, HttpCore, ProviderClient, ProviderKind, ProviderSpec, RetryPolicy};
+use crate::{
+    ConnectionConfig, Cursor, HttpCore, Page, ProviderClient, ProviderError, ProviderKind,
+    ProviderSpec, ReadOptions, RetryPolicy,
+};
 
 /// A file under `test_data/<provider>/`.
 pub(crate) fn test_data(kind: ProviderKind, file: &str) -> String {
@@ -35,4 +38,26 @@ pub(crate) fn api_client(kind: ProviderKind, base_url: &str) -> ProviderClient {
     )
     .unwrap_or_else(|error| panic!("{error}"));
     ProviderClient::new(spec, http, SecretString::from("test-token"))
+}
+
+/// Every page of `object_type` from `cursor` until the reader is caught up, and the cursor to
+/// store; a reader that has not finished after 10 pages fails the test.
+pub(crate) async fn read_all(
+    client: &ProviderClient,
+    object_type: &str,
+    mut cursor: Option<Cursor>,
+) -> Result<(Vec<Page>, Cursor), ProviderError> {
+    let mut pages = Vec::new();
+    loop {
+        let page = client
+            .read_page(object_type, cursor.as_ref(), &ReadOptions::default())
+            .await?;
+        cursor = Some(page.cursor.clone());
+        let has_more = page.has_more;
+        pages.push(page);
+        if !has_more {
+            return Ok((pages, cursor.unwrap_or_default()));
+        }
+        assert!(pages.len() < 10, "the reader never finishes");
+    }
 }

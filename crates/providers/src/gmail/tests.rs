@@ -59,22 +59,10 @@ async fn mount_backfill(server: &MockServer) {
 
 async fn read_all(
     server: &MockServer,
-    mut cursor: Option<Cursor>,
+    cursor: Option<Cursor>,
 ) -> Result<(Vec<Page>, Cursor), ProviderError> {
     let client = api_client(ProviderKind::Gmail, &server.uri());
-    let mut pages = Vec::new();
-    loop {
-        let page = client
-            .read_page("messages", cursor.as_ref(), &ReadOptions::default())
-            .await?;
-        cursor = Some(page.cursor.clone());
-        let has_more = page.has_more;
-        pages.push(page);
-        if !has_more {
-            return Ok((pages, cursor.unwrap_or_default()));
-        }
-        assert!(pages.len() < 10, "the reader never finishes");
-    }
+    crate::test_support::read_all(&client, "messages", cursor).await
 }
 
 fn ids(pages: &[Page]) -> Vec<(&str, bool)> {

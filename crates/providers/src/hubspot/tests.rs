@@ -35,22 +35,10 @@ async fn mount_contacts(server: &MockServer) {
 
 async fn read_all(
     server: &MockServer,
-    mut cursor: Option<Cursor>,
+    cursor: Option<Cursor>,
 ) -> Result<(Vec<Page>, Cursor), ProviderError> {
     let client = api_client(ProviderKind::HubSpot, &server.uri()).with_account_id("62515");
-    let mut pages = Vec::new();
-    loop {
-        let page = client
-            .read_page("contacts", cursor.as_ref(), &ReadOptions::default())
-            .await?;
-        cursor = Some(page.cursor.clone());
-        let has_more = page.has_more;
-        pages.push(page);
-        if !has_more {
-            return Ok((pages, cursor.unwrap_or_default()));
-        }
-        assert!(pages.len() < 10, "the reader never finishes");
-    }
+    crate::test_support::read_all(&client, "contacts", cursor).await
 }
 
 #[tokio::test]

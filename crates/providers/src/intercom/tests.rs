@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::test_support::{api_client, test_data};
-use crate::{Cursor, Page, ProviderClient, ProviderError, ProviderKind, ReadOptions};
+use crate::test_support::{api_client, read_all, test_data};
+use crate::{Cursor, Page, ProviderError, ProviderKind, ReadOptions};
 
 const APP_ID: &str = "this_is_an_id_that_should_be_at_least_40";
 const PAGE2_AFTER: &str = "WzE3OTUxMDAwMDAwMDAsIjY3NjJmMGRkIiwyXQ==";
@@ -45,26 +45,6 @@ fn ids(pages: &[Page]) -> Vec<String> {
 fn first_search_page(request: &Request) -> bool {
     serde_json::from_slice::<Value>(&request.body)
         .is_ok_and(|body| body.pointer("/pagination/starting_after").is_none())
-}
-
-async fn read_all(
-    client: &ProviderClient,
-    object_type: &str,
-    mut cursor: Option<Cursor>,
-) -> Result<(Vec<Page>, Cursor), ProviderError> {
-    let mut pages = Vec::new();
-    loop {
-        let page = client
-            .read_page(object_type, cursor.as_ref(), &ReadOptions::default())
-            .await?;
-        cursor = Some(page.cursor.clone());
-        let has_more = page.has_more;
-        pages.push(page);
-        if !has_more {
-            return Ok((pages, cursor.unwrap_or_default()));
-        }
-        assert!(pages.len() < 10, "the reader never finishes");
-    }
 }
 
 async fn mount_contacts(server: &MockServer) {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::test_support::{api_client, test_data};
+use crate::test_support::{api_client, read_all, test_data};
 use crate::transport::tests::{FixedClock, RecordingSleeper, fixed_now};
 use crate::{
     ConnectionConfig, Cursor, HttpCore, Page, ProviderClient, ProviderError, ProviderKind,
@@ -54,26 +54,6 @@ fn ids(pages: &[Page]) -> Vec<(String, bool)> {
         .flat_map(|page| page.records.iter())
         .map(|record| (record.external_id.clone(), record.deleted))
         .collect()
-}
-
-async fn read_all(
-    client: &ProviderClient,
-    object_type: &str,
-    mut cursor: Option<Cursor>,
-) -> Result<(Vec<Page>, Cursor), ProviderError> {
-    let mut pages = Vec::new();
-    loop {
-        let page = client
-            .read_page(object_type, cursor.as_ref(), &ReadOptions::default())
-            .await?;
-        cursor = Some(page.cursor.clone());
-        let has_more = page.has_more;
-        pages.push(page);
-        if !has_more {
-            return Ok((pages, cursor.unwrap_or_default()));
-        }
-        assert!(pages.len() < 10, "the reader never finishes");
-    }
 }
 
 async fn mount_customer_list(server: &MockServer) {
