@@ -19,6 +19,13 @@ pub struct Model {
     pub last_updated_at: DateTimeWithTimeZone,
     pub override_by_user: bool,
     pub override_at: Option<DateTimeWithTimeZone>,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub observed_value: Option<Json>,
+    pub observed_integration_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub observed_external_field: Option<String>,
+    pub observed_updated_at: Option<DateTimeWithTimeZone>,
+    pub observed_at: Option<DateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,6 +29,7 @@ mod m20261201_000001_supabase_auth_uid;
 mod m20261201_000002_webhook_keys_per_connection;
 mod m20261201_000003_least_privilege_roles;
 mod m20261201_000004_webhook_follow_up_jobs_retired;
+mod m20261201_000005_shadow_values;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_webhook_keys_per_connection::Migration),
             Box::new(m20261201_000003_least_privilege_roles::Migration),
             Box::new(m20261201_000004_webhook_follow_up_jobs_retired::Migration),
+            Box::new(m20261201_000005_shadow_values::Migration),
         ]
     }
 }

@@ -548,14 +548,17 @@ async fn user_edits_use_the_sync_version_and_win_over_syncs_until_cleared() -> a
         );
         let version = editor.clear_override(entity_id, "email", 2).await?;
         assert_eq!(version, 3);
-        world.sync(&changed).await?;
+        // The provider's value the sync kept under the override is back at once.
         assert_eq!(
             world.value("1", "email").await?,
             json!("ada@provider.example"),
             "{backend:?}"
         );
+        assert_eq!(world.count("SELECT count(*) FROM entity_attribute_provenance WHERE source_type = 'INTEGRATION' AND NOT override_by_user AND source_external_field = 'email' AND observed_value IS NOT NULL").await?, 1, "{backend:?}: with its provenance");
+        let again = world.sync(&changed).await?;
+        assert_eq!((again.updated, again.unchanged), (0, 1), "{backend:?}: nothing left to write");
         assert!(matches!(
-            editor.clear_override(entity_id, "email", 4).await,
+            editor.clear_override(entity_id, "email", 3).await,
             Err(EngineError::NotFound(_))
         ));
     }

@@ -1,6 +1,8 @@
 //! User edits of entity attributes: a user's value always wins over later syncs. An edit names the
 //! `sync_version` it was made against (optimistic concurrency); a stale one is a conflict that
-//! changes nothing. Clearing an override lets the next sync write the provider's value again.
+//! changes nothing. Clearing an override restores the latest value observed from the integration
+//! (kept by every sync, even under the override), with its provenance, at once. A conflict (an
+//! override and a newer, different provider value) is decided by [`AttributeEditor::resolve_conflict`].
 
 use std::sync::Arc;
 
@@ -85,6 +87,8 @@ impl AttributeEditor {
             last_updated_at: Set(now),
             override_by_user: Set(true),
             override_at: Set(Some(now)),
+            // The shadow value, if any, stays as the integration last wrote it.
+            ..Default::default()
         })
         .on_conflict(
             OnConflict::columns([
@@ -107,8 +111,10 @@ impl AttributeEditor {
         Ok(expected_sync_version + 1)
     }
 
-    /// Removes the user override of attribute `key` on `entity_id` (the value stays until the next
-    /// sync writes the provider's), if the entity is still at `expected_sync_version`.
+    /// Removes the user override of attribute `key` on `entity_id`, if the entity is still at
+    /// `expected_sync_version`: the attribute gets back the latest value observed from its
+    /// integration (the shadow value) with that value's provenance, with no provider call. An
+    /// attribute no integration ever wrote keeps the user's value, no longer pinned.
     pub async fn clear_override(
         &self,
         entity_id: Uuid,
@@ -118,32 +124,142 @@ impl AttributeEditor {
         let now = self.now();
         let transaction = crate::begin_write(&self.db).await?;
         let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
-        let attribute = attribute_definitions::Entity::find()
-            .filter(attribute_definitions::Column::WorkspaceId.eq(entity.workspace_id))
-            .filter(attribute_definitions::Column::EntityType.eq(entity.entity_type.clone()))
-            .filter(attribute_definitions::Column::Key.eq(key))
-            .one(&transaction)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("attribute `{key}`")))?;
-        let cleared = provenance::Entity::update_many()
-            .col_expr(provenance::Column::OverrideByUser, Expr::value(false))
-            .col_expr(
-                provenance::Column::OverrideAt,
-                Expr::value(Option::<DateTime<FixedOffset>>::None),
-            )
-            .col_expr(provenance::Column::LastUpdatedAt, Expr::value(now))
+        let attribute = attribute_of(&transaction, &entity, key).await?;
+        let origin = provenance::Entity::find()
             .filter(provenance::Column::EntityId.eq(entity_id))
             .filter(provenance::Column::AttributeId.eq(attribute.id))
             .filter(provenance::Column::OverrideByUser.eq(true))
-            .exec(&transaction)
+            .one(&transaction)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("an override of `{key}`")))?;
+        restore_observed(&transaction, &origin, now).await?;
+        transaction.commit().await?;
+        Ok(expected_sync_version + 1)
+    }
+
+    /// Decides a conflict on attribute `key` of `entity_id` (an override and a newer, different
+    /// provider value): `keep_user` keeps the override and marks the provider's value as seen
+    /// (the conflict ends until the provider changes it again); otherwise the provider's value and
+    /// provenance replace the override. A conflict that no longer exists is `NotFound`; a stale
+    /// `expected_sync_version` is a `Conflict`.
+    pub async fn resolve_conflict(
+        &self,
+        entity_id: Uuid,
+        key: &str,
+        keep_user: bool,
+        expected_sync_version: i64,
+    ) -> Result<i64, EngineError> {
+        let now = self.now();
+        let transaction = crate::begin_write(&self.db).await?;
+        let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
+        let attribute = attribute_of(&transaction, &entity, key).await?;
+        let origin = provenance::Entity::find()
+            .filter(provenance::Column::EntityId.eq(entity_id))
+            .filter(provenance::Column::AttributeId.eq(attribute.id))
+            .one(&transaction)
             .await?;
-        if cleared.rows_affected == 0 {
+        let value = attribute_values::Entity::find()
+            .filter(attribute_values::Column::EntityId.eq(entity_id))
+            .filter(attribute_values::Column::AttributeId.eq(attribute.id))
+            .one(&transaction)
+            .await?
+            .map(|row| row.value);
+        let Some(origin) = origin.filter(|origin| is_conflict(origin, value.as_ref())) else {
             transaction.rollback().await?;
-            return Err(EngineError::NotFound(format!("an override of `{key}`")));
+            return Err(EngineError::NotFound(format!(
+                "a conflict on `{key}` of entity {entity_id}"
+            )));
+        };
+        if keep_user {
+            // The provider's value stays the shadow value; the override is now the newer word.
+            provenance::Entity::update_many()
+                .col_expr(provenance::Column::OverrideAt, Expr::value(now))
+                .col_expr(provenance::Column::LastUpdatedAt, Expr::value(now))
+                .filter(provenance::Column::Id.eq(origin.id))
+                .exec(&transaction)
+                .await?;
+        } else {
+            restore_observed(&transaction, &origin, now).await?;
         }
         transaction.commit().await?;
         Ok(expected_sync_version + 1)
     }
+}
+
+/// Whether `origin` (with the attribute's current `value`) is a conflict: a user override, and a
+/// provider value observed after it that differs from the user's.
+pub fn is_conflict(origin: &provenance::Model, value: Option<&Value>) -> bool {
+    origin.override_by_user
+        && origin.observed_value.is_some()
+        && origin.observed_value.as_ref() != value
+        && match (origin.observed_at, origin.override_at) {
+            (Some(observed), Some(overridden)) => observed > overridden,
+            (Some(_), None) => true,
+            _ => false,
+        }
+}
+
+/// Ends an override: the attribute takes its shadow value and that value's provenance back, or,
+/// with none, keeps its value unpinned.
+async fn restore_observed(
+    transaction: &DatabaseTransaction,
+    origin: &provenance::Model,
+    now: DateTime<FixedOffset>,
+) -> Result<(), EngineError> {
+    let mut update = provenance::Entity::update_many()
+        .col_expr(provenance::Column::OverrideByUser, Expr::value(false))
+        .col_expr(
+            provenance::Column::OverrideAt,
+            Expr::value(Option::<DateTime<FixedOffset>>::None),
+        );
+    match (&origin.observed_value, origin.observed_integration_id) {
+        (Some(observed), Some(integration_id)) => {
+            attribute_values::Entity::update_many()
+                .col_expr(attribute_values::Column::Value, Expr::value(observed.clone()))
+                .col_expr(attribute_values::Column::UpdatedAt, Expr::value(now))
+                .filter(attribute_values::Column::EntityId.eq(origin.entity_id))
+                .filter(attribute_values::Column::AttributeId.eq(origin.attribute_id))
+                .exec(transaction)
+                .await?;
+            update = update
+                .col_expr(provenance::Column::SourceType, Expr::value("INTEGRATION"))
+                .col_expr(
+                    provenance::Column::SourceIntegrationId,
+                    Expr::value(Some(integration_id)),
+                )
+                .col_expr(
+                    provenance::Column::SourceExternalField,
+                    Expr::value(origin.observed_external_field.clone()),
+                )
+                .col_expr(
+                    provenance::Column::LastUpdatedAt,
+                    Expr::value(origin.observed_updated_at.unwrap_or(now)),
+                );
+        }
+        _ => {
+            update = update.col_expr(provenance::Column::LastUpdatedAt, Expr::value(now));
+        }
+    }
+    update
+        .filter(provenance::Column::Id.eq(origin.id))
+        .exec(transaction)
+        .await?;
+    Ok(())
+}
+
+/// The attribute definition `key` of the entity's type.
+async fn attribute_of(
+    transaction: &DatabaseTransaction,
+    entity: &entities::Model,
+    key: &str,
+) -> Result<attribute_definitions::Model, EngineError> {
+    attribute_definitions::Entity::find()
+        .filter(attribute_definitions::Column::WorkspaceId.eq(entity.workspace_id))
+        .filter(attribute_definitions::Column::EntityType.eq(entity.entity_type.clone()))
+        .filter(attribute_definitions::Column::Key.eq(key))
+        .one(transaction)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("attribute `{key}`")))
 }
 
 /// Moves the entity from `expected` to the next version, or explains why not.

@@ -31,6 +31,7 @@
 //!   `property_mappings`.
 
 mod cache;
+mod conflicts;
 mod connections;
 mod credentials;
 mod edits;
@@ -48,12 +49,13 @@ mod validation;
 mod worker;
 
 pub use cache::IntegrationCache;
+pub use conflicts::{Conflict, conflicts};
 pub use connections::{
     ConnectionManager, Disconnected, OAUTH_STATE_LIFETIME_MINUTES, OAuthCallback, StartConnection,
     Started, config_from_json, config_to_json,
 };
 pub use credentials::{CredentialKind, CredentialStore, TokenRefresher, credential_binding};
-pub use edits::AttributeEditor;
+pub use edits::{AttributeEditor, is_conflict};
 pub use error::EngineError;
 pub use health::{
     HEALTH_LOG_RETENTION_DAYS, HealthCheck, HealthMonitor, HealthStatus, failure_kind, grade,

@@ -679,6 +679,9 @@ impl SyncEngine {
                         source_external_field: row.source_external_field,
                         last_updated_at: row.last_updated_at,
                         override_by_user: row.override_by_user,
+                        observed_value: row.observed_value,
+                        observed_external_field: row.observed_external_field,
+                        observed_updated_at: row.observed_updated_at,
                     },
                 );
             }
@@ -745,7 +748,7 @@ impl SyncEngine {
             value_rows.push(attribute_values::ActiveModel {
                 entity_id: sea_orm::Set(write.entity_id),
                 attribute_id: sea_orm::Set(write.attribute_id),
-                value: sea_orm::Set(write.value),
+                value: sea_orm::Set(write.value.clone()),
                 updated_at: sea_orm::Set(now),
             });
             provenance_rows.push(provenance::ActiveModel {
@@ -754,12 +757,38 @@ impl SyncEngine {
                 attribute_id: sea_orm::Set(write.attribute_id),
                 source_type: sea_orm::Set("INTEGRATION".to_owned()),
                 source_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                source_external_field: sea_orm::Set(Some(write.external_field)),
+                source_external_field: sea_orm::Set(Some(write.external_field.clone())),
                 last_updated_at: sea_orm::Set(write.observed_at),
                 override_by_user: sea_orm::Set(false),
                 override_at: sea_orm::Set(None),
+                observed_value: sea_orm::Set(Some(write.value.clone())),
+                observed_integration_id: sea_orm::Set(Some(claim.integration_id)),
+                observed_external_field: sea_orm::Set(Some(write.external_field)),
+                observed_updated_at: sea_orm::Set(Some(write.observed_at)),
+                observed_at: sea_orm::Set(Some(now)),
             });
         }
+        // Under an override only the observation (the shadow value) is kept.
+        let observation_rows: Vec<provenance::ActiveModel> = planned
+            .pinned
+            .into_iter()
+            .map(|write| provenance::ActiveModel {
+                id: sea_orm::Set(Uuid::now_v7()),
+                entity_id: sea_orm::Set(write.entity_id),
+                attribute_id: sea_orm::Set(write.attribute_id),
+                source_type: sea_orm::Set("USER_OVERRIDE".to_owned()),
+                source_integration_id: sea_orm::Set(None),
+                source_external_field: sea_orm::Set(None),
+                last_updated_at: sea_orm::Set(now),
+                override_by_user: sea_orm::Set(true),
+                override_at: sea_orm::Set(Some(now)),
+                observed_value: sea_orm::Set(Some(write.value)),
+                observed_integration_id: sea_orm::Set(Some(claim.integration_id)),
+                observed_external_field: sea_orm::Set(Some(write.external_field)),
+                observed_updated_at: sea_orm::Set(Some(write.observed_at)),
+                observed_at: sea_orm::Set(Some(now)),
+            })
+            .collect();
         let archive_ids = planned.archive;
 
         for chunk in entity_rows.chunks(ROWS_PER_STATEMENT) {
@@ -824,6 +853,11 @@ impl SyncEngine {
                         provenance::Column::SourceIntegrationId,
                         provenance::Column::SourceExternalField,
                         provenance::Column::LastUpdatedAt,
+                        provenance::Column::ObservedValue,
+                        provenance::Column::ObservedIntegrationId,
+                        provenance::Column::ObservedExternalField,
+                        provenance::Column::ObservedUpdatedAt,
+                        provenance::Column::ObservedAt,
                     ])
                     .action_and_where(Expr::cust(
                         "entity_attribute_provenance.override_by_user = FALSE",
@@ -833,6 +867,26 @@ impl SyncEngine {
                 .exec_without_returning(&transaction)
                 .await
                 .context("upserting provenance")?;
+        }
+        for chunk in observation_rows.chunks(ROWS_PER_STATEMENT) {
+            provenance::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        provenance::Column::EntityId,
+                        provenance::Column::AttributeId,
+                    ])
+                    .update_columns([
+                        provenance::Column::ObservedValue,
+                        provenance::Column::ObservedIntegrationId,
+                        provenance::Column::ObservedExternalField,
+                        provenance::Column::ObservedUpdatedAt,
+                        provenance::Column::ObservedAt,
+                    ])
+                    .to_owned(),
+                )
+                .exec_without_returning(&transaction)
+                .await
+                .context("keeping observed values under overrides")?;
         }
         for chunk in archive_ids.chunks(ROWS_PER_STATEMENT) {
             entities::Entity::update_many()

@@ -6,6 +6,7 @@
 //! `apps/server/schema.graphql`.
 
 pub mod auth;
+mod conflicts;
 mod context;
 pub mod cost;
 pub mod entities;

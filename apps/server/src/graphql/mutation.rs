@@ -93,8 +93,8 @@ impl EditMutation {
         })
     }
 
-    /// Removes the viewer's override of an attribute so the next sync writes the provider's
-    /// value again.
+    /// Removes the viewer's override of an attribute: it takes back the latest value the
+    /// integration sent (kept under the override) with that value's provenance, at once.
     async fn clear_attribute_override(
         &self,
         ctx: &Context<'_>,
@@ -108,6 +108,33 @@ impl EditMutation {
             integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock));
         let sync_version = editor
             .clear_override(entity_id, &key, expected_sync_version)
+            .await
+            .map_err(super::errors::engine)?;
+        Ok(EditResult {
+            entity_id,
+            sync_version,
+        })
+    }
+
+    /// Decides a conflict on an attribute (a user override and a newer, different provider
+    /// value): `USER` keeps the override, `PROVIDER` takes the provider's value and provenance.
+    /// A conflict that no longer exists is `NOT_FOUND`; a stale `expectedSyncVersion` is a
+    /// `CONFLICT`; either changes nothing.
+    async fn resolve_conflict(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The entity.")] entity_id: Uuid,
+        #[graphql(desc = "The attribute's key.")] key: String,
+        #[graphql(desc = "Which value wins.")] keep: super::conflicts::ConflictResolution,
+        #[graphql(desc = "The entity's `syncVersion` the decision was made against.")]
+        expected_sync_version: i64,
+    ) -> Result<EditResult> {
+        let pool = member_pool(ctx, entity_id).await?;
+        let editor =
+            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock));
+        let keep_user = keep == super::conflicts::ConflictResolution::User;
+        let sync_version = editor
+            .resolve_conflict(entity_id, &key, keep_user, expected_sync_version)
             .await
             .map_err(super::errors::engine)?;
         Ok(EditResult {

@@ -234,6 +234,21 @@ impl Query {
         Ok(page)
     }
 
+    /// Attributes of a workspace where a user's override and a newer, different provider value
+    /// disagree, a page at a time (`first` ≤ 100), oldest first. Members read; decide one with
+    /// `resolveConflict`.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn conflicts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The workspace.")] workspace_id: Uuid,
+        #[graphql(desc = "How many conflicts, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+    ) -> Result<super::conflicts::AttributeConflictConnection> {
+        super::conflicts::page(ctx, workspace_id, first, after).await
+    }
+
     /// Any object with a global id (`nodeId`): an entity, a workspace or a connected account, if the viewer may read it; null otherwise (another workspace's object is
     /// indistinguishable from none).
     async fn node(

@@ -4,8 +4,9 @@
 //! calls it, and executes the plan; the rules live here and are tested without a database.
 //!
 //! The rules, per attribute of a mapped record:
-//! 1. a user override wins: nothing is written; a different incoming value is a conflict, and the
-//!    observation is kept in [`PagePlan::pinned`];
+//! 1. a user override wins: the value is not written; a different incoming value is a conflict,
+//!    and the observation (the shadow value) is kept in [`PagePlan::pinned`] unless it is the one
+//!    already kept, or older than it;
 //! 2. an older snapshot from the same integration (by the provider's modification time) never
 //!    overwrites a newer one;
 //! 3. the same value from the same integration and field writes nothing;
@@ -43,6 +44,12 @@ pub struct Origin {
     pub last_updated_at: DateTime<FixedOffset>,
     /// A user override pins it.
     pub override_by_user: bool,
+    /// The latest value observed from an integration (the shadow value, kept under an override).
+    pub observed_value: Option<Value>,
+    /// The provider field of the observation.
+    pub observed_external_field: Option<String>,
+    /// The provider's modification time of the observation.
+    pub observed_updated_at: Option<DateTime<FixedOffset>>,
 }
 
 /// What the database holds for a page's records.
@@ -108,7 +115,8 @@ pub struct PagePlan {
     pub entities: Vec<EntityWrite>,
     /// Values to write, each with this integration's provenance.
     pub values: Vec<ValueWrite>,
-    /// Provider values a user override kept out (the value is not written).
+    /// Provider values a user override kept out: only their observation (the shadow value) is
+    /// written.
     pub pinned: Vec<ValueWrite>,
     /// Entities to archive.
     pub archive: Vec<Uuid>,
@@ -189,11 +197,13 @@ fn plan_record(
             observed_at: updated_at.unwrap_or(input.now),
         };
         match decide(input.integration_id, origin, held, &write, updated_at) {
-            Decision::Pinned { conflict } => {
+            Decision::Pinned { conflict, observe } => {
                 if conflict {
                     out.counts.conflicts += 1;
                 }
-                out.pinned.push(write);
+                if observe {
+                    out.pinned.push(write);
+                }
             }
             Decision::Keep => {}
             Decision::Write => {
@@ -222,8 +232,9 @@ fn plan_record(
 /// What happens to one incoming attribute value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
-    /// A user override holds; `conflict` when the incoming value differs from it.
-    Pinned { conflict: bool },
+    /// A user override holds; `conflict` when the incoming value differs from it, `observe` when
+    /// it is a new observation (not the shadow value already kept, nor older than it).
+    Pinned { conflict: bool, observe: bool },
     /// Nothing to write: stale, or the same value from the same field.
     Keep,
     /// Write the value and this integration's provenance.
@@ -237,9 +248,15 @@ fn decide(
     incoming: &ValueWrite,
     updated_at: Option<DateTime<FixedOffset>>,
 ) -> Decision {
-    if origin.is_some_and(|origin| origin.override_by_user) {
+    if let Some(origin) = origin.filter(|origin| origin.override_by_user) {
+        let same = origin.observed_value.as_ref() == Some(&incoming.value)
+            && origin.observed_external_field.as_deref() == Some(incoming.external_field.as_str());
+        let older = origin
+            .observed_updated_at
+            .is_some_and(|observed| updated_at.is_some_and(|incoming| observed > incoming));
         return Decision::Pinned {
             conflict: held != Some(&incoming.value),
+            observe: !same && !older,
         };
     }
     let ours = origin.filter(|origin| origin.source_integration_id == Some(integration_id));

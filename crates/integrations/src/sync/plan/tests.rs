@@ -45,6 +45,9 @@ struct Held {
     field: &'static str,
     minute: u32,
     overridden: bool,
+    /// The shadow value kept under an override, observed at `observed_minute`.
+    observed: Option<&'static str>,
+    observed_minute: u32,
 }
 
 const HELD: Held = Held {
@@ -54,6 +57,8 @@ const HELD: Held = Held {
     field: "email",
     minute: 30,
     overridden: false,
+    observed: None,
+    observed_minute: 30,
 };
 
 fn existing(held: Option<&Held>) -> Existing {
@@ -77,6 +82,9 @@ fn existing(held: Option<&Held>) -> Existing {
                 source_external_field: Some(held.field.to_owned()),
                 last_updated_at: at(held.minute),
                 override_by_user: held.overridden,
+                observed_value: held.observed.map(|value| json!(value)),
+                observed_external_field: held.observed.map(|_| "email".to_owned()),
+                observed_updated_at: held.observed.map(|_| at(held.observed_minute)),
             },
         );
     }
@@ -173,6 +181,38 @@ fn each_rule_decides_as_documented() {
             "an override wins and a different value is a conflict",
             Some(Held {
                 overridden: true,
+                ..HELD
+            }),
+            vec![record("c1", Some("new@example.com"), Some(40), false)],
+            (vec![], [0, 0, 0, 1, 1], 0, 1),
+        ),
+        (
+            "an override keeps no second copy of the shadow value it already has",
+            Some(Held {
+                overridden: true,
+                observed: Some("new@example.com"),
+                ..HELD
+            }),
+            vec![record("c1", Some("new@example.com"), Some(40), false)],
+            (vec![], [0, 0, 0, 1, 1], 0, 0),
+        ),
+        (
+            "an older provider value under an override does not replace the shadow value",
+            Some(Held {
+                overridden: true,
+                observed: Some("newest@example.com"),
+                observed_minute: 50,
+                ..HELD
+            }),
+            vec![record("c1", Some("new@example.com"), Some(40), false)],
+            (vec![], [0, 0, 0, 1, 1], 0, 0),
+        ),
+        (
+            "a newer provider value under an override replaces the shadow value",
+            Some(Held {
+                overridden: true,
+                observed: Some("older@example.com"),
+                observed_minute: 20,
                 ..HELD
             }),
             vec![record("c1", Some("new@example.com"), Some(40), false)],
