@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait as _, ConnectionTrait as _, EntityTrait as _, QueryFil
 use serde_json::{Value, json};
 use server::graphql::auth::{Claims, sign};
 use server::graphql::{GraphqlState, RequestDb, router};
-use tests::fixtures::{Tenant, new_id};
+use tests::fixtures::{Tenant, new_id, v};
 use tests::{Backend, TestDb, workspace_root};
 use tower::ServiceExt as _;
 
@@ -605,6 +605,156 @@ async fn members_edit_attributes_with_the_sync_version_and_other_workspaces_cann
                 )
                 .await?,
             0
+        );
+    }
+    Ok(())
+}
+
+/// A conflict (an override and a newer, different provider value) is listed to members and decided
+/// by `resolveConflict`; stale versions, gone conflicts, foreign workspaces and forged cursors get
+/// coded errors and change nothing.
+#[tokio::test]
+async fn members_list_and_resolve_conflicts_and_bad_input_changes_nothing() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let alpha = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+        let beta = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+        let as_alpha = token(alpha.user_id, 3600, SECRET)?;
+        let as_beta = token(beta.user_id, 3600, SECRET)?;
+        let edit = "mutation($e: UUID!) { updateEntityAttribute(entityId: $e, key: \"email\", value: \"ada@mine.example\", expectedSyncVersion: 0) { syncVersion } }";
+        post(
+            &test_db,
+            Some(&as_alpha),
+            edit,
+            json!({"e": alpha.entity_id}),
+        )
+        .await?;
+        // The provider's newer value, as a sync keeps it under the override.
+        let hubspot = tests::fixtures::definition_id(&test_db, "hubspot").await?;
+        let observe = |value: &'static str| {
+            let later = (chrono::Utc::now() + chrono::Duration::hours(1)).fixed_offset();
+            (
+                "UPDATE entity_attribute_provenance SET observed_value = $1, observed_integration_id = $2,
+                 observed_external_field = 'email', observed_updated_at = $3, observed_at = $4 WHERE entity_id = $5",
+                vec![v(json!(value)), v(hubspot), v(later), v(later), v(alpha.entity_id)],
+            )
+        };
+        let (sql, values) = observe("ada@provider.example");
+        test_db.execute(sql, values).await?;
+        let list = "query($w: UUID!, $after: String) { conflicts(workspaceId: $w, first: 10, after: $after) { edges { cursor node { entityId key userValue providerValue since integration { slug } entity { id } } } pageInfo { hasNextPage endCursor } } }";
+        let page = post(
+            &test_db,
+            Some(&as_alpha),
+            list,
+            json!({"w": alpha.workspace_id}),
+        )
+        .await?;
+        let node = &page["data"]["conflicts"]["edges"][0]["node"];
+        assert_eq!(node["key"], json!("email"), "{backend:?}: {page}");
+        assert_eq!(node["userValue"], json!("ada@mine.example"));
+        assert_eq!(node["providerValue"], json!("ada@provider.example"));
+        assert_eq!(node["integration"]["slug"], json!("hubspot"));
+        assert_eq!(node["entity"]["id"], json!(alpha.entity_id));
+        assert_eq!(
+            page["data"]["conflicts"]["pageInfo"]["hasNextPage"],
+            json!(false)
+        );
+        let after = page["data"]["conflicts"]["pageInfo"]["endCursor"].clone();
+        let rest = post(
+            &test_db,
+            Some(&as_alpha),
+            list,
+            json!({"w": alpha.workspace_id, "after": after}),
+        )
+        .await?;
+        assert_eq!(rest["data"]["conflicts"]["edges"], json!([]), "{rest}");
+
+        for (who, variables, expected) in [
+            (&as_beta, json!({"w": alpha.workspace_id}), "NOT_FOUND"),
+            (
+                &as_alpha,
+                json!({"w": alpha.workspace_id, "after": "bm90LWEtY3Vyc29y"}),
+                "BAD_USER_INPUT",
+            ),
+        ] {
+            let refused = post(&test_db, Some(who), list, variables).await?;
+            assert_eq!(code(&refused), Some(expected), "{backend:?}: {refused}");
+        }
+        let resolve = "mutation($e: UUID!, $keep: ConflictResolution!, $v: Int!) { resolveConflict(entityId: $e, key: \"email\", keep: $keep, expectedSyncVersion: $v) { syncVersion } }";
+        for (who, variables, expected) in [
+            (
+                &as_alpha,
+                json!({"e": alpha.entity_id, "keep": "PROVIDER", "v": 0}),
+                "CONFLICT",
+            ),
+            (
+                &as_beta,
+                json!({"e": alpha.entity_id, "keep": "PROVIDER", "v": 1}),
+                "NOT_FOUND",
+            ),
+        ] {
+            let refused = post(&test_db, Some(who), resolve, variables).await?;
+            assert_eq!(code(&refused), Some(expected), "{backend:?}: {refused}");
+        }
+        // Keeping the user's value ends the conflict and keeps the override.
+        let kept = post(
+            &test_db,
+            Some(&as_alpha),
+            resolve,
+            json!({"e": alpha.entity_id, "keep": "USER", "v": 1}),
+        )
+        .await?;
+        assert_eq!(
+            kept["data"]["resolveConflict"]["syncVersion"],
+            json!(2),
+            "{backend:?}: {kept}"
+        );
+        let page = post(
+            &test_db,
+            Some(&as_alpha),
+            list,
+            json!({"w": alpha.workspace_id}),
+        )
+        .await?;
+        assert_eq!(
+            page["data"]["conflicts"]["edges"],
+            json!([]),
+            "{backend:?}: {page}"
+        );
+        let gone = post(
+            &test_db,
+            Some(&as_alpha),
+            resolve,
+            json!({"e": alpha.entity_id, "keep": "PROVIDER", "v": 2}),
+        )
+        .await?;
+        assert_eq!(code(&gone), Some("NOT_FOUND"), "{backend:?}: {gone}");
+        // A newer provider value again; taking it replaces the override.
+        let (sql, values) = observe("ada@newer.example");
+        test_db.execute(sql, values).await?;
+        // (The refused resolution above changed nothing: the version is still 2.)
+        let taken = post(
+            &test_db,
+            Some(&as_alpha),
+            resolve,
+            json!({"e": alpha.entity_id, "keep": "PROVIDER", "v": 2}),
+        )
+        .await?;
+        assert_eq!(
+            taken["data"]["resolveConflict"]["syncVersion"],
+            json!(3),
+            "{backend:?}: {taken}"
+        );
+        let read = post(&test_db, Some(&as_alpha),
+            "query($id: UUID!) { entity(id: $id) { attributes { key value provenance { sourceType overriddenByUser externalField integration { slug } } } } }",
+            json!({"id": alpha.entity_id})).await?;
+        let attribute = &read["data"]["entity"]["attributes"][0];
+        assert_eq!(attribute["value"], json!("ada@newer.example"), "{read}");
+        assert_eq!(attribute["provenance"]["overriddenByUser"], json!(false));
+        assert_eq!(attribute["provenance"]["sourceType"], json!("INTEGRATION"));
+        assert_eq!(
+            attribute["provenance"]["integration"]["slug"],
+            json!("hubspot")
         );
     }
     Ok(())

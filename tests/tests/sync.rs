@@ -556,7 +556,11 @@ async fn user_edits_use_the_sync_version_and_win_over_syncs_until_cleared() -> a
         );
         assert_eq!(world.count("SELECT count(*) FROM entity_attribute_provenance WHERE source_type = 'INTEGRATION' AND NOT override_by_user AND source_external_field = 'email' AND observed_value IS NOT NULL").await?, 1, "{backend:?}: with its provenance");
         let again = world.sync(&changed).await?;
-        assert_eq!((again.updated, again.unchanged), (0, 1), "{backend:?}: nothing left to write");
+        assert_eq!(
+            (again.updated, again.unchanged),
+            (0, 1),
+            "{backend:?}: nothing left to write"
+        );
         assert!(matches!(
             editor.clear_override(entity_id, "email", 3).await,
             Err(EngineError::NotFound(_))

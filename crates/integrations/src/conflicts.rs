@@ -83,6 +83,8 @@ pub async fn conflicts<C: ConnectionTrait>(
         .into_model::<Conflict>()
         .all(db)
         .await
-        .map_err(|error| EngineError::Unexpected(anyhow::Error::new(error).context("reading conflicts")))?;
+        .map_err(|error| {
+            EngineError::Unexpected(anyhow::Error::new(error).context("reading conflicts"))
+        })?;
     Ok(rows)
 }

@@ -171,9 +171,13 @@ impl AttributeEditor {
             )));
         };
         if keep_user {
-            // The provider's value stays the shadow value; the override is now the newer word.
+            // The provider's value stays the shadow value; the override is now the newer word
+            // (no earlier than the observation it answers, whatever the clocks say).
+            let decided = origin
+                .observed_at
+                .map_or(now, |observed| Ord::max(observed, now));
             provenance::Entity::update_many()
-                .col_expr(provenance::Column::OverrideAt, Expr::value(now))
+                .col_expr(provenance::Column::OverrideAt, Expr::value(decided))
                 .col_expr(provenance::Column::LastUpdatedAt, Expr::value(now))
                 .filter(provenance::Column::Id.eq(origin.id))
                 .exec(&transaction)
@@ -215,7 +219,10 @@ async fn restore_observed(
     match (&origin.observed_value, origin.observed_integration_id) {
         (Some(observed), Some(integration_id)) => {
             attribute_values::Entity::update_many()
-                .col_expr(attribute_values::Column::Value, Expr::value(observed.clone()))
+                .col_expr(
+                    attribute_values::Column::Value,
+                    Expr::value(observed.clone()),
+                )
                 .col_expr(attribute_values::Column::UpdatedAt, Expr::value(now))
                 .filter(attribute_values::Column::EntityId.eq(origin.entity_id))
                 .filter(attribute_values::Column::AttributeId.eq(origin.attribute_id))

@@ -86,7 +86,10 @@ fn after_of(cursor: &str) -> Result<Uuid> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("conflict:").and_then(|id| Uuid::parse_str(id).ok()))
+        .and_then(|text| {
+            text.strip_prefix("conflict:")
+                .and_then(|id| Uuid::parse_str(id).ok())
+        })
         .ok_or_else(|| error(Code::BadUserInput, "`after` is not a conflict cursor"))
 }
 

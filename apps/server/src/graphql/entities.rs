@@ -510,7 +510,10 @@ pub async fn prefetch(ctx: &Context<'_>, page: &EntityConnection) -> Result<()> 
     Ok(())
 }
 
-pub(crate) async fn load_integration(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Integration>> {
+pub(crate) async fn load_integration(
+    ctx: &Context<'_>,
+    id: Option<Uuid>,
+) -> Result<Option<Integration>> {
     let Some(id) = id else {
         return Ok(None);
     };
