@@ -26,6 +26,7 @@ pub struct Model {
     pub observed_external_field: Option<String>,
     pub observed_updated_at: Option<DateTimeWithTimeZone>,
     pub observed_at: Option<DateTimeWithTimeZone>,
+    pub sync_run_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -66,6 +66,8 @@ pub enum Relation {
     IntegrationSyncStates,
     #[sea_orm(has_many = "super::oauth_states::Entity")]
     OauthStates,
+    #[sea_orm(has_many = "super::sync_runs::Entity")]
+    SyncRuns,
     #[sea_orm(
         belongs_to = "super::users::Entity",
         from = "Column::CreatedBy",
@@ -127,6 +129,12 @@ impl Related<super::integration_sync_states::Entity> for Entity {
 impl Related<super::oauth_states::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::OauthStates.def()
+    }
+}
+
+impl Related<super::sync_runs::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::SyncRuns.def()
     }
 }
 

@@ -4,6 +4,7 @@ pub mod prelude;
 
 pub mod attribute_definitions;
 pub mod entities;
+pub mod entity_attribute_history;
 pub mod entity_attribute_provenance;
 pub mod entity_attribute_values;
 pub mod integration_cache;
@@ -14,6 +15,7 @@ pub mod integration_health_logs;
 pub mod integration_sync_states;
 pub mod job_queue;
 pub mod oauth_states;
+pub mod sync_runs;
 pub mod users;
 pub mod webhook_events;
 pub mod workspace_members;

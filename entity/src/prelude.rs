@@ -2,6 +2,7 @@
 
 pub use super::attribute_definitions::Entity as AttributeDefinitions;
 pub use super::entities::Entity as Entities;
+pub use super::entity_attribute_history::Entity as EntityAttributeHistory;
 pub use super::entity_attribute_provenance::Entity as EntityAttributeProvenance;
 pub use super::entity_attribute_values::Entity as EntityAttributeValues;
 pub use super::integration_cache::Entity as IntegrationCache;
@@ -12,6 +13,7 @@ pub use super::integration_health_logs::Entity as IntegrationHealthLogs;
 pub use super::integration_sync_states::Entity as IntegrationSyncStates;
 pub use super::job_queue::Entity as JobQueue;
 pub use super::oauth_states::Entity as OauthStates;
+pub use super::sync_runs::Entity as SyncRuns;
 pub use super::users::Entity as Users;
 pub use super::webhook_events::Entity as WebhookEvents;
 pub use super::workspace_members::Entity as WorkspaceMembers;

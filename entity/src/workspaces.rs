@@ -20,10 +20,14 @@ pub enum Relation {
     AttributeDefinitions,
     #[sea_orm(has_many = "super::entities::Entity")]
     Entities,
+    #[sea_orm(has_many = "super::entity_attribute_history::Entity")]
+    EntityAttributeHistory,
     #[sea_orm(has_many = "super::integration_connections::Entity")]
     IntegrationConnections,
     #[sea_orm(has_many = "super::oauth_states::Entity")]
     OauthStates,
+    #[sea_orm(has_many = "super::sync_runs::Entity")]
+    SyncRuns,
     #[sea_orm(has_many = "super::workspace_members::Entity")]
     WorkspaceMembers,
 }
@@ -40,6 +44,12 @@ impl Related<super::entities::Entity> for Entity {
     }
 }
 
+impl Related<super::entity_attribute_history::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::EntityAttributeHistory.def()
+    }
+}
+
 impl Related<super::integration_connections::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::IntegrationConnections.def()
@@ -49,6 +59,12 @@ impl Related<super::integration_connections::Entity> for Entity {
 impl Related<super::oauth_states::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::OauthStates.def()
+    }
+}
+
+impl Related<super::sync_runs::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::SyncRuns.def()
     }
 }
 

@@ -30,6 +30,7 @@ mod m20261201_000002_webhook_keys_per_connection;
 mod m20261201_000003_least_privilege_roles;
 mod m20261201_000004_webhook_follow_up_jobs_retired;
 mod m20261201_000005_shadow_values;
+mod m20261201_000006_attribute_history_and_sync_runs;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_least_privilege_roles::Migration),
             Box::new(m20261201_000004_webhook_follow_up_jobs_retired::Migration),
             Box::new(m20261201_000005_shadow_values::Migration),
+            Box::new(m20261201_000006_attribute_history_and_sync_runs::Migration),
         ]
     }
 }

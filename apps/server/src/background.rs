@@ -76,6 +76,7 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         )
         .with_public_base_url(state.settings.public_base_url.clone())
         .with_sync_request_budget(state.settings.sync_request_budget)
+        .with_attribute_history_days(state.settings.attribute_history_days)
         .with_observer(Arc::new(state.metrics.clone()))
         // On shutdown a running sync stops at its next page boundary (its job goes back to the
         // queue) instead of holding the process until it ends.

@@ -126,6 +126,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `SYNC_REQUEST_BUDGET`: API calls one sync run may make (default 100,000; at least 1).
     pub sync_request_budget: u64,
+    /// `ATTRIBUTE_HISTORY_DAYS`: how long attribute history is kept (default 90; at least 1).
+    pub attribute_history_days: i64,
     /// `METRICS_BIND_ADDR`: serve `/metrics` on this address only (not on `BIND_ADDR`).
     pub metrics_bind_addr: Option<SocketAddr>,
     /// `METRICS_TOKEN`: `/metrics` answers only `Authorization: Bearer <this>`.
@@ -181,6 +183,7 @@ impl fmt::Debug for Settings {
             .field("client_ip_header", &self.client_ip_header)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("sync_request_budget", &self.sync_request_budget)
+            .field("attribute_history_days", &self.attribute_history_days)
             .field("metrics_bind_addr", &self.metrics_bind_addr)
             .field("metrics_token", &self.metrics_token)
             .field("uses_dev_keys", &self.uses_dev_keys)
@@ -365,6 +368,18 @@ impl Settings {
                     reason: format!("`{text}` is not a whole number of calls of at least 1"),
                 })?,
         };
+        let attribute_history_days = match get("ATTRIBUTE_HISTORY_DAYS") {
+            None => integrations::DEFAULT_ATTRIBUTE_HISTORY_DAYS,
+            Some(text) => text
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|days| (1..=36_500).contains(days))
+                .ok_or_else(|| SettingsError::Invalid {
+                    name: "ATTRIBUTE_HISTORY_DAYS",
+                    reason: format!("`{text}` is not a whole number of days from 1 to 36500"),
+                })?,
+        };
         let metrics_bind_addr = get("METRICS_BIND_ADDR")
             .map(|text| {
                 text.trim()
@@ -488,6 +503,7 @@ impl Settings {
             metrics_bind_addr,
             shutdown_grace,
             sync_request_budget,
+            attribute_history_days,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             api_database_url: get("API_DATABASE_URL"),
             worker_database_url: get("WORKER_DATABASE_URL"),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
 use entity::{
-    attribute_definitions, entities, entity_attribute_provenance as provenance,
-    entity_attribute_values as attribute_values,
+    attribute_definitions, entities, entity_attribute_history as history,
+    entity_attribute_provenance as provenance, entity_attribute_values as attribute_values,
 };
 use providers::Clock;
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
@@ -27,12 +27,23 @@ use crate::{EngineError, is_attribute_key};
 pub struct AttributeEditor {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
+    user_id: Option<Uuid>,
 }
 
 impl AttributeEditor {
     /// An editor on `db`.
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            user_id: None,
+        }
+    }
+
+    /// Names the user whose edits these are, in the attributes' history.
+    pub fn acting_as(mut self, user_id: Uuid) -> Self {
+        self.user_id = Some(user_id);
+        self
     }
 
     fn now(&self) -> DateTime<FixedOffset> {
@@ -58,6 +69,23 @@ impl AttributeEditor {
         let transaction = crate::begin_write(&self.db).await?;
         let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
         let attribute_id = attribute_id(&transaction, &entity, key, now).await?;
+        let previous = current_value(&transaction, entity_id, attribute_id).await?;
+        append_history(
+            &transaction,
+            Change {
+                workspace_id: entity.workspace_id,
+                entity_id,
+                attribute_id,
+                old_value: previous,
+                new_value: Some(value.clone()),
+                source_type: "USER_OVERRIDE",
+                integration_id: None,
+                external_field: None,
+                user_id: self.user_id,
+                at: now,
+            },
+        )
+        .await?;
         attribute_values::Entity::insert(attribute_values::ActiveModel {
             entity_id: Set(entity_id),
             attribute_id: Set(attribute_id),
@@ -132,7 +160,7 @@ impl AttributeEditor {
             .one(&transaction)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("an override of `{key}`")))?;
-        restore_observed(&transaction, &origin, now).await?;
+        restore_observed(&transaction, &entity, &origin, now, self.user_id).await?;
         transaction.commit().await?;
         Ok(expected_sync_version + 1)
     }
@@ -182,8 +210,24 @@ impl AttributeEditor {
                 .filter(provenance::Column::Id.eq(origin.id))
                 .exec(&transaction)
                 .await?;
+            append_history(
+                &transaction,
+                Change {
+                    workspace_id: entity.workspace_id,
+                    entity_id,
+                    attribute_id: origin.attribute_id,
+                    old_value: value.clone(),
+                    new_value: value,
+                    source_type: "USER_OVERRIDE",
+                    integration_id: None,
+                    external_field: None,
+                    user_id: self.user_id,
+                    at: now,
+                },
+            )
+            .await?;
         } else {
-            restore_observed(&transaction, &origin, now).await?;
+            restore_observed(&transaction, &entity, &origin, now, self.user_id).await?;
         }
         transaction.commit().await?;
         Ok(expected_sync_version + 1)
@@ -207,9 +251,12 @@ pub fn is_conflict(origin: &provenance::Model, value: Option<&Value>) -> bool {
 /// with none, keeps its value unpinned.
 async fn restore_observed(
     transaction: &DatabaseTransaction,
+    entity: &entities::Model,
     origin: &provenance::Model,
     now: DateTime<FixedOffset>,
+    user_id: Option<Uuid>,
 ) -> Result<(), EngineError> {
+    let previous = current_value(transaction, origin.entity_id, origin.attribute_id).await?;
     let mut update = provenance::Entity::update_many()
         .col_expr(provenance::Column::OverrideByUser, Expr::value(false))
         .col_expr(
@@ -218,6 +265,22 @@ async fn restore_observed(
         );
     match (&origin.observed_value, origin.observed_integration_id) {
         (Some(observed), Some(integration_id)) => {
+            append_history(
+                transaction,
+                Change {
+                    workspace_id: entity.workspace_id,
+                    entity_id: origin.entity_id,
+                    attribute_id: origin.attribute_id,
+                    old_value: previous,
+                    new_value: Some(observed.clone()),
+                    source_type: "INTEGRATION",
+                    integration_id: Some(integration_id),
+                    external_field: origin.observed_external_field.clone(),
+                    user_id,
+                    at: now,
+                },
+            )
+            .await?;
             attribute_values::Entity::update_many()
                 .col_expr(
                     attribute_values::Column::Value,
@@ -251,6 +314,58 @@ async fn restore_observed(
         .filter(provenance::Column::Id.eq(origin.id))
         .exec(transaction)
         .await?;
+    Ok(())
+}
+
+/// The attribute's current value, if it has one.
+async fn current_value(
+    transaction: &DatabaseTransaction,
+    entity_id: Uuid,
+    attribute_id: Uuid,
+) -> Result<Option<Value>, EngineError> {
+    Ok(attribute_values::Entity::find()
+        .filter(attribute_values::Column::EntityId.eq(entity_id))
+        .filter(attribute_values::Column::AttributeId.eq(attribute_id))
+        .one(transaction)
+        .await?
+        .map(|row| row.value))
+}
+
+/// One change of an attribute, for its history.
+struct Change {
+    workspace_id: Uuid,
+    entity_id: Uuid,
+    attribute_id: Uuid,
+    old_value: Option<Value>,
+    new_value: Option<Value>,
+    source_type: &'static str,
+    integration_id: Option<Uuid>,
+    external_field: Option<String>,
+    user_id: Option<Uuid>,
+    at: DateTime<FixedOffset>,
+}
+
+/// Appends `change` to the attribute's history.
+async fn append_history(
+    transaction: &DatabaseTransaction,
+    change: Change,
+) -> Result<(), EngineError> {
+    history::Entity::insert(history::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        workspace_id: Set(change.workspace_id),
+        entity_id: Set(change.entity_id),
+        attribute_id: Set(change.attribute_id),
+        old_value: Set(change.old_value),
+        new_value: Set(change.new_value),
+        source_type: Set(change.source_type.to_owned()),
+        source_integration_id: Set(change.integration_id),
+        source_external_field: Set(change.external_field),
+        sync_run_id: Set(None),
+        user_id: Set(change.user_id),
+        changed_at: Set(change.at),
+    })
+    .exec_without_returning(transaction)
+    .await?;
     Ok(())
 }
 

@@ -74,7 +74,7 @@ pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
     sanitized_account_info, validation_interval,
 };
-pub use worker::{JobOutcome, ProviderFactory, Worker};
+pub use worker::{DEFAULT_ATTRIBUTE_HISTORY_DAYS, JobOutcome, ProviderFactory, Worker};
 
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
 /// transaction that reads before it writes cannot upgrade to a writer once another connection

@@ -8,7 +8,10 @@
 //! executes it.
 //!
 //! A page costs a fixed number of statements whatever its size: three reads (entities, values,
-//! provenance), three upserts, one archive update and one checkpoint.
+//! provenance), three upserts, one update of the values observed under overrides, one append to
+//! the attribute history, one archive update and one checkpoint (each skipped when it has no
+//! rows). Every run has a `sync_runs` row (a resumed run keeps it), and every value it writes
+//! names it in its provenance and history.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,9 +20,10 @@ use anyhow::Context as _;
 
 use chrono::{DateTime, FixedOffset};
 use entity::{
-    attribute_definitions, entities, entity_attribute_provenance as provenance,
-    entity_attribute_values as attribute_values, integration_connections as connections,
-    integration_definitions as definitions, integration_sync_states as sync_states,
+    attribute_definitions, entities, entity_attribute_history as history,
+    entity_attribute_provenance as provenance, entity_attribute_values as attribute_values,
+    integration_connections as connections, integration_definitions as definitions,
+    integration_sync_states as sync_states, sync_runs,
 };
 use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions, RequestBudget};
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
@@ -103,6 +107,8 @@ pub struct SyncClaim {
     pub object_type: String,
     /// Where the last run stopped (`None`: from the beginning).
     pub cursor: Option<Cursor>,
+    /// The sync run this claim continues (a resumed run keeps its id).
+    pub run_id: Uuid,
     mapping: ObjectMapping,
     last_modified: Option<DateTime<FixedOffset>>,
 }
@@ -445,6 +451,11 @@ impl SyncEngine {
                 sync_states::Column::LastSyncConflicts,
                 resumed_or_zero("last_sync_conflicts"),
             )
+            // A fresh run gets a new run id below; a takeover keeps its run's.
+            .col_expr(
+                sync_states::Column::SyncRunId,
+                Expr::cust("CASE WHEN sync_status = 'syncing' THEN sync_run_id ELSE NULL END"),
+            )
             .col_expr(sync_states::Column::UpdatedAt, Expr::value(now))
             .filter(sync_states::Column::ConnectionId.eq(connection_id))
             .filter(sync_states::Column::ObjectType.eq(object_type))
@@ -473,7 +484,40 @@ impl SyncEngine {
             .exec(&self.db)
             .await
             .context("marking the connection's sync running")?;
+        let run_id = match state.sync_run_id {
+            Some(run_id) => run_id,
+            None => {
+                let run_id = Uuid::now_v7();
+                sync_runs::Entity::insert(sync_runs::ActiveModel {
+                    id: sea_orm::Set(run_id),
+                    workspace_id: sea_orm::Set(connection.workspace_id),
+                    connection_id: sea_orm::Set(connection_id),
+                    object_type: sea_orm::Set(object_type.to_owned()),
+                    status: sea_orm::Set("running".to_owned()),
+                    cursor_from: sea_orm::Set(state.sync_cursor.clone()),
+                    started_at: sea_orm::Set(now),
+                    finished_at: sea_orm::Set(None),
+                    created: sea_orm::Set(0),
+                    updated: sea_orm::Set(0),
+                    deleted: sea_orm::Set(0),
+                    conflicts: sea_orm::Set(0),
+                    error_message: sea_orm::Set(None),
+                })
+                .exec_without_returning(&self.db)
+                .await
+                .context("starting the sync run")?;
+                sync_states::Entity::update_many()
+                    .col_expr(sync_states::Column::SyncRunId, Expr::value(run_id))
+                    .filter(sync_states::Column::Id.eq(state.id))
+                    .filter(sync_states::Column::LeaseOwner.eq(lease_owner.clone()))
+                    .exec(&self.db)
+                    .await
+                    .context("naming the sync run")?;
+                run_id
+            }
+        };
         Ok(Some(SyncClaim {
+            run_id,
             state_id: state.id,
             lease_owner,
             connection_id,
@@ -744,6 +788,7 @@ impl SyncEngine {
             .collect();
         let mut value_rows = Vec::with_capacity(planned.values.len());
         let mut provenance_rows = Vec::with_capacity(planned.values.len());
+        let mut history_rows = Vec::with_capacity(planned.values.len());
         for write in planned.values {
             value_rows.push(attribute_values::ActiveModel {
                 entity_id: sea_orm::Set(write.entity_id),
@@ -763,9 +808,24 @@ impl SyncEngine {
                 override_at: sea_orm::Set(None),
                 observed_value: sea_orm::Set(Some(write.value.clone())),
                 observed_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                observed_external_field: sea_orm::Set(Some(write.external_field)),
+                observed_external_field: sea_orm::Set(Some(write.external_field.clone())),
                 observed_updated_at: sea_orm::Set(Some(write.observed_at)),
                 observed_at: sea_orm::Set(Some(now)),
+                sync_run_id: sea_orm::Set(Some(claim.run_id)),
+            });
+            history_rows.push(history::ActiveModel {
+                id: sea_orm::Set(Uuid::now_v7()),
+                workspace_id: sea_orm::Set(claim.workspace_id),
+                entity_id: sea_orm::Set(write.entity_id),
+                attribute_id: sea_orm::Set(write.attribute_id),
+                old_value: sea_orm::Set(write.previous),
+                new_value: sea_orm::Set(Some(write.value)),
+                source_type: sea_orm::Set("INTEGRATION".to_owned()),
+                source_integration_id: sea_orm::Set(Some(claim.integration_id)),
+                source_external_field: sea_orm::Set(Some(write.external_field)),
+                sync_run_id: sea_orm::Set(Some(claim.run_id)),
+                user_id: sea_orm::Set(None),
+                changed_at: sea_orm::Set(now),
             });
         }
         // Under an override only the observation (the shadow value) is kept.
@@ -787,6 +847,7 @@ impl SyncEngine {
                 observed_external_field: sea_orm::Set(Some(write.external_field)),
                 observed_updated_at: sea_orm::Set(Some(write.observed_at)),
                 observed_at: sea_orm::Set(Some(now)),
+                sync_run_id: sea_orm::NotSet,
             })
             .collect();
         let archive_ids = planned.archive;
@@ -858,6 +919,7 @@ impl SyncEngine {
                         provenance::Column::ObservedExternalField,
                         provenance::Column::ObservedUpdatedAt,
                         provenance::Column::ObservedAt,
+                        provenance::Column::SyncRunId,
                     ])
                     .action_and_where(Expr::cust(
                         "entity_attribute_provenance.override_by_user = FALSE",
@@ -887,6 +949,12 @@ impl SyncEngine {
                 .exec_without_returning(&transaction)
                 .await
                 .context("keeping observed values under overrides")?;
+        }
+        for chunk in history_rows.chunks(ROWS_PER_STATEMENT) {
+            history::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&transaction)
+                .await
+                .context("appending attribute history")?;
         }
         for chunk in archive_ids.chunks(ROWS_PER_STATEMENT) {
             entities::Entity::update_many()
@@ -1035,6 +1103,7 @@ impl SyncEngine {
             .exec(&transaction)
             .await
             .context("recording the run on the connection")?;
+        self.end_run(&transaction, claim, "succeeded", None).await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -1078,12 +1147,55 @@ impl SyncEngine {
                 connections::Column::ErrorCount,
                 Expr::col(connections::Column::ErrorCount).add(1),
             )
-            .col_expr(connections::Column::LastErrorMessage, Expr::value(message))
+            .col_expr(
+                connections::Column::LastErrorMessage,
+                Expr::value(message.clone()),
+            )
             .filter(connections::Column::Id.eq(claim.connection_id))
             .filter(connections::Column::SyncStatus.ne(SyncStatus::Disabled))
             .exec(&self.db)
             .await
             .context("recording the failed run on the connection")?;
+        self.end_run(&self.db, claim, "failed", Some(message)).await
+    }
+
+    /// Ends the claim's sync run with `status`, its counts being the state's (which span resumes).
+    async fn end_run<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        claim: &SyncClaim,
+        status: &str,
+        error: Option<String>,
+    ) -> Result<(), EngineError> {
+        let state = sync_states::Entity::find_by_id(claim.state_id)
+            .one(db)
+            .await
+            .context("reading the run's counts")?;
+        let count = |pick: fn(&sync_states::Model) -> i32| state.as_ref().map_or(0, pick);
+        sync_runs::Entity::update_many()
+            .col_expr(sync_runs::Column::Status, Expr::value(status))
+            .col_expr(sync_runs::Column::FinishedAt, Expr::value(self.now()))
+            .col_expr(
+                sync_runs::Column::Created,
+                Expr::value(count(|state| state.last_sync_created)),
+            )
+            .col_expr(
+                sync_runs::Column::Updated,
+                Expr::value(count(|state| state.last_sync_updated)),
+            )
+            .col_expr(
+                sync_runs::Column::Deleted,
+                Expr::value(count(|state| state.last_sync_deleted)),
+            )
+            .col_expr(
+                sync_runs::Column::Conflicts,
+                Expr::value(count(|state| state.last_sync_conflicts)),
+            )
+            .col_expr(sync_runs::Column::ErrorMessage, Expr::value(error))
+            .filter(sync_runs::Column::Id.eq(claim.run_id))
+            .exec(db)
+            .await
+            .context("ending the sync run")?;
         Ok(())
     }
 }

@@ -90,7 +90,11 @@ pub struct Worker {
     observer: Option<Arc<dyn EngineObserver>>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     sync_request_budget: u64,
+    attribute_history_days: i64,
 }
+
+/// How long attribute history is kept unless configured otherwise (`ATTRIBUTE_HISTORY_DAYS`).
+pub const DEFAULT_ATTRIBUTE_HISTORY_DAYS: i64 = 90;
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,7 +127,14 @@ impl Worker {
             observer: None,
             stop: None,
             sync_request_budget: crate::DEFAULT_SYNC_REQUEST_BUDGET,
+            attribute_history_days: DEFAULT_ATTRIBUTE_HISTORY_DAYS,
         }
+    }
+
+    /// Keeps attribute history for `days` (the cleanup job removes older rows).
+    pub fn with_attribute_history_days(mut self, days: i64) -> Self {
+        self.attribute_history_days = days.max(1);
+        self
     }
 
     /// Lets each sync run make at most `calls` API calls (`SYNC_REQUEST_BUDGET`).
@@ -268,6 +279,14 @@ impl Worker {
                     .prune_logs(chrono::Duration::days(crate::HEALTH_LOG_RETENTION_DAYS))
                     .await?;
                 let now = self.clock.now().fixed_offset();
+                entity::entity_attribute_history::Entity::delete_many()
+                    .filter(
+                        entity::entity_attribute_history::Column::ChangedAt
+                            .lt(now - chrono::Duration::days(self.attribute_history_days)),
+                    )
+                    .exec(&self.db)
+                    .await
+                    .context("removing attribute history past its retention")?;
                 entity::oauth_states::Entity::delete_many()
                     .filter(
                         entity::oauth_states::Column::ExpiresAt.lt(now - chrono::Duration::days(1)),

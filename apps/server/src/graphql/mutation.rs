@@ -82,7 +82,8 @@ impl EditMutation {
     ) -> Result<EditResult> {
         let pool = member_pool(ctx, entity_id).await?;
         let editor =
-            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock));
+            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock))
+                .acting_as(viewer(ctx)?.user_id);
         let sync_version = editor
             .update_attribute(entity_id, &key, value.0, expected_sync_version)
             .await
@@ -105,7 +106,8 @@ impl EditMutation {
     ) -> Result<EditResult> {
         let pool = member_pool(ctx, entity_id).await?;
         let editor =
-            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock));
+            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock))
+                .acting_as(viewer(ctx)?.user_id);
         let sync_version = editor
             .clear_override(entity_id, &key, expected_sync_version)
             .await
@@ -131,7 +133,8 @@ impl EditMutation {
     ) -> Result<EditResult> {
         let pool = member_pool(ctx, entity_id).await?;
         let editor =
-            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock));
+            integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock))
+                .acting_as(viewer(ctx)?.user_id);
         let keep_user = keep == super::conflicts::ConflictResolution::User;
         let sync_version = editor
             .resolve_conflict(entity_id, &key, keep_user, expected_sync_version)

@@ -106,6 +106,8 @@ pub struct ValueWrite {
     pub external_field: String,
     /// The provider's modification time (the plan's `now` when the record has none).
     pub observed_at: DateTime<FixedOffset>,
+    /// The value it replaces (`None`: the attribute had none), for the attribute's history.
+    pub previous: Option<Value>,
 }
 
 /// The merge decision of one page.
@@ -195,6 +197,7 @@ fn plan_record(
             value: value.clone(),
             external_field: external_field.clone(),
             observed_at: updated_at.unwrap_or(input.now),
+            previous: held.cloned(),
         };
         match decide(input.integration_id, origin, held, &write, updated_at) {
             Decision::Pinned { conflict, observe } => {
