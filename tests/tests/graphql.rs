@@ -756,6 +756,70 @@ async fn members_list_and_resolve_conflicts_and_bad_input_changes_nothing() -> a
             attribute["provenance"]["integration"]["slug"],
             json!("hubspot")
         );
+
+        // The attribute's history, newest first: the provider's value taken, the decision to keep
+        // the user's, the user's edit (with who made them).
+        let history = post(&test_db, Some(&as_alpha),
+            "query($id: UUID!) { entity(id: $id) { attributes { history(first: 10) { edges { node { oldValue newValue sourceType userId integration { slug } } } pageInfo { hasNextPage } } } } }",
+            json!({"id": alpha.entity_id})).await?;
+        let changes = &history["data"]["entity"]["attributes"][0]["history"]["edges"];
+        let summary: Vec<(Value, Value, Value)> = changes
+            .as_array()
+            .map(|edges| {
+                edges
+                    .iter()
+                    .map(|edge| {
+                        let node = &edge["node"];
+                        (
+                            node["sourceType"].clone(),
+                            node["newValue"].clone(),
+                            node["userId"].clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let user = json!(alpha.user_id);
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    json!("INTEGRATION"),
+                    json!("ada@newer.example"),
+                    user.clone()
+                ),
+                (
+                    json!("USER_OVERRIDE"),
+                    json!("ada@mine.example"),
+                    user.clone()
+                ),
+                (json!("USER_OVERRIDE"), json!("ada@mine.example"), user),
+            ],
+            "{backend:?}: {history}"
+        );
+
+        // A sync run is visible to the workspace's members only.
+        let run = new_id();
+        test_db
+            .execute(
+                "INSERT INTO sync_runs (id, workspace_id, connection_id, object_type, status, started_at)
+                 VALUES ($1, $2, $3, 'contacts', 'succeeded', $4)",
+                vec![v(run), v(alpha.workspace_id), v(alpha.connection_id), v(chrono::Utc::now().fixed_offset())],
+            )
+            .await?;
+        let query = "query($id: UUID!) { syncRun(id: $id) { id objectType status } }";
+        let seen = post(&test_db, Some(&as_alpha), query, json!({"id": run})).await?;
+        assert_eq!(
+            seen["data"]["syncRun"]["objectType"],
+            json!("contacts"),
+            "{backend:?}: {seen}"
+        );
+        let hidden = post(&test_db, Some(&as_beta), query, json!({"id": run})).await?;
+        assert_eq!(
+            hidden["data"]["syncRun"],
+            Value::Null,
+            "{backend:?}: {hidden}"
+        );
     }
     Ok(())
 }

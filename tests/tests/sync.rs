@@ -701,3 +701,54 @@ async fn a_database_failure_names_the_step_that_failed() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Every sync run has a row (counts, outcome, the cursor it started from); each value a run
+/// writes appends old -> new to the attribute's history and names the run in its provenance; a
+/// re-sync of unchanged records writes no history.
+#[tokio::test]
+async fn runs_are_recorded_and_history_has_every_change_and_nothing_else() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        let first = hubspot(vec![vec![contact(
+            "1",
+            "ada@example.com",
+            "Ada",
+            "2026-11-01T10:00:00.000Z",
+        )]])
+        .await;
+        world.sync(&first).await?;
+        let written = world
+            .count("SELECT count(*) FROM entity_attribute_history WHERE old_value IS NULL AND source_type = 'INTEGRATION' AND sync_run_id IS NOT NULL")
+            .await?;
+        assert_eq!(written, 3, "{backend:?}: email, first name, last name");
+        assert_eq!(world.count("SELECT count(*) FROM sync_runs WHERE status = 'succeeded' AND created = 1 AND cursor_from IS NULL AND finished_at IS NOT NULL").await?, 1, "{backend:?}");
+
+        world.sync(&first).await?;
+        assert_eq!(
+            world
+                .count("SELECT count(*) FROM entity_attribute_history")
+                .await?,
+            3,
+            "{backend:?}: an unchanged re-sync writes no history"
+        );
+        assert_eq!(world.count("SELECT count(*) FROM sync_runs WHERE status = 'succeeded' AND cursor_from IS NOT NULL").await?, 1, "{backend:?}: the second run started from the first's cursor");
+
+        let changed = hubspot(vec![vec![contact(
+            "1",
+            "ada@provider.example",
+            "Ada",
+            "2026-11-02T10:00:00.000Z",
+        )]])
+        .await;
+        world.sync(&changed).await?;
+        assert_eq!(world.count("SELECT count(*) FROM entity_attribute_history h JOIN attribute_definitions a ON a.id = h.attribute_id
+            WHERE a.key = 'email' AND h.source_external_field = 'email'").await?, 2, "{backend:?}");
+        // The newest email change names the run that wrote the current provenance.
+        assert_eq!(world.count("SELECT count(*) FROM entity_attribute_provenance p JOIN attribute_definitions a ON a.id = p.attribute_id
+            JOIN sync_runs r ON r.id = p.sync_run_id
+            JOIN entity_attribute_history h ON h.sync_run_id = r.id AND h.attribute_id = p.attribute_id
+            WHERE a.key = 'email' AND r.updated = 1 AND h.old_value IS NOT NULL").await?, 1, "{backend:?}");
+        assert_eq!(world.count("SELECT count(*) FROM sync_runs").await?, 3);
+    }
+    Ok(())
+}

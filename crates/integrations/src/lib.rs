@@ -38,6 +38,7 @@ mod edits;
 mod error;
 mod health;
 mod heartbeat;
+mod history;
 mod inbox;
 mod jobs;
 mod lifecycle;
@@ -61,6 +62,7 @@ pub use health::{
     HEALTH_LOG_RETENTION_DAYS, HealthCheck, HealthMonitor, HealthStatus, failure_kind, grade,
     log_message,
 };
+pub use history::{attribute_history, sync_run};
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
 pub use lifecycle::{JobStatus, Lifecycle, SyncStatus};

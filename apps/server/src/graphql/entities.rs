@@ -93,6 +93,8 @@ pub struct Provenance {
     pub override_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     pub integration_id: Option<Uuid>,
+    #[graphql(skip)]
+    pub sync_run_id: Option<Uuid>,
 }
 
 #[ComplexObject]
@@ -101,10 +103,16 @@ impl Provenance {
     async fn integration(&self, ctx: &Context<'_>) -> Result<Option<Integration>> {
         load_integration(ctx, self.integration_id).await
     }
+
+    /// The sync run that last wrote the value (lineage: its start, connection and object type).
+    async fn sync_run(&self, ctx: &Context<'_>) -> Result<Option<super::history::SyncRun>> {
+        super::history::load_run(ctx, self.sync_run_id).await
+    }
 }
 
 /// One attribute of an entity.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct Attribute {
     /// The attribute key.
     pub key: String,
@@ -112,6 +120,26 @@ pub struct Attribute {
     pub value: Json<serde_json::Value>,
     /// Where it came from (absent for values written before provenance existed).
     pub provenance: Option<Provenance>,
+    #[graphql(skip)]
+    pub entity_id: Uuid,
+    #[graphql(skip)]
+    pub attribute_id: Uuid,
+}
+
+#[ComplexObject]
+impl Attribute {
+    /// Its changes of value or provenance, newest first (`first` ≤ 100), within the retention
+    /// (`ATTRIBUTE_HISTORY_DAYS`).
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many changes, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Continue after this cursor (an edge's `cursor` or `endCursor`).")]
+        after: Option<String>,
+    ) -> Result<super::history::AttributeChangeConnection> {
+        super::history::page(ctx, self.entity_id, self.attribute_id, first, after).await
+    }
 }
 
 /// An entity of a workspace.
@@ -550,6 +578,14 @@ impl Loader<Uuid> for AttributesLoader {
                 Alias::new("value"),
             )
             .expr_as(
+                Expr::col((v.clone(), values::Column::AttributeId)),
+                Alias::new("attribute_id"),
+            )
+            .expr_as(
+                Expr::col((p.clone(), provenance::Column::SyncRunId)),
+                Alias::new("sync_run_id"),
+            )
+            .expr_as(
                 Expr::col((p.clone(), provenance::Column::SourceType)),
                 Alias::new("source_type"),
             )
@@ -617,6 +653,7 @@ impl Loader<Uuid> for AttributesLoader {
                         .map_err(db)?
                         .map(|time| time.to_utc()),
                     integration_id: row.try_get("", "source_integration_id").map_err(db)?,
+                    sync_run_id: row.try_get("", "sync_run_id").map_err(db)?,
                 }),
                 None => None,
             };
@@ -624,6 +661,8 @@ impl Loader<Uuid> for AttributesLoader {
                 key: row.try_get("", "key").map_err(db)?,
                 value: Json(row.try_get("", "value").map_err(db)?),
                 provenance,
+                entity_id,
+                attribute_id: row.try_get("", "attribute_id").map_err(db)?,
             });
         }
         Ok(attributes)

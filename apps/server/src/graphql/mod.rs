@@ -12,6 +12,7 @@ pub mod cost;
 pub mod entities;
 pub mod errors;
 mod graphiql;
+mod history;
 pub mod http;
 mod mutation;
 pub mod node;

@@ -249,6 +249,16 @@ impl Query {
         super::conflicts::page(ctx, workspace_id, first, after).await
     }
 
+    /// One sync run (lineage: when it started, its connection and object type, the cursor it
+    /// started from, its counts), or null when the viewer may not see it.
+    async fn sync_run(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The run's id.")] id: Uuid,
+    ) -> Result<Option<super::history::SyncRun>> {
+        super::history::load_run(ctx, Some(id)).await
+    }
+
     /// Any object with a global id (`nodeId`): an entity, a workspace or a connected account, if the viewer may read it; null otherwise (another workspace's object is
     /// indistinguishable from none).
     async fn node(
