@@ -621,6 +621,7 @@ async fn members_list_and_resolve_conflicts_and_bad_input_changes_nothing() -> a
         let beta = Tenant::create(&test_db, "OWNER", "hubspot").await?;
         let as_alpha = token(alpha.user_id, 3600, SECRET)?;
         let as_beta = token(beta.user_id, 3600, SECRET)?;
+        let before_edit = chrono::Utc::now();
         let edit = "mutation($e: UUID!) { updateEntityAttribute(entityId: $e, key: \"email\", value: \"ada@mine.example\", expectedSyncVersion: 0) { syncVersion } }";
         post(
             &test_db,
@@ -629,6 +630,7 @@ async fn members_list_and_resolve_conflicts_and_bad_input_changes_nothing() -> a
             json!({"e": alpha.entity_id}),
         )
         .await?;
+        let after_edit = chrono::Utc::now();
         // The provider's newer value, as a sync keeps it under the override.
         let hubspot = tests::fixtures::definition_id(&test_db, "hubspot").await?;
         let observe = |value: &'static str| {
@@ -820,6 +822,43 @@ async fn members_list_and_resolve_conflicts_and_bad_input_changes_nothing() -> a
             Value::Null,
             "{backend:?}: {hidden}"
         );
+
+        // The entity as it stood before the edit, just after it, and now.
+        let as_of = "query($id: UUID!, $at: DateTime!) { entity(id: $id, asOf: $at) { attributes { key value provenance { sourceType } } } }";
+        for (at, expected) in [
+            (before_edit, json!("ada@example.com")),
+            (after_edit, json!("ada@mine.example")),
+            (chrono::Utc::now(), json!("ada@newer.example")),
+        ] {
+            let then = post(
+                &test_db,
+                Some(&as_alpha),
+                as_of,
+                json!({"id": alpha.entity_id, "at": at}),
+            )
+            .await?;
+            assert_eq!(
+                then["data"]["entity"]["attributes"][0]["value"], expected,
+                "{backend:?} at {at}: {then}"
+            );
+        }
+        for at in [
+            chrono::Utc::now() + chrono::Duration::hours(1),
+            chrono::Utc::now() - chrono::Duration::days(91),
+        ] {
+            let refused = post(
+                &test_db,
+                Some(&as_alpha),
+                as_of,
+                json!({"id": alpha.entity_id, "at": at}),
+            )
+            .await?;
+            assert_eq!(
+                code(&refused),
+                Some("BAD_USER_INPUT"),
+                "{backend:?}: {refused}"
+            );
+        }
     }
     Ok(())
 }

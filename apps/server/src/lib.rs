@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
                 },
             )
             .with_user_limit(limits.per_user.clone())
+            .with_history_days(state.settings.attribute_history_days)
             .with_worker_pool(state.db.clone()),
         )
         .route_layer(axum::middleware::from_fn_with_state(

@@ -62,7 +62,7 @@ pub use health::{
     HEALTH_LOG_RETENTION_DAYS, HealthCheck, HealthMonitor, HealthStatus, failure_kind, grade,
     log_message,
 };
-pub use history::{attribute_history, sync_run};
+pub use history::{AttributeAsOf, attribute_history, attributes_as_of, sync_run};
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
 pub use lifecycle::{JobStatus, Lifecycle, SyncStatus};

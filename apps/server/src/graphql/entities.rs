@@ -158,6 +158,9 @@ pub struct Entity {
     pub updated_at: DateTime<Utc>,
     /// Where it came from.
     pub source: EntitySource,
+    /// The time its attributes are read at (`entity(id, asOf)`); now when absent.
+    #[graphql(skip)]
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 #[ComplexObject]
@@ -167,8 +170,13 @@ impl Entity {
         super::node::global_id(super::node::NodeKind::Entity, self.id)
     }
 
-    /// Its attributes with their provenance, by key.
+    /// Its attributes with their provenance, by key (as they stood at `asOf` when the entity was
+    /// asked for at a time: provenance is then the change that set each value, when the history
+    /// has it).
     async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<Attribute>> {
+        if let Some(as_of) = self.as_of {
+            return attributes_as_of(ctx, self.id, as_of).await;
+        }
         let loader = ctx
             .data::<Attributes>()
             .map_err(|_| internal("attributes loader missing"))?;
@@ -326,7 +334,39 @@ fn entity(model: entities::Model) -> Entity {
             sync_version: model.sync_version,
             integration_id: model.source_integration_id,
         },
+        as_of: None,
     }
+}
+
+/// The attributes of `entity_id` as they stood at `as_of`.
+async fn attributes_as_of(
+    ctx: &Context<'_>,
+    entity_id: Uuid,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Attribute>> {
+    let (_, request_db) = super::query::signed_in(ctx)?;
+    let transaction = request_db.lock().await;
+    let rows = integrations::attributes_as_of(&*transaction, entity_id, as_of.fixed_offset())
+        .await
+        .map_err(super::errors::engine)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Attribute {
+            key: row.key,
+            value: Json(row.value),
+            provenance: row.set_by.map(|change| Provenance {
+                overridden_by_user: change.source_type == "USER_OVERRIDE",
+                source_type: AttributeSourceType::from_stored(&change.source_type),
+                external_field: change.source_external_field,
+                last_updated_at: change.changed_at.to_utc(),
+                override_at: None,
+                integration_id: change.source_integration_id,
+                sync_run_id: change.sync_run_id,
+            }),
+            entity_id,
+            attribute_id: row.attribute_id,
+        })
+        .collect())
 }
 
 /// What one page asks for.

@@ -167,7 +167,14 @@ pub struct GraphqlState {
     pub progress: integrations::ProgressFeed,
     /// What the process remembers across requests (never tenant data).
     pub caches: Caches,
+    /// How long attribute history is kept.
+    pub history_days: i64,
 }
+
+/// How many days of attribute history are kept (`ATTRIBUTE_HISTORY_DAYS`): `entity(asOf:)` refuses
+/// earlier times.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryRetention(pub i64);
 
 /// What the process remembers across requests: users whose row it upserted, and the integration
 /// catalog. Neither holds tenant data.
@@ -237,7 +244,15 @@ impl GraphqlState {
             engine,
             progress,
             caches: Caches::default(),
+            history_days: integrations::DEFAULT_ATTRIBUTE_HISTORY_DAYS,
         }
+    }
+
+    /// The state keeping `days` of attribute history (`ATTRIBUTE_HISTORY_DAYS`).
+    #[must_use]
+    pub fn with_history_days(mut self, days: i64) -> Self {
+        self.history_days = days;
+        self
     }
 }
 
@@ -515,7 +530,10 @@ async fn execute(
         db: request_db.clone(),
         pool: state.worker_db.clone(),
     };
-    let mut request = request.data(context).data(state.engine.clone());
+    let mut request = request
+        .data(context)
+        .data(state.engine.clone())
+        .data(HistoryRetention(state.history_days));
     // Loaders are per request (their caches never cross tenants) and read through this request's
     // RLS transaction.
     if let Some(request_db) = &request_db {

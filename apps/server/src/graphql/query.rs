@@ -269,7 +269,7 @@ impl Query {
         use super::node::{Node, NodeKind};
         let (kind, uuid) = super::node::parse_global_id(&id)?;
         let found = match kind {
-            NodeKind::Entity => self.entity(ctx, uuid).await.map(Node::Entity),
+            NodeKind::Entity => self.entity(ctx, uuid, None).await.map(Node::Entity),
             NodeKind::ConnectedAccount => {
                 self.connection(ctx, uuid).await.map(Node::ConnectedAccount)
             }
@@ -288,13 +288,35 @@ impl Query {
         }
     }
 
-    /// One entity, if its workspace is one of the viewer's.
+    /// One entity, if its workspace is one of the viewer's; with `asOf`, its attributes as they
+    /// stood then (within `ATTRIBUTE_HISTORY_DAYS`; a time before that or in the future is
+    /// `BAD_USER_INPUT`).
     async fn entity(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The entity's id.")] id: Uuid,
+        #[graphql(desc = "Read its attributes as they stood at this time.")] as_of: Option<
+            chrono::DateTime<chrono::Utc>,
+        >,
     ) -> Result<super::entities::Entity> {
         let (viewer, request_db) = signed_in(ctx)?;
+        if let Some(as_of) = as_of {
+            let now = chrono::Utc::now();
+            let days = ctx
+                .data::<super::HistoryRetention>()
+                .map_or(integrations::DEFAULT_ATTRIBUTE_HISTORY_DAYS, |retention| {
+                    retention.0
+                });
+            if as_of > now + chrono::Duration::seconds(5) {
+                return Err(error(Code::BadUserInput, "`asOf` is in the future"));
+            }
+            if as_of < now - chrono::Duration::days(days) {
+                return Err(error(
+                    Code::BadUserInput,
+                    format!("`asOf` is before the {days} days of history kept"),
+                ));
+            }
+        }
         let not_found = || error(Code::NotFound, format!("entity {id} not found"));
         let entity = super::entities::one(request_db, id)
             .await?
@@ -312,7 +334,7 @@ impl Query {
             model.workspace_id
         };
         let _ = workspace_id;
-        Ok(entity)
+        Ok(super::entities::Entity { as_of, ..entity })
     }
 
     /// One connection, if its workspace is one of the viewer's.
