@@ -340,6 +340,44 @@ async fn watch_progress(
     anyhow::bail!("the socket closed after {events:?}")
 }
 
+/// Subscribes to `entityChanges` of the workspace's people and returns events until one from a
+/// sync created an entity and one from a user updated one.
+async fn watch_changes(base: &str, token: &str, workspace_id: &str) -> anyhow::Result<Vec<Value>> {
+    let mut socket = subscribe(
+        base,
+        &format!("Bearer {token}"),
+        "subscription($w: UUID!) { entityChanges(workspaceId: $w, entityType: \"person\") { entityId kind keys syncRunId userId } }",
+        json!({"w": workspace_id}),
+    )
+    .await?;
+    let mut events: Vec<Value> = Vec::new();
+    while let Some(message) = socket.next().await {
+        let Message::Text(text) = message? else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(&text)?;
+        match message["type"].as_str() {
+            Some("next") => {
+                let event = message["payload"]["data"]["entityChanges"].clone();
+                anyhow::ensure!(!event.is_null(), "an error event: {message}");
+                events.push(event);
+                let by_sync = events
+                    .iter()
+                    .any(|event| event["kind"] == "CREATED" && !event["syncRunId"].is_null());
+                let by_user = events
+                    .iter()
+                    .any(|event| event["kind"] == "UPDATED" && !event["userId"].is_null());
+                if by_sync && by_user {
+                    return Ok(events);
+                }
+            }
+            Some("error") | Some("complete") => anyhow::bail!("the subscription ended: {message}"),
+            _ => {}
+        }
+    }
+    anyhow::bail!("the socket closed after {events:?}")
+}
+
 /// What the server answers a subscription of `connection_id` with `authorization`: the first
 /// `next` or `error` message, or `closed: <code> <reason>` when it closes the socket.
 async fn first_answer(
@@ -552,9 +590,16 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
             "Grace",
             "2026-11-02T11:30:00.000Z",
         ),
+        contact(
+            "103",
+            "alan@example.com",
+            "Alan",
+            "2026-11-06T11:00:00.000Z",
+        ),
     ]);
 
-    // The next sync keeps the override, counts the conflict, and streams its progress.
+    // The next sync keeps the override, counts the conflict, creates Alan, and streams its
+    // progress.
     let watcher = tokio::spawn({
         let base = platform.base.clone();
         let owner = owner.clone();
@@ -570,6 +615,24 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
         anyhow::ensure!(
             !watcher.is_finished(),
             "the watcher ended before subscribing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let change_watcher = tokio::spawn({
+        let base = platform.base.clone();
+        let owner = owner.clone();
+        let workspace_id = workspace["w"].as_str().unwrap_or_default().to_owned();
+        async move { watch_changes(&base, &owner, &workspace_id).await }
+    });
+    let started = std::time::Instant::now();
+    while platform.progress.change_watchers() == 0 {
+        anyhow::ensure!(
+            started.elapsed() < DEADLINE,
+            "the change subscription never started"
+        );
+        anyhow::ensure!(
+            !change_watcher.is_finished(),
+            "the change watcher ended before subscribing"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -627,6 +690,21 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
             json!({"e": ada["id"], "v": version}),
         )
         .await?;
+    // The change feed saw Alan created by the sync, and the clear by the user.
+    let changes = tokio::time::timeout(DEADLINE, change_watcher).await???;
+    assert!(
+        changes.iter().any(|event| event["kind"] == "CREATED"
+            && event["keys"]
+                .as_array()
+                .is_some_and(|keys| keys.contains(&json!("email")))),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().any(|event| event["kind"] == "UPDATED"
+            && event["entityId"] == ada["id"]
+            && event["keys"] == json!(["email"])),
+        "{changes:?}"
+    );
     platform
         .data(
             &owner,
@@ -696,6 +774,26 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     )
     .await?;
     assert!(answer.contains("NOT_FOUND"), "{answer}");
+    // Nor may they watch the workspace's entity changes.
+    let mut socket = subscribe(
+        &platform.base,
+        &format!("Bearer {stranger}"),
+        "subscription($w: UUID!) { entityChanges(workspaceId: $w, entityType: \"person\") { entityId } }",
+        workspace.clone(),
+    )
+    .await?;
+    let refused = loop {
+        let Some(message) = tokio::time::timeout(DEADLINE, socket.next()).await? else {
+            anyhow::bail!("the socket closed without an answer");
+        };
+        if let Message::Text(text) = message? {
+            let message: Value = serde_json::from_str(&text)?;
+            if matches!(message["type"].as_str(), Some("next" | "error")) {
+                break message.to_string();
+            }
+        }
+    };
+    assert!(refused.contains("NOT_FOUND"), "{refused}");
     let answer = first_answer(&platform.base, "Bearer forged.token.here", &connection_id).await?;
     // async-graphql closes a refused `connection_init` with 1002 and the reason.
     assert_eq!(
@@ -730,7 +828,7 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     );
     assert_eq!(
         sample("sync_records_total{outcome=\"created\",provider=\"hubspot\"}"),
-        Some(2),
+        Some(3),
         "{metrics}"
     );
 

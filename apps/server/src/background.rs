@@ -196,9 +196,14 @@ async fn relay_progress(
     let pool = db.get_postgres_connection_pool().clone();
     let mut listener = loop {
         match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(PROGRESS_CHANNEL).await {
+            Ok(mut listener) => match listener
+                .listen_all([PROGRESS_CHANNEL, integrations::CHANGES_CHANNEL])
+                .await
+            {
                 Ok(()) => break listener,
-                Err(error) => tracing::error!(%error, "LISTEN sync_progress failed"),
+                Err(error) => {
+                    tracing::error!(%error, "LISTEN sync_progress, entity_changes failed")
+                }
             },
             Err(error) => tracing::error!(%error, "the progress relay could not connect"),
         }
@@ -209,6 +214,12 @@ async fn relay_progress(
     loop {
         tokio::select! {
             notification = listener.recv() => match notification {
+                Ok(notification) if notification.channel() == integrations::CHANGES_CHANNEL => {
+                    match serde_json::from_str::<integrations::EntityChanges>(notification.payload()) {
+                        Ok(changes) => feed.publish_changes(changes),
+                        Err(error) => tracing::warn!(%error, "an unreadable entity-change event"),
+                    }
+                }
                 Ok(notification) => {
                     match serde_json::from_str::<SyncProgress>(notification.payload()) {
                         Ok(event) => feed.publish(event),

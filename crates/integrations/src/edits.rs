@@ -28,6 +28,7 @@ pub struct AttributeEditor {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     user_id: Option<Uuid>,
+    feed: Option<crate::ProgressFeed>,
 }
 
 impl AttributeEditor {
@@ -37,6 +38,55 @@ impl AttributeEditor {
             db,
             clock,
             user_id: None,
+            feed: None,
+        }
+    }
+
+    /// Where edits are announced on SQLite (PostgreSQL announces them with `pg_notify`).
+    pub fn with_feed(mut self, feed: crate::ProgressFeed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Announces that `key` of `entity` changed: with the edit's transaction on PostgreSQL,
+    /// after it commits elsewhere (the returned changes, for [`AttributeEditor::published`]).
+    async fn announce(
+        &self,
+        transaction: &DatabaseTransaction,
+        entity: &entities::Model,
+        key: &str,
+    ) -> Result<Option<crate::EntityChanges>, EngineError> {
+        use sea_orm::ConnectionTrait as _;
+        let changes = crate::EntityChanges {
+            workspace_id: entity.workspace_id,
+            entity_type: entity.entity_type.clone(),
+            sync_run_id: None,
+            user_id: self.user_id,
+            changes: vec![crate::EntityChange {
+                entity_id: entity.id,
+                kind: crate::ChangeKind::Updated,
+                keys: vec![key.to_owned()],
+            }],
+        };
+        if transaction.get_database_backend() == sea_orm::DbBackend::Postgres {
+            for payload in changes.payloads() {
+                transaction
+                    .execute_raw(sea_orm::Statement::from_sql_and_values(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT pg_notify($1, $2)",
+                        [crate::CHANGES_CHANNEL.into(), payload.into()],
+                    ))
+                    .await?;
+            }
+            return Ok(None);
+        }
+        Ok(Some(changes))
+    }
+
+    /// Publishes changes `announce` held back until the commit (SQLite).
+    fn published(&self, changes: Option<crate::EntityChanges>) {
+        if let (Some(feed), Some(changes)) = (&self.feed, changes) {
+            feed.publish_changes(changes);
         }
     }
 
@@ -135,7 +185,9 @@ impl AttributeEditor {
         )
         .exec_without_returning(&transaction)
         .await?;
+        let changes = self.announce(&transaction, &entity, key).await?;
         transaction.commit().await?;
+        self.published(changes);
         Ok(expected_sync_version + 1)
     }
 
@@ -161,7 +213,9 @@ impl AttributeEditor {
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("an override of `{key}`")))?;
         restore_observed(&transaction, &entity, &origin, now, self.user_id).await?;
+        let changes = self.announce(&transaction, &entity, key).await?;
         transaction.commit().await?;
+        self.published(changes);
         Ok(expected_sync_version + 1)
     }
 
@@ -229,7 +283,9 @@ impl AttributeEditor {
         } else {
             restore_observed(&transaction, &entity, &origin, now, self.user_id).await?;
         }
+        let changes = self.announce(&transaction, &entity, key).await?;
         transaction.commit().await?;
+        self.published(changes);
         Ok(expected_sync_version + 1)
     }
 }

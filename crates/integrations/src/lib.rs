@@ -67,7 +67,10 @@ pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, Webh
 pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
 pub use lifecycle::{JobStatus, Lifecycle, SyncStatus};
 pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
-pub use progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
+pub use progress::{
+    CHANGES_CHANNEL, ChangeKind, EngineObserver, EntityChange, EntityChanges, MAX_NOTIFY_BYTES,
+    PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress,
+};
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{
     DEFAULT_SYNC_LEASE, DEFAULT_SYNC_REQUEST_BUDGET, SyncClaim, SyncEngine, SyncReport, field_value,

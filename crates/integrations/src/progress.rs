@@ -1,5 +1,5 @@
 //! Sync progress, page by page, for whoever watches a connection (the API's `syncProgress`
-//! subscription).
+//! subscription), and entity changes for whoever watches a workspace (`entityChanges`).
 //!
 //! On PostgreSQL the engine publishes with `pg_notify` inside each page's transaction, so an event
 //! is delivered exactly when its page commits, to every process listening on
@@ -14,8 +14,77 @@ use uuid::Uuid;
 /// The PostgreSQL `LISTEN` channel of progress events (JSON of [`SyncProgress`]).
 pub const PROGRESS_CHANNEL: &str = "sync_progress";
 
+/// The PostgreSQL `LISTEN` channel of entity changes (JSON of [`EntityChanges`]).
+pub const CHANGES_CHANNEL: &str = "entity_changes";
+
+/// The largest `pg_notify` payload sent: PostgreSQL refuses above 8,000 bytes, so a page's
+/// changes go out in as many notifications as they need.
+pub const MAX_NOTIFY_BYTES: usize = 7_000;
+
 /// Events a watcher may fall behind by before it skips the oldest.
 const FEED_CAPACITY: usize = 1_024;
+
+/// What happened to one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeKind {
+    /// It was created.
+    Created,
+    /// Some of its attributes changed (or it was unarchived).
+    Updated,
+    /// It was archived (deleted at the provider).
+    Archived,
+}
+
+/// One entity's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityChange {
+    /// The entity.
+    pub entity_id: Uuid,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The attribute keys whose value changed.
+    pub keys: Vec<String>,
+}
+
+/// Changes of entities of one workspace and type, made by one sync run or one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityChanges {
+    /// The workspace.
+    pub workspace_id: Uuid,
+    /// The entities' type.
+    pub entity_type: String,
+    /// The sync run that made them (absent for a user's edit).
+    pub sync_run_id: Option<Uuid>,
+    /// The user who made them (absent for a sync).
+    pub user_id: Option<Uuid>,
+    /// The changes.
+    pub changes: Vec<EntityChange>,
+}
+
+impl EntityChanges {
+    /// These changes split into payloads of at most [`MAX_NOTIFY_BYTES`] of JSON each.
+    pub fn payloads(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut batch = Self {
+            changes: Vec::new(),
+            ..self.clone()
+        };
+        for change in &self.changes {
+            batch.changes.push(change.clone());
+            let text = serde_json::to_string(&batch).unwrap_or_default();
+            if text.len() > MAX_NOTIFY_BYTES && batch.changes.len() > 1 {
+                let last = batch.changes.pop();
+                out.push(serde_json::to_string(&batch).unwrap_or_default());
+                batch.changes = last.into_iter().collect();
+            }
+        }
+        if !batch.changes.is_empty() {
+            out.push(serde_json::to_string(&batch).unwrap_or_default());
+        }
+        out
+    }
+}
 
 /// One step of a sync: after each committed page, then once when it ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,30 +116,51 @@ impl SyncProgress {
     }
 }
 
-/// An in-process fan-out of progress events.
+/// An in-process fan-out of progress events and entity changes.
 #[derive(Debug, Clone)]
-pub struct ProgressFeed(broadcast::Sender<SyncProgress>);
+pub struct ProgressFeed {
+    progress: broadcast::Sender<SyncProgress>,
+    changes: broadcast::Sender<EntityChanges>,
+}
 
 impl Default for ProgressFeed {
     fn default() -> Self {
-        Self(broadcast::channel(FEED_CAPACITY).0)
+        Self {
+            progress: broadcast::channel(FEED_CAPACITY).0,
+            changes: broadcast::channel(FEED_CAPACITY).0,
+        }
     }
 }
 
 impl ProgressFeed {
     /// Delivers `event` to the current watchers (none is fine).
     pub fn publish(&self, event: SyncProgress) {
-        let _ = self.0.send(event);
+        let _ = self.progress.send(event);
     }
 
-    /// How many watchers there are now.
+    /// How many progress watchers there are now.
     pub fn watchers(&self) -> usize {
-        self.0.receiver_count()
+        self.progress.receiver_count()
     }
 
-    /// A new watcher, receiving events published from now on.
+    /// A new progress watcher, receiving events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<SyncProgress> {
-        self.0.subscribe()
+        self.progress.subscribe()
+    }
+
+    /// Delivers entity changes to the current watchers (none is fine).
+    pub fn publish_changes(&self, changes: EntityChanges) {
+        let _ = self.changes.send(changes);
+    }
+
+    /// How many entity-change watchers there are now.
+    pub fn change_watchers(&self) -> usize {
+        self.changes.receiver_count()
+    }
+
+    /// A new watcher of entity changes, receiving those published from now on.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<EntityChanges> {
+        self.changes.subscribe()
     }
 }
 

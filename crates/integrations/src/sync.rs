@@ -38,7 +38,10 @@ use crate::EngineError;
 use crate::heartbeat::Heartbeat;
 use crate::lifecycle::{Lifecycle, SyncStatus};
 use crate::mapping::{ObjectMapping, object_mapping};
-use crate::progress::{EngineObserver, PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress};
+use crate::progress::{
+    CHANGES_CHANNEL, ChangeKind, EngineObserver, EntityChange, EntityChanges, PROGRESS_CHANNEL,
+    PageCounts, ProgressFeed, SyncProgress,
+};
 use plan::{Existing, ExistingEntity, Origin, PlanInput};
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -258,6 +261,27 @@ impl SyncEngine {
             ))
             .await
             .context("notifying sync progress")?;
+        }
+        Ok(())
+    }
+
+    /// Sends a page's entity changes with its transaction (PostgreSQL), in payloads small enough
+    /// for `pg_notify`.
+    async fn notify_changes<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        changes: &EntityChanges,
+    ) -> Result<(), EngineError> {
+        if self.is_postgres() && !changes.changes.is_empty() {
+            for payload in changes.payloads() {
+                db.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify($1, $2)",
+                    [CHANGES_CHANNEL.into(), payload.into()],
+                ))
+                .await
+                .context("notifying entity changes")?;
+            }
         }
         Ok(())
     }
@@ -763,6 +787,7 @@ impl SyncEngine {
             Uuid::now_v7,
         );
         let counts = planned.counts.clone();
+        let changes = entity_changes(claim, attribute_ids, &planned);
         let newest = Ord::max(claim.last_modified, planned.newest);
         let entity_rows: Vec<entities::ActiveModel> = planned
             .entities
@@ -1013,8 +1038,15 @@ impl SyncEngine {
         totals.add(&counts);
         let event = progress_event(claim, &totals, SyncStatus::Syncing, None);
         self.notify(&transaction, &event).await?;
+        self.notify_changes(&transaction, &changes).await?;
         transaction.commit().await?;
         self.publish_local(event);
+        if !self.is_postgres()
+            && !changes.changes.is_empty()
+            && let Some(feed) = &self.progress
+        {
+            feed.publish_changes(changes);
+        }
         if let Some(observer) = &self.observer {
             observer.sync_page(
                 claim.provider,
@@ -1197,6 +1229,57 @@ impl SyncEngine {
             .await
             .context("ending the sync run")?;
         Ok(())
+    }
+}
+
+/// What a page's plan changes, entity by entity, with the keys whose value it writes.
+fn entity_changes(
+    claim: &SyncClaim,
+    attribute_ids: &HashMap<String, Uuid>,
+    planned: &plan::PagePlan,
+) -> EntityChanges {
+    let keys: HashMap<Uuid, &str> = attribute_ids
+        .iter()
+        .map(|(key, id)| (*id, key.as_str()))
+        .collect();
+    let mut written: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for write in &planned.values {
+        if let Some(key) = keys.get(&write.attribute_id) {
+            written
+                .entry(write.entity_id)
+                .or_default()
+                .push((*key).to_owned());
+        }
+    }
+    let mut changes: Vec<EntityChange> = planned
+        .entities
+        .iter()
+        .filter(|entity| entity.changed)
+        .map(|entity| {
+            let mut keys = written.remove(&entity.id).unwrap_or_default();
+            keys.sort_unstable();
+            EntityChange {
+                entity_id: entity.id,
+                kind: if entity.created {
+                    ChangeKind::Created
+                } else {
+                    ChangeKind::Updated
+                },
+                keys,
+            }
+        })
+        .collect();
+    changes.extend(planned.archive.iter().map(|id| EntityChange {
+        entity_id: *id,
+        kind: ChangeKind::Archived,
+        keys: Vec::new(),
+    }));
+    EntityChanges {
+        workspace_id: claim.workspace_id,
+        entity_type: claim.mapping.entity_type.to_owned(),
+        sync_run_id: Some(claim.run_id),
+        user_id: None,
+        changes,
     }
 }
 

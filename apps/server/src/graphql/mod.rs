@@ -533,6 +533,7 @@ async fn execute(
     let mut request = request
         .data(context)
         .data(state.engine.clone())
+        .data(state.progress.clone())
         .data(HistoryRetention(state.history_days));
     // Loaders are per request (their caches never cross tenants) and read through this request's
     // RLS transaction.

@@ -84,6 +84,10 @@ impl EditMutation {
         let editor =
             integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock))
                 .acting_as(viewer(ctx)?.user_id);
+        let editor = match ctx.data::<integrations::ProgressFeed>() {
+            Ok(feed) => editor.with_feed(feed.clone()),
+            Err(_) => editor,
+        };
         let sync_version = editor
             .update_attribute(entity_id, &key, value.0, expected_sync_version)
             .await
@@ -108,6 +112,10 @@ impl EditMutation {
         let editor =
             integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock))
                 .acting_as(viewer(ctx)?.user_id);
+        let editor = match ctx.data::<integrations::ProgressFeed>() {
+            Ok(feed) => editor.with_feed(feed.clone()),
+            Err(_) => editor,
+        };
         let sync_version = editor
             .clear_override(entity_id, &key, expected_sync_version)
             .await
@@ -135,6 +143,10 @@ impl EditMutation {
         let editor =
             integrations::AttributeEditor::new(pool, std::sync::Arc::new(providers::SystemClock))
                 .acting_as(viewer(ctx)?.user_id);
+        let editor = match ctx.data::<integrations::ProgressFeed>() {
+            Ok(feed) => editor.with_feed(feed.clone()),
+            Err(_) => editor,
+        };
         let keep_user = keep == super::conflicts::ConflictResolution::User;
         let sync_version = editor
             .resolve_conflict(entity_id, &key, keep_user, expected_sync_version)

@@ -117,9 +117,121 @@ impl From<SyncProgress> for SyncProgressEvent {
     }
 }
 
-/// The subscription root: live sync progress.
+/// What happened to an entity.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityChangeKind {
+    /// It was created.
+    Created,
+    /// Some of its attributes changed (or it was unarchived).
+    Updated,
+    /// It was archived (deleted at the provider).
+    Archived,
+}
+
+/// One entity's change, as it committed.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct EntityChangeEvent {
+    /// The entity.
+    pub entity_id: Uuid,
+    /// What happened.
+    pub kind: EntityChangeKind,
+    /// The attribute keys whose value changed.
+    pub keys: Vec<String>,
+    /// The sync run that made the change (absent for a user's edit).
+    pub sync_run_id: Option<Uuid>,
+    /// The user who made it (absent for a sync).
+    pub user_id: Option<Uuid>,
+}
+
+/// The subscription root: live sync progress and entity changes.
 #[SubscriptionRoot]
 impl Subscription {
+    /// Streams the changes of a workspace's entities of one type as they commit (from any server
+    /// process on PostgreSQL; in-process on SQLite): created, updated or archived, with the keys
+    /// that changed and the sync run or user. Members of the workspace only.
+    async fn entity_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The workspace to watch.")] workspace_id: Uuid,
+        #[graphql(desc = "The entity type to watch (`person`, `company`, …).")] entity_type: String,
+    ) -> Result<impl Stream<Item = EntityChangeEvent> + use<>> {
+        let socket = ctx.data::<SocketContext>().map_err(|_| {
+            error(
+                Code::BadUserInput,
+                "subscriptions are served on the WebSocket at /graphql/ws",
+            )
+        })?;
+        if !integrations::is_attribute_key(&entity_type) {
+            return Err(error(
+                Code::BadUserInput,
+                format!("`{entity_type}` is not an entity type"),
+            ));
+        }
+        let request_db = RequestDb::begin(&socket.pool, &socket.viewer)
+            .await
+            .map_err(db)?;
+        let member = {
+            let transaction = request_db.lock().await;
+            role_in(&*transaction, socket.viewer.user_id, workspace_id)
+                .await
+                .is_ok()
+        };
+        request_db.finish(true).await.map_err(internal)?;
+        if !member {
+            return Err(error(
+                Code::NotFound,
+                format!("workspace {workspace_id} not found"),
+            ));
+        }
+        let receiver = socket.feed.subscribe_changes();
+        let pending: std::collections::VecDeque<EntityChangeEvent> =
+            std::collections::VecDeque::new();
+        Ok(stream::unfold(
+            (receiver, pending),
+            move |(mut receiver, mut pending)| {
+                let entity_type = entity_type.clone();
+                async move {
+                    loop {
+                        if let Some(event) = pending.pop_front() {
+                            return Some((event, (receiver, pending)));
+                        }
+                        match receiver.recv().await {
+                            Ok(batch)
+                                if batch.workspace_id == workspace_id
+                                    && batch.entity_type == entity_type =>
+                            {
+                                pending.extend(batch.changes.into_iter().map(|change| {
+                                    EntityChangeEvent {
+                                        entity_id: change.entity_id,
+                                        kind: match change.kind {
+                                            integrations::ChangeKind::Created => {
+                                                EntityChangeKind::Created
+                                            }
+                                            integrations::ChangeKind::Updated => {
+                                                EntityChangeKind::Updated
+                                            }
+                                            integrations::ChangeKind::Archived => {
+                                                EntityChangeKind::Archived
+                                            }
+                                        },
+                                        keys: change.keys,
+                                        sync_run_id: batch.sync_run_id,
+                                        user_id: batch.user_id,
+                                    }
+                                }));
+                            }
+                            Ok(_) => {}
+                            Err(RecvError::Lagged(skipped)) => {
+                                tracing::debug!(skipped, "an entity-change watcher fell behind");
+                            }
+                            Err(RecvError::Closed) => return None,
+                        }
+                    }
+                }
+            },
+        ))
+    }
+
     /// Streams the progress of a connection's syncs, page by page, as each page commits (from
     /// any server process). Every member of the connection's workspace may watch.
     async fn sync_progress(
