@@ -23,8 +23,6 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(has_many = "super::entity_attribute_history::Entity")]
-    EntityAttributeHistory,
     #[sea_orm(has_many = "super::entity_attribute_provenance::Entity")]
     EntityAttributeProvenance,
     #[sea_orm(has_many = "super::entity_attribute_values::Entity")]
@@ -37,12 +35,6 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Workspaces,
-}
-
-impl Related<super::entity_attribute_history::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::EntityAttributeHistory.def()
-    }
 }
 
 impl Related<super::entity_attribute_provenance::Entity> for Entity {

@@ -28,14 +28,6 @@ pub struct Model {
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(
-        belongs_to = "super::attribute_definitions::Entity",
-        from = "Column::AttributeId",
-        to = "super::attribute_definitions::Column::Id",
-        on_update = "NoAction",
-        on_delete = "Cascade"
-    )]
-    AttributeDefinitions,
-    #[sea_orm(
         belongs_to = "super::entities::Entity",
         from = "Column::EntityId",
         to = "super::entities::Column::Id",
@@ -43,31 +35,11 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     Entities,
-    #[sea_orm(
-        belongs_to = "super::workspaces::Entity",
-        from = "Column::WorkspaceId",
-        to = "super::workspaces::Column::Id",
-        on_update = "NoAction",
-        on_delete = "Cascade"
-    )]
-    Workspaces,
-}
-
-impl Related<super::attribute_definitions::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::AttributeDefinitions.def()
-    }
 }
 
 impl Related<super::entities::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Entities.def()
-    }
-}
-
-impl Related<super::workspaces::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Workspaces.def()
     }
 }
 

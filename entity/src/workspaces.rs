@@ -20,8 +20,6 @@ pub enum Relation {
     AttributeDefinitions,
     #[sea_orm(has_many = "super::entities::Entity")]
     Entities,
-    #[sea_orm(has_many = "super::entity_attribute_history::Entity")]
-    EntityAttributeHistory,
     #[sea_orm(has_many = "super::integration_connections::Entity")]
     IntegrationConnections,
     #[sea_orm(has_many = "super::oauth_states::Entity")]
@@ -41,12 +39,6 @@ impl Related<super::attribute_definitions::Entity> for Entity {
 impl Related<super::entities::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Entities.def()
-    }
-}
-
-impl Related<super::entity_attribute_history::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::EntityAttributeHistory.def()
     }
 }
 

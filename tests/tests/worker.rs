@@ -726,3 +726,78 @@ async fn fifty_concurrent_validate_and_register_jobs_keep_every_metadata_key() -
     }
     Ok(())
 }
+
+/// The cleanup job removes attribute history older than its retention and keeps the rest.
+#[tokio::test]
+async fn the_cleanup_job_keeps_attribute_history_for_its_retention() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+        let clock = ManualClock::new();
+        let now = {
+            use providers::Clock as _;
+            clock.now()
+        };
+        for (days_ago, label) in [(40_i64, "old"), (10, "recent")] {
+            let at = now - chrono::Duration::days(days_ago);
+            let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                u64::try_from(at.timestamp())?,
+                0,
+            ));
+            test_db
+                .execute(
+                    "INSERT INTO entity_attribute_history (id, workspace_id, entity_id, attribute_id,
+                     new_value, source_type, changed_at) VALUES ($1, $2, $3, $4, $5, 'INTEGRATION', $6)",
+                    vec![
+                        v(id),
+                        v(tenant.workspace_id),
+                        v(tenant.entity_id),
+                        v(tenant.attribute_id),
+                        v(json!(label)),
+                        v(at.fixed_offset()),
+                    ],
+                )
+                .await?;
+        }
+        let keyring = Arc::new(Keyring::parse(&SecretString::from(
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ))?);
+        let worker = Worker::new(
+            test_db.db.clone(),
+            clock.clone(),
+            CredentialStore::new(test_db.db.clone(), clock.clone(), keyring),
+            Arc::new(MockFactory {
+                base_url: "http://127.0.0.1:9".to_owned(),
+                clock: clock.clone(),
+            }),
+            "worker",
+        )
+        .with_attribute_history_days(30);
+        JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer")
+            .enqueue(NewJob::new(Job::Cleanup))
+            .await?;
+        assert!(matches!(
+            worker.run_once().await?,
+            Some(JobOutcome::Succeeded { .. })
+        ));
+        assert_eq!(
+            test_db
+                .count("SELECT count(*) FROM entity_attribute_history", vec![])
+                .await?,
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM entity_attribute_history WHERE new_value = $1",
+                    vec![v(json!("recent"))]
+                )
+                .await?,
+            1,
+            "{backend:?}: the recent row stays"
+        );
+    }
+    Ok(())
+}

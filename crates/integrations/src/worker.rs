@@ -279,11 +279,16 @@ impl Worker {
                     .prune_logs(chrono::Duration::days(crate::HEALTH_LOG_RETENTION_DAYS))
                     .await?;
                 let now = self.clock.now().fixed_offset();
+                // History ids are UUIDv7 (time-ordered): the oldest rows are a primary-key range.
+                let horizon = now - chrono::Duration::days(self.attribute_history_days);
+                let boundary = Uuid::new_v7(uuid::Timestamp::from_unix(
+                    uuid::NoContext,
+                    u64::try_from(horizon.timestamp()).unwrap_or(0),
+                    0,
+                ));
                 entity::entity_attribute_history::Entity::delete_many()
-                    .filter(
-                        entity::entity_attribute_history::Column::ChangedAt
-                            .lt(now - chrono::Duration::days(self.attribute_history_days)),
-                    )
+                    .filter(entity::entity_attribute_history::Column::Id.lt(boundary))
+                    .filter(entity::entity_attribute_history::Column::ChangedAt.lt(horizon))
                     .exec(&self.db)
                     .await
                     .context("removing attribute history past its retention")?;
