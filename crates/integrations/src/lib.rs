@@ -77,7 +77,7 @@ pub use sync::{
 };
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,
-    sanitized_account_info, validation_interval,
+    sanitized_account_info, sanitized_value, validation_interval,
 };
 pub use worker::{DEFAULT_ATTRIBUTE_HISTORY_DAYS, JobOutcome, ProviderFactory, Worker};
 

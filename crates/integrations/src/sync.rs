@@ -843,8 +843,9 @@ impl SyncEngine {
                 workspace_id: sea_orm::Set(claim.workspace_id),
                 entity_id: sea_orm::Set(write.entity_id),
                 attribute_id: sea_orm::Set(write.attribute_id),
-                old_value: sea_orm::Set(write.previous),
-                new_value: sea_orm::Set(Some(write.value)),
+                // History never keeps a member whose key names a secret.
+                old_value: sea_orm::Set(write.previous.as_ref().map(crate::sanitized_value)),
+                new_value: sea_orm::Set(Some(crate::sanitized_value(&write.value))),
                 source_type: sea_orm::Set("INTEGRATION".to_owned()),
                 source_integration_id: sea_orm::Set(Some(claim.integration_id)),
                 source_external_field: sea_orm::Set(Some(write.external_field)),

@@ -191,6 +191,25 @@ pub fn sanitized_account_info(info: &AccountInfo) -> Value {
     })
 }
 
+/// `value` without any object member whose key names a secret (`token`, `secret`, `password`,
+/// `api_key`, at any depth): what the attribute history keeps, with the same rule as
+/// [`sanitized_account_info`].
+pub fn sanitized_value(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(key, _)| {
+                    let key = key.to_ascii_lowercase();
+                    !SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
+                })
+                .map(|(key, value)| (key.clone(), sanitized_value(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(sanitized_value).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Validates connections against their providers and records the results.
 #[derive(Debug, Clone)]
 pub struct ConnectionValidator {

@@ -38,3 +38,19 @@ fn dotted_paths_follow_objects_and_arrays_of_id_value_items() {
     assert_eq!(field_value(&fields, "custom_attributes.missing"), None);
     assert_eq!(field_value(&fields, "email.domain"), None);
 }
+
+/// History keeps no member whose key names a secret, at any depth, and nothing else is touched.
+#[test]
+fn history_values_lose_secret_members_at_any_depth() {
+    let value = json!({
+        "name": "Acme",
+        "api_key": "sk_live_x",
+        "nested": {"accessToken": "t", "plan": "pro", "list": [{"password": "p", "ok": 1}]},
+        "Client_Secret": "s"
+    });
+    assert_eq!(
+        crate::sanitized_value(&value),
+        json!({"name": "Acme", "nested": {"plan": "pro", "list": [{"ok": 1}]}})
+    );
+    assert_eq!(crate::sanitized_value(&json!("a token")), json!("a token"));
+}
