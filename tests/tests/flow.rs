@@ -794,6 +794,25 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
         }
     };
     assert!(refused.contains("NOT_FOUND"), "{refused}");
+    let mut socket = subscribe(
+        &platform.base,
+        &format!("Bearer {owner}"),
+        "subscription($w: UUID!) { entityChanges(workspaceId: $w, entityType: \"spaceship\") { entityId } }",
+        workspace.clone(),
+    )
+    .await?;
+    let unknown = loop {
+        let Some(message) = tokio::time::timeout(DEADLINE, socket.next()).await? else {
+            anyhow::bail!("the socket closed without an answer");
+        };
+        if let Message::Text(text) = message? {
+            let message: Value = serde_json::from_str(&text)?;
+            if matches!(message["type"].as_str(), Some("next" | "error")) {
+                break message.to_string();
+            }
+        }
+    };
+    assert!(unknown.contains("BAD_USER_INPUT"), "{unknown}");
     let answer = first_answer(&platform.base, "Bearer forged.token.here", &connection_id).await?;
     // async-graphql closes a refused `connection_init` with 1002 and the reason.
     assert_eq!(

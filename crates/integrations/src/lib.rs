@@ -66,7 +66,7 @@ pub use history::{AttributeAsOf, attribute_history, attributes_as_of, sync_run};
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
 pub use lifecycle::{JobStatus, Lifecycle, SyncStatus};
-pub use mapping::{ObjectMapping, is_attribute_key, object_mapping};
+pub use mapping::{ObjectMapping, is_attribute_key, is_synced_entity_type, object_mapping};
 pub use progress::{
     CHANGES_CHANNEL, ChangeKind, EngineObserver, EntityChange, EntityChanges, MAX_NOTIFY_BYTES,
     PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress,

@@ -186,6 +186,15 @@ fn defaults(provider: ProviderKind, object_type: &str) -> Option<(&'static str, 
     Some(mapping)
 }
 
+/// Whether `entity_type` is one a sync writes (`person`, `company`, `deal`, …).
+pub fn is_synced_entity_type(entity_type: &str) -> bool {
+    ProviderKind::ALL.iter().any(|provider| {
+        providers::objects(*provider).iter().any(|object| {
+            defaults(*provider, object).is_some_and(|(synced, _)| synced == entity_type)
+        })
+    })
+}
+
 /// The mapping for `object_type` of `provider`: the default, with the connection's
 /// `property_mappings` for that object applied on top. A custom mapping must be an object of
 /// strings, with attribute keys of letters, digits and underscores.

@@ -161,7 +161,7 @@ impl Subscription {
                 "subscriptions are served on the WebSocket at /graphql/ws",
             )
         })?;
-        if !integrations::is_attribute_key(&entity_type) {
+        if !integrations::is_synced_entity_type(&entity_type) {
             return Err(error(
                 Code::BadUserInput,
                 format!("`{entity_type}` is not an entity type"),
