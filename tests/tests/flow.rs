@@ -378,6 +378,33 @@ async fn watch_changes(base: &str, token: &str, workspace_id: &str) -> anyhow::R
     anyhow::bail!("the socket closed after {events:?}")
 }
 
+/// The first `next` or `error` message of an `entityChanges` subscription.
+async fn entity_changes_answer(
+    base: &str,
+    token: &str,
+    workspace: &Value,
+    entity_type: &str,
+) -> anyhow::Result<String> {
+    let mut socket = subscribe(
+        base,
+        &format!("Bearer {token}"),
+        "subscription($w: UUID!, $t: String!) { entityChanges(workspaceId: $w, entityType: $t) { entityId } }",
+        json!({"w": workspace["w"], "t": entity_type}),
+    )
+    .await?;
+    loop {
+        let Some(message) = tokio::time::timeout(DEADLINE, socket.next()).await? else {
+            anyhow::bail!("the socket closed without an answer");
+        };
+        if let Message::Text(text) = message? {
+            let message: Value = serde_json::from_str(&text)?;
+            if matches!(message["type"].as_str(), Some("next" | "error")) {
+                return Ok(message.to_string());
+            }
+        }
+    }
+}
+
 /// What the server answers a subscription of `connection_id` with `authorization`: the first
 /// `next` or `error` message, or `closed: <code> <reason>` when it closes the socket.
 async fn first_answer(
@@ -774,45 +801,14 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
     )
     .await?;
     assert!(answer.contains("NOT_FOUND"), "{answer}");
-    // Nor may they watch the workspace's entity changes.
-    let mut socket = subscribe(
-        &platform.base,
-        &format!("Bearer {stranger}"),
-        "subscription($w: UUID!) { entityChanges(workspaceId: $w, entityType: \"person\") { entityId } }",
-        workspace.clone(),
-    )
-    .await?;
-    let refused = loop {
-        let Some(message) = tokio::time::timeout(DEADLINE, socket.next()).await? else {
-            anyhow::bail!("the socket closed without an answer");
-        };
-        if let Message::Text(text) = message? {
-            let message: Value = serde_json::from_str(&text)?;
-            if matches!(message["type"].as_str(), Some("next" | "error")) {
-                break message.to_string();
-            }
-        }
-    };
-    assert!(refused.contains("NOT_FOUND"), "{refused}");
-    let mut socket = subscribe(
-        &platform.base,
-        &format!("Bearer {owner}"),
-        "subscription($w: UUID!) { entityChanges(workspaceId: $w, entityType: \"spaceship\") { entityId } }",
-        workspace.clone(),
-    )
-    .await?;
-    let unknown = loop {
-        let Some(message) = tokio::time::timeout(DEADLINE, socket.next()).await? else {
-            anyhow::bail!("the socket closed without an answer");
-        };
-        if let Message::Text(text) = message? {
-            let message: Value = serde_json::from_str(&text)?;
-            if matches!(message["type"].as_str(), Some("next" | "error")) {
-                break message.to_string();
-            }
-        }
-    };
-    assert!(unknown.contains("BAD_USER_INPUT"), "{unknown}");
+    // Nor may they watch the workspace's entity changes; and nobody an entity type no sync writes.
+    for (who, entity_type, expected) in [
+        (&stranger, "person", "NOT_FOUND"),
+        (&owner, "spaceship", "BAD_USER_INPUT"),
+    ] {
+        let answer = entity_changes_answer(&platform.base, who, &workspace, entity_type).await?;
+        assert!(answer.contains(expected), "{entity_type}: {answer}");
+    }
     let answer = first_answer(&platform.base, "Bearer forged.token.here", &connection_id).await?;
     // async-graphql closes a refused `connection_init` with 1002 and the reason.
     assert_eq!(

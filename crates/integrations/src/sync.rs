@@ -44,6 +44,15 @@ use crate::progress::{
 };
 use plan::{Existing, ExistingEntity, Origin, PlanInput};
 
+/// The provenance columns of the latest observation from the integration (the shadow value).
+const OBSERVED_COLUMNS: [provenance::Column; 5] = [
+    provenance::Column::ObservedValue,
+    provenance::Column::ObservedIntegrationId,
+    provenance::Column::ObservedExternalField,
+    provenance::Column::ObservedUpdatedAt,
+    provenance::Column::ObservedAt,
+];
+
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_STATEMENT: usize = 2_000;
 
@@ -935,18 +944,17 @@ impl SyncEngine {
                         provenance::Column::EntityId,
                         provenance::Column::AttributeId,
                     ])
-                    .update_columns([
-                        provenance::Column::SourceType,
-                        provenance::Column::SourceIntegrationId,
-                        provenance::Column::SourceExternalField,
-                        provenance::Column::LastUpdatedAt,
-                        provenance::Column::ObservedValue,
-                        provenance::Column::ObservedIntegrationId,
-                        provenance::Column::ObservedExternalField,
-                        provenance::Column::ObservedUpdatedAt,
-                        provenance::Column::ObservedAt,
-                        provenance::Column::SyncRunId,
-                    ])
+                    .update_columns(
+                        [
+                            provenance::Column::SourceType,
+                            provenance::Column::SourceIntegrationId,
+                            provenance::Column::SourceExternalField,
+                            provenance::Column::LastUpdatedAt,
+                            provenance::Column::SyncRunId,
+                        ]
+                        .into_iter()
+                        .chain(OBSERVED_COLUMNS),
+                    )
                     .action_and_where(Expr::cust(
                         "entity_attribute_provenance.override_by_user = FALSE",
                     ))
@@ -963,13 +971,7 @@ impl SyncEngine {
                         provenance::Column::EntityId,
                         provenance::Column::AttributeId,
                     ])
-                    .update_columns([
-                        provenance::Column::ObservedValue,
-                        provenance::Column::ObservedIntegrationId,
-                        provenance::Column::ObservedExternalField,
-                        provenance::Column::ObservedUpdatedAt,
-                        provenance::Column::ObservedAt,
-                    ])
+                    .update_columns(OBSERVED_COLUMNS)
                     .to_owned(),
                 )
                 .exec_without_returning(&transaction)

@@ -4,16 +4,11 @@
 //! `resolveConflict`, which keeps the user's value or takes the provider's.
 
 use async_graphql::{ComplexObject, Context, Enum, Json, Result, SimpleObject};
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::entities::{Entity, PageInfo};
-use super::errors::{Code, error};
 use super::types::Integration;
-
-/// The most conflicts a page holds.
-const MAX_PAGE: u64 = 100;
 
 /// An attribute whose user override disagrees with a newer provider value.
 #[derive(SimpleObject, Debug, Clone)]
@@ -77,22 +72,6 @@ pub enum ConflictResolution {
     Provider,
 }
 
-fn cursor_of(id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("conflict:{id}"))
-}
-
-fn after_of(cursor: &str) -> Result<Uuid> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| {
-            text.strip_prefix("conflict:")
-                .and_then(|id| Uuid::parse_str(id).ok())
-        })
-        .ok_or_else(|| error(Code::BadUserInput, "`after` is not a conflict cursor"))
-}
-
 /// One page of `workspace_id`'s conflicts for the viewer.
 pub async fn page(
     ctx: &Context<'_>,
@@ -101,16 +80,11 @@ pub async fn page(
     after: Option<String>,
 ) -> Result<AttributeConflictConnection> {
     let (viewer, request_db) = super::query::signed_in(ctx)?;
-    let first = u64::try_from(first.unwrap_or(20))
-        .ok()
-        .filter(|first| (1..=MAX_PAGE).contains(first))
-        .ok_or_else(|| {
-            error(
-                Code::BadUserInput,
-                format!("`first` must be between 1 and {MAX_PAGE}"),
-            )
-        })?;
-    let after = after.as_deref().map(after_of).transpose()?;
+    let first = super::paging::first(first)?;
+    let after = after
+        .as_deref()
+        .map(|cursor| super::paging::row_of("conflict", cursor))
+        .transpose()?;
     let transaction = request_db.lock().await;
     super::query::role_in(&*transaction, viewer.user_id, workspace_id).await?;
     let mut rows = integrations::conflicts(&*transaction, workspace_id, first + 1, after)
@@ -122,7 +96,7 @@ pub async fn page(
     let edges: Vec<AttributeConflictEdge> = rows
         .into_iter()
         .map(|row| AttributeConflictEdge {
-            cursor: cursor_of(row.id),
+            cursor: super::paging::cursor("conflict", row.id),
             node: AttributeConflict {
                 entity_id: row.entity_id,
                 key: row.key,

@@ -4,16 +4,11 @@
 //! for SQLite). An attribute's history is reached only through its entity, which is checked.
 
 use async_graphql::{ComplexObject, Context, Json, Result, SimpleObject};
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::entities::PageInfo;
-use super::errors::{Code, error};
 use super::types::{AttributeSourceType, Integration};
-
-/// The most changes a page holds.
-const MAX_PAGE: u64 = 100;
 
 /// One change of an attribute's value or provenance.
 #[derive(SimpleObject, Debug, Clone)]
@@ -139,22 +134,6 @@ pub async fn load_run(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Sync
     Ok(Some(SyncRun::from(run)))
 }
 
-fn cursor_of(id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("change:{id}"))
-}
-
-fn before_of(cursor: &str) -> Result<Uuid> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| {
-            text.strip_prefix("change:")
-                .and_then(|id| Uuid::parse_str(id).ok())
-        })
-        .ok_or_else(|| error(Code::BadUserInput, "`after` is not a change cursor"))
-}
-
 /// A page of one attribute's changes.
 pub async fn page(
     ctx: &Context<'_>,
@@ -163,16 +142,11 @@ pub async fn page(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<AttributeChangeConnection> {
-    let first = u64::try_from(first.unwrap_or(20))
-        .ok()
-        .filter(|first| (1..=MAX_PAGE).contains(first))
-        .ok_or_else(|| {
-            error(
-                Code::BadUserInput,
-                format!("`first` must be between 1 and {MAX_PAGE}"),
-            )
-        })?;
-    let before = after.as_deref().map(before_of).transpose()?;
+    let first = super::paging::first(first)?;
+    let before = after
+        .as_deref()
+        .map(|cursor| super::paging::row_of("change", cursor))
+        .transpose()?;
     let (_, request_db) = super::query::signed_in(ctx)?;
     let transaction = request_db.lock().await;
     let mut rows =
@@ -185,7 +159,7 @@ pub async fn page(
     let edges: Vec<AttributeChangeEdge> = rows
         .into_iter()
         .map(|row| AttributeChangeEdge {
-            cursor: cursor_of(row.id),
+            cursor: super::paging::cursor("change", row.id),
             node: AttributeChange {
                 old_value: row.old_value.map(Json),
                 new_value: row.new_value.map(Json),

@@ -16,6 +16,7 @@ mod history;
 pub mod http;
 mod mutation;
 pub mod node;
+mod paging;
 mod query;
 pub mod subscription;
 mod types;
