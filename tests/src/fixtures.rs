@@ -29,6 +29,30 @@ pub async fn definition_id(test_db: &TestDb, slug: &str) -> anyhow::Result<uuid:
     Ok(row.try_get_by_index::<uuid::Uuid>(0)?)
 }
 
+/// A workspace and an active, connected connection to the integration `slug`, nothing else (no
+/// user, no entity): what a sync needs. Returns (workspace, connection).
+pub async fn active_connection(
+    test_db: &TestDb,
+    slug: &str,
+) -> anyhow::Result<(uuid::Uuid, uuid::Uuid)> {
+    let (workspace_id, connection_id) = (new_id(), new_id());
+    let definition = definition_id(test_db, slug).await?;
+    test_db
+        .execute(
+            "INSERT INTO workspaces (id, name) VALUES ($1, 'Acme')",
+            vec![v(workspace_id)],
+        )
+        .await?;
+    test_db
+        .execute(
+            "INSERT INTO integration_connections (id, workspace_id, integration_id, status, connection_status)
+             VALUES ($1, $2, $3, 'ACTIVE', 'connected')",
+            vec![v(connection_id), v(workspace_id), v(definition)],
+        )
+        .await?;
+    Ok((workspace_id, connection_id))
+}
+
 /// One workspace with one user of the given role, one connection, one entity with one attribute
 /// value and its provenance.
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,7 @@ use providers::{
     HttpCore, ProviderClient, ProviderError, ProviderKind, ProviderSpec, ReadOptions, RetryPolicy,
 };
 use serde_json::json;
-use tests::fixtures::{definition_id, new_id, v};
+use tests::fixtures::{active_connection, v};
 use tests::{Backend, ManualClock, NoWait, TestDb};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -25,22 +25,7 @@ struct World {
 impl World {
     async fn new(backend: Backend, provider: ProviderKind) -> anyhow::Result<Self> {
         let test_db = TestDb::migrated(backend).await?;
-        let workspace_id = new_id();
-        let connection_id = new_id();
-        let definition = definition_id(&test_db, provider.slug()).await?;
-        test_db
-            .execute(
-                "INSERT INTO workspaces (id, name) VALUES ($1, 'Acme')",
-                vec![v(workspace_id)],
-            )
-            .await?;
-        test_db
-            .execute(
-                "INSERT INTO integration_connections (id, workspace_id, integration_id, status, connection_status)
-                 VALUES ($1, $2, $3, 'ACTIVE', 'connected')",
-                vec![v(connection_id), v(workspace_id), v(definition)],
-            )
-            .await?;
+        let (_, connection_id) = active_connection(&test_db, provider.slug()).await?;
         Ok(Self {
             test_db,
             clock: ManualClock::new(),
