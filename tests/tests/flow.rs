@@ -604,6 +604,26 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
         )
         .await?;
     let version = edited["updateEntityAttribute"]["syncVersion"].clone();
+    // Watch the workspace's changes before the provider has anything new (a scheduled sync may
+    // read it before the trigger below).
+    let change_watcher = tokio::spawn({
+        let base = platform.base.clone();
+        let owner = owner.clone();
+        let workspace_id = workspace["w"].as_str().unwrap_or_default().to_owned();
+        async move { watch_changes(&base, &owner, &workspace_id).await }
+    });
+    let started = std::time::Instant::now();
+    while platform.progress.change_watchers() == 0 {
+        anyhow::ensure!(
+            started.elapsed() < DEADLINE,
+            "the change subscription never started"
+        );
+        anyhow::ensure!(
+            !change_watcher.is_finished(),
+            "the change watcher ended before subscribing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     contacts.set(vec![
         contact(
             "101",
@@ -642,24 +662,6 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
         anyhow::ensure!(
             !watcher.is_finished(),
             "the watcher ended before subscribing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let change_watcher = tokio::spawn({
-        let base = platform.base.clone();
-        let owner = owner.clone();
-        let workspace_id = workspace["w"].as_str().unwrap_or_default().to_owned();
-        async move { watch_changes(&base, &owner, &workspace_id).await }
-    });
-    let started = std::time::Instant::now();
-    while platform.progress.change_watchers() == 0 {
-        anyhow::ensure!(
-            started.elapsed() < DEADLINE,
-            "the change subscription never started"
-        );
-        anyhow::ensure!(
-            !change_watcher.is_finished(),
-            "the change watcher ended before subscribing"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

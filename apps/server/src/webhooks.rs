@@ -15,14 +15,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use entity::{integration_connections as connections, integration_definitions as definitions};
 use integrations::Intake;
 use providers::webhooks::{
     GmailPushVerifier, HubSpotVerifier, IntercomVerifier, SalesforceVerifier, StripeVerifier,
     WebhookVerifier, ZendeskVerifier, salesforce_acknowledgement,
 };
 use providers::{ProviderKind, WebhookRejection, WebhookRequest};
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -157,33 +155,14 @@ fn refuse(state: &AppState, slug: &str, refusal: Refusal) -> Response {
 /// Marks a connection whose webhook secret no longer opens as needing attention, logging only
 /// when it was not marked already (once, not at every retried delivery).
 async fn mark_unverifiable(state: &AppState, connection_id: Uuid, cause: &str) {
-    use sea_orm::sea_query::Expr;
-    let marked = connections::Entity::update_many()
-        .col_expr(
-            connections::Column::ConnectionStatus,
-            Expr::value(integrations::ConnectionStatus::Error.as_str()),
-        )
-        .col_expr(
-            connections::Column::ValidationError,
-            Expr::value(UNVERIFIABLE_REASON),
-        )
-        .filter(connections::Column::Id.eq(connection_id))
-        .filter(
-            sea_orm::Condition::any()
-                .add(
-                    connections::Column::ConnectionStatus
-                        .ne(integrations::ConnectionStatus::Error.as_str()),
-                )
-                .add(connections::Column::ValidationError.is_null())
-                .add(connections::Column::ValidationError.ne(UNVERIFIABLE_REASON)),
-        )
-        .exec(&state.db)
-        .await;
+    let marked = integrations::needs_attention(&state.db, connection_id, UNVERIFIABLE_REASON).await;
     match marked {
-        Ok(result) if result.rows_affected > 0 => {
+        Ok(true) => {
             tracing::error!(%connection_id, %cause, "a stored webhook secret no longer opens; the connection needs reconnecting");
         }
-        Ok(_) => tracing::debug!(%connection_id, "webhook for an unverifiable connection refused"),
+        Ok(false) => {
+            tracing::debug!(%connection_id, "webhook for an unverifiable connection refused")
+        }
         Err(error) => tracing::error!(%connection_id, %error, "marking an unverifiable connection"),
     }
 }
@@ -347,9 +326,7 @@ async fn connection_verifier(
     connection_id: Uuid,
 ) -> Result<WebhookVerifier, Refusal> {
     let kind = ProviderKind::from_slug(slug).ok_or_else(Refusal::not_found)?;
-    let found = connections::Entity::find_by_id(connection_id)
-        .find_also_related(definitions::Entity)
-        .one(&state.db)
+    let found = integrations::connection_with_definition(&state.db, connection_id)
         .await
         .map_err(|error| {
             tracing::error!(%error, "reading a webhook's connection");

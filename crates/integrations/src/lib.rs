@@ -44,6 +44,7 @@ mod jobs;
 mod lifecycle;
 mod mapping;
 mod progress;
+mod reads;
 mod scheduler;
 mod sync;
 mod validation;
@@ -65,11 +66,16 @@ pub use health::{
 pub use history::{AttributeAsOf, attribute_history, attributes_as_of, sync_run};
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
-pub use lifecycle::{JobStatus, Lifecycle, SyncStatus};
+pub use lifecycle::{JobStatus, Lifecycle, SyncStatus, needs_attention};
 pub use mapping::{ObjectMapping, is_attribute_key, is_synced_entity_type, object_mapping};
 pub use progress::{
     CHANGES_CHANNEL, ChangeKind, EngineObserver, EntityChange, EntityChanges, MAX_NOTIFY_BYTES,
     PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress,
+};
+pub use reads::{
+    AttributeRow, EntityAfter, EntityOrder, EntityQuery, attribute_rows, connection,
+    connection_with_definition, connections_of, entity, entity_page, health_logs, sync_states,
+    updated_key,
 };
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{

@@ -1,6 +1,7 @@
 //! The stored states of a connection, its syncs and its jobs, as enums (the strings are the
 //! seeds' `CHECK` values, named in `migration/README.md`), and the one place each connection
-//! state transition is written: [`activate`], [`disconnect`] and [`needs_reauth`].
+//! state transition is written: [`activate`], [`stop`] (by a user, or by a revoked grant) and
+//! [`needs_attention`].
 //!
 //! Each transition sets the connection's columns, its per-object sync states and its queued jobs
 //! together, on the caller's transaction, so no path writes half a state.
@@ -227,4 +228,30 @@ pub(crate) async fn stop<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// The connection needs attention for `reason` (its stored webhook secret no longer opens, say):
+/// connection status `error` with the reason shown. True when it was not marked so already (the
+/// caller logs once, not at every retried delivery).
+pub async fn needs_attention<C: ConnectionTrait>(
+    db: &C,
+    connection_id: Uuid,
+    reason: &str,
+) -> Result<bool, EngineError> {
+    let marked = connections::Entity::update_many()
+        .col_expr(
+            connections::Column::ConnectionStatus,
+            value(ConnectionStatus::Error.as_str()),
+        )
+        .col_expr(connections::Column::ValidationError, value(reason))
+        .filter(connections::Column::Id.eq(connection_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(connections::Column::ConnectionStatus.ne(ConnectionStatus::Error.as_str()))
+                .add(connections::Column::ValidationError.is_null())
+                .add(connections::Column::ValidationError.ne(reason)),
+        )
+        .exec(db)
+        .await?;
+    Ok(marked.rows_affected > 0)
 }

@@ -12,15 +12,8 @@ use async_graphql::{ComplexObject, Context, InputObject, Json, Result, SimpleObj
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, FixedOffset, Utc};
-use entity::{
-    attribute_definitions, entities, entity_attribute_provenance as provenance,
-    entity_attribute_values as values, integration_definitions, workspace_members,
-};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, JoinType, Query};
-use sea_orm::{
-    ColumnTrait as _, Condition, ConnectionTrait as _, DbBackend, EntityTrait as _,
-    PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Select,
-};
+use entity::{entities, integration_definitions};
+use sea_orm::{ConnectionTrait as _, DbBackend, EntityTrait as _};
 use uuid::Uuid;
 
 use super::context::RequestDb;
@@ -241,41 +234,12 @@ pub enum After {
     DisplayName(Option<String>, Uuid),
 }
 
-impl After {
-    fn order(&self) -> EntityOrder {
-        match self {
-            Self::Id(_) => EntityOrder::IdAsc,
-            Self::UpdatedAt(..) => EntityOrder::UpdatedAtDesc,
-            Self::DisplayName(..) => EntityOrder::DisplayNameAsc,
-        }
-    }
-}
-
-/// The `updatedAt` order's key, an integer both sides compute alike: PostgreSQL stores
-/// microseconds, so its key is the column itself (compared as a time); SQLite stores text in
-/// whatever format wrote it (sqlx's RFC 3339 with nanoseconds, or `CURRENT_TIMESTAMP`'s), so its
-/// key is milliseconds since the epoch as SQLite's own date functions read the text, rounded as
-/// they round.
-fn updated_key(backend: DbBackend, updated_at: DateTime<FixedOffset>) -> i64 {
-    match backend {
-        DbBackend::Sqlite => {
-            let nanos = i64::from(updated_at.timestamp_subsec_nanos());
-            updated_at.timestamp() * 1_000 + (nanos + 500_000) / 1_000_000
-        }
-        _ => updated_at.timestamp_micros(),
-    }
-}
-
-/// SQLite's expression of [`updated_key`].
-const SQLITE_UPDATED_KEY: &str =
-    "CAST(ROUND((julianday(entities.updated_at) - 2440587.5) * 86400000.0) AS INTEGER)";
-
 fn cursor_of(backend: DbBackend, order: EntityOrder, model: &entities::Model) -> String {
     let text = match order {
         EntityOrder::IdAsc => format!("entity:{}", model.id),
         EntityOrder::UpdatedAtDesc => format!(
             "updated:{}:{}",
-            updated_key(backend, model.updated_at),
+            integrations::updated_key(backend, model.updated_at),
             model.id
         ),
         EntityOrder::DisplayNameAsc => match &model.display_name {
@@ -382,58 +346,8 @@ pub struct PageRequest {
     pub count: bool,
 }
 
-/// The workspace's entities that match `filter`, for `viewer_id` if a member (the application's
-/// own check, in the same statement; row-level security applies as well on PostgreSQL).
-fn matching(viewer_id: Uuid, workspace_id: Uuid, filter: EntityFilter) -> Select<entities::Entity> {
-    let mut select = entities::Entity::find()
-        .filter(entities::Column::WorkspaceId.eq(workspace_id))
-        .filter(Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from(workspace_members::Entity)
-                .and_where(workspace_members::Column::WorkspaceId.eq(workspace_id))
-                .and_where(workspace_members::Column::UserId.eq(viewer_id))
-                .to_owned(),
-        ));
-    if let Some(entity_type) = filter.entity_type {
-        select = select.filter(entities::Column::EntityType.eq(entity_type));
-    }
-    if let Some(slug) = filter.source_integration {
-        select = select.filter(
-            entities::Column::SourceIntegrationId.in_subquery(
-                Query::select()
-                    .column(integration_definitions::Column::Id)
-                    .from(integration_definitions::Entity)
-                    .and_where(integration_definitions::Column::Slug.eq(slug))
-                    .to_owned(),
-            ),
-        );
-    }
-    if let Some(since) = filter.updated_since {
-        select = select.filter(entities::Column::UpdatedAt.gte(since.fixed_offset()));
-    }
-    if let Some(has_overrides) = filter.has_overrides {
-        let overridden = Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from(provenance::Entity)
-                .and_where(
-                    Expr::col((provenance::Entity, provenance::Column::EntityId))
-                        .equals((entities::Entity, entities::Column::Id)),
-                )
-                .and_where(provenance::Column::OverrideByUser.eq(true))
-                .to_owned(),
-        );
-        select = select.filter(if has_overrides {
-            overridden
-        } else {
-            overridden.not()
-        });
-    }
-    select
-}
-
-/// One page of the workspace's entities in `request.order`, after `request.after`.
+/// One page of the workspace's entities in `request.order`, after `request.after`, read by the
+/// engine on the request's transaction.
 pub async fn page(
     request_db: &RequestDb,
     viewer_id: Uuid,
@@ -441,69 +355,37 @@ pub async fn page(
     filter: EntityFilter,
     request: PageRequest,
 ) -> Result<EntityConnection> {
-    use entities::Column;
     let transaction = request_db.lock().await;
     let backend = transaction.get_database_backend();
-    let sqlite = backend == DbBackend::Sqlite;
-    let all = matching(viewer_id, workspace_id, filter);
-    let total_count = if request.count {
-        i64::try_from(all.clone().count(&*transaction).await.map_err(db)?).unwrap_or(i64::MAX)
-    } else {
-        0
+    let order = match request.order {
+        EntityOrder::IdAsc => integrations::EntityOrder::IdAsc,
+        EntityOrder::UpdatedAtDesc => integrations::EntityOrder::UpdatedAtDesc,
+        EntityOrder::DisplayNameAsc => integrations::EntityOrder::DisplayNameAsc,
     };
-    let mut select = all;
-    if let Some(after) = &request.after {
-        if after.order() != request.order {
-            return Err(error(
-                Code::BadUserInput,
-                "`after` is a cursor of another `orderBy`",
-            ));
-        }
-        let condition = match after.clone() {
-            After::Id(id) => Condition::all().add(Column::Id.gt(id)),
-            After::UpdatedAt(key, id) if sqlite => {
-                let updated = Expr::cust(SQLITE_UPDATED_KEY);
-                Condition::any()
-                    .add(updated.clone().lt(key))
-                    .add(updated.eq(key).and(Column::Id.gt(id)))
-            }
-            After::UpdatedAt(micros, id) => {
-                let at = DateTime::<Utc>::from_timestamp_micros(micros)
-                    .ok_or_else(|| error(Code::BadUserInput, "`after` is out of range"))?
-                    .fixed_offset();
-                Condition::any()
-                    .add(Column::UpdatedAt.lt(at))
-                    .add(Column::UpdatedAt.eq(at).and(Column::Id.gt(id)))
-            }
-            After::DisplayName(Some(name), id) => Condition::any()
-                .add(Column::DisplayName.gt(name.clone()))
-                .add(Column::DisplayName.eq(name).and(Column::Id.gt(id)))
-                .add(Column::DisplayName.is_null()),
-            After::DisplayName(None, id) => Condition::all()
-                .add(Column::DisplayName.is_null())
-                .add(Column::Id.gt(id)),
-        };
-        select = select.filter(condition);
-    }
-    select = match request.order {
-        EntityOrder::IdAsc => select.order_by_asc(Column::Id),
-        EntityOrder::UpdatedAtDesc if sqlite => select
-            .order_by_desc(Expr::cust(SQLITE_UPDATED_KEY))
-            .order_by_asc(Column::Id),
-        EntityOrder::UpdatedAtDesc => select
-            .order_by_desc(Column::UpdatedAt)
-            .order_by_asc(Column::Id),
-        EntityOrder::DisplayNameAsc => select
-            .order_by_asc(Expr::col((entities::Entity, Column::DisplayName)).is_null())
-            .order_by_asc(Column::DisplayName)
-            .order_by_asc(Column::Id),
-    };
+    let after = request.after.clone().map(|after| match after {
+        After::Id(id) => integrations::EntityAfter::Id(id),
+        After::UpdatedAt(key, id) => integrations::EntityAfter::UpdatedAt(key, id),
+        After::DisplayName(name, id) => integrations::EntityAfter::DisplayName(name, id),
+    });
     let first = request.first;
-    let mut rows = select
-        .limit(first + 1)
-        .all(&*transaction)
-        .await
-        .map_err(db)?;
+    let (mut rows, total) = integrations::entity_page(
+        &*transaction,
+        &integrations::EntityQuery {
+            workspace_id,
+            viewer_id,
+            entity_type: filter.entity_type,
+            source_integration: filter.source_integration,
+            updated_since: filter.updated_since.map(|since| since.fixed_offset()),
+            has_overrides: filter.has_overrides,
+            order,
+            after,
+            limit: first + 1,
+            count: request.count,
+        },
+    )
+    .await
+    .map_err(super::errors::engine)?;
+    let total_count = total.map_or(0, |total| i64::try_from(total).unwrap_or(i64::MAX));
     let has_next_page = rows.len() as u64 > first;
     rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
     let edges: Vec<EntityEdge> = rows
@@ -544,10 +426,9 @@ pub fn page_arguments(first: Option<i32>, after: Option<String>) -> Result<(u64,
 /// One entity by id, if the caller may read it (the caller checks membership).
 pub async fn one(request_db: &RequestDb, id: Uuid) -> Result<Option<Entity>> {
     let transaction = request_db.lock().await;
-    Ok(entities::Entity::find_by_id(id)
-        .one(&*transaction)
+    Ok(integrations::entity(&*transaction, id)
         .await
-        .map_err(db)?
+        .map_err(super::errors::engine)?
         .map(entity))
 }
 
@@ -601,109 +482,33 @@ impl Loader<Uuid> for AttributesLoader {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<Attribute>>, Self::Error> {
         let transaction = self.0.lock().await;
-        let v = Alias::new("v");
-        let a = Alias::new("a");
-        let p = Alias::new("p");
-        let statement = Query::select()
-            .expr_as(
-                Expr::col((v.clone(), values::Column::EntityId)),
-                Alias::new("entity_id"),
-            )
-            .expr_as(
-                Expr::col((a.clone(), attribute_definitions::Column::Key)),
-                Alias::new("key"),
-            )
-            .expr_as(
-                Expr::col((v.clone(), values::Column::Value)),
-                Alias::new("value"),
-            )
-            .expr_as(
-                Expr::col((v.clone(), values::Column::AttributeId)),
-                Alias::new("attribute_id"),
-            )
-            .expr_as(
-                Expr::col((p.clone(), provenance::Column::SyncRunId)),
-                Alias::new("sync_run_id"),
-            )
-            .expr_as(
-                Expr::col((p.clone(), provenance::Column::SourceType)),
-                Alias::new("source_type"),
-            )
-            .expr_as(
-                Expr::col((p.clone(), provenance::Column::SourceIntegrationId)),
-                Alias::new("source_integration_id"),
-            )
-            .expr_as(
-                Expr::col((p.clone(), provenance::Column::SourceExternalField)),
-                Alias::new("source_external_field"),
-            )
-            .expr_as(
-                Expr::col((p.clone(), provenance::Column::LastUpdatedAt)),
-                Alias::new("last_updated_at"),
-            )
-            .expr_as(
-                Expr::col((p.clone(), provenance::Column::OverrideByUser)),
-                Alias::new("override_by_user"),
-            )
-            .expr_as(
-                Expr::col((p.clone(), provenance::Column::OverrideAt)),
-                Alias::new("override_at"),
-            )
-            .from_as(values::Entity, v.clone())
-            .join_as(
-                JoinType::InnerJoin,
-                attribute_definitions::Entity,
-                a.clone(),
-                Expr::col((a.clone(), attribute_definitions::Column::Id))
-                    .equals((v.clone(), values::Column::AttributeId)),
-            )
-            .join_as(
-                JoinType::LeftJoin,
-                provenance::Entity,
-                p.clone(),
-                Expr::col((p.clone(), provenance::Column::EntityId))
-                    .equals((v.clone(), values::Column::EntityId))
-                    .and(
-                        Expr::col((p.clone(), provenance::Column::AttributeId))
-                            .equals((v.clone(), values::Column::AttributeId)),
-                    ),
-            )
-            .and_where(Expr::col((v.clone(), values::Column::EntityId)).is_in(keys.iter().copied()))
-            .order_by(
-                (a, attribute_definitions::Column::Key),
-                sea_orm::sea_query::Order::Asc,
-            )
-            .to_owned();
-        let rows = transaction.query_all(&statement).await.map_err(db)?;
+        let rows = integrations::attribute_rows(&*transaction, keys)
+            .await
+            .map_err(super::errors::engine)?;
         let mut attributes: HashMap<Uuid, Vec<Attribute>> = HashMap::new();
         for row in rows {
-            let entity_id: Uuid = row.try_get("", "entity_id").map_err(db)?;
-            let source_type: Option<String> = row.try_get("", "source_type").map_err(db)?;
-            let provenance = match source_type {
-                Some(source_type) => Some(Provenance {
+            let provenance = match (row.source_type, row.last_updated_at) {
+                (Some(source_type), Some(last_updated_at)) => Some(Provenance {
                     source_type: AttributeSourceType::from_stored(&source_type),
-                    external_field: row.try_get("", "source_external_field").map_err(db)?,
-                    last_updated_at: row
-                        .try_get::<DateTime<FixedOffset>>("", "last_updated_at")
-                        .map_err(db)?
-                        .to_utc(),
-                    overridden_by_user: row.try_get("", "override_by_user").map_err(db)?,
-                    override_at: row
-                        .try_get::<Option<DateTime<FixedOffset>>>("", "override_at")
-                        .map_err(db)?
-                        .map(|time| time.to_utc()),
-                    integration_id: row.try_get("", "source_integration_id").map_err(db)?,
-                    sync_run_id: row.try_get("", "sync_run_id").map_err(db)?,
+                    external_field: row.source_external_field,
+                    last_updated_at: last_updated_at.to_utc(),
+                    overridden_by_user: row.override_by_user.unwrap_or(false),
+                    override_at: row.override_at.map(|time| time.to_utc()),
+                    integration_id: row.source_integration_id,
+                    sync_run_id: row.sync_run_id,
                 }),
-                None => None,
+                _ => None,
             };
-            attributes.entry(entity_id).or_default().push(Attribute {
-                key: row.try_get("", "key").map_err(db)?,
-                value: Json(row.try_get("", "value").map_err(db)?),
-                provenance,
-                entity_id,
-                attribute_id: row.try_get("", "attribute_id").map_err(db)?,
-            });
+            attributes
+                .entry(row.entity_id)
+                .or_default()
+                .push(Attribute {
+                    key: row.key,
+                    value: Json(row.value),
+                    provenance,
+                    entity_id: row.entity_id,
+                    attribute_id: row.attribute_id,
+                });
         }
         Ok(attributes)
     }

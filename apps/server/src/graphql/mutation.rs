@@ -248,13 +248,10 @@ async fn admin_of_connection(ctx: &Context<'_>, connection_id: Uuid) -> Result<A
         )
     };
     let pool = super::query::request(ctx)?.pool.clone();
-    let (connection, definition) =
-        entity::integration_connections::Entity::find_by_id(connection_id)
-            .find_also_related(entity::integration_definitions::Entity)
-            .one(&pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(not_found)?;
+    let (connection, definition) = integrations::connection_with_definition(&pool, connection_id)
+        .await
+        .map_err(super::errors::engine)?
+        .ok_or_else(not_found)?;
     let kind = definition
         .and_then(|definition| providers::ProviderKind::from_slug(&definition.slug))
         .ok_or_else(not_found)?;
@@ -577,10 +574,9 @@ async fn member_pool(ctx: &Context<'_>, entity_id: Uuid) -> Result<sea_orm::Data
     let viewer = viewer(ctx)?;
     let pool = super::query::request(ctx)?.pool.clone();
     let not_found = || error(Code::NotFound, format!("entity {entity_id} not found"));
-    let entity = entity::entities::Entity::find_by_id(entity_id)
-        .one(&pool)
+    let entity = integrations::entity(&pool, entity_id)
         .await
-        .map_err(db)?
+        .map_err(super::errors::engine)?
         .ok_or_else(not_found)?;
     super::query::role_in(&pool, viewer.user_id, entity.workspace_id)
         .await

@@ -171,13 +171,9 @@ impl Query {
         let (viewer, request_db) = signed_in(ctx)?;
         let transaction = request_db.lock().await;
         role_in(&*transaction, viewer.user_id, workspace_id).await?;
-        let rows = integration_connections::Entity::find()
-            .filter(integration_connections::Column::WorkspaceId.eq(workspace_id))
-            .find_also_related(integration_definitions::Entity)
-            .order_by_asc(integration_connections::Column::CreatedAt)
-            .all(&*transaction)
+        let rows = integrations::connections_of(&*transaction, workspace_id)
             .await
-            .map_err(db)?;
+            .map_err(super::errors::engine)?;
         Ok(rows
             .into_iter()
             .map(|(model, definition)| {
@@ -323,10 +319,9 @@ impl Query {
             .ok_or_else(not_found)?;
         let workspace_id = {
             let transaction = request_db.lock().await;
-            let model = entity::entities::Entity::find_by_id(id)
-                .one(&*transaction)
+            let model = integrations::entity(&*transaction, id)
                 .await
-                .map_err(db)?
+                .map_err(super::errors::engine)?
                 .ok_or_else(not_found)?;
             role_in(&*transaction, viewer.user_id, model.workspace_id)
                 .await
@@ -346,11 +341,9 @@ impl Query {
         let (viewer, request_db) = signed_in(ctx)?;
         let transaction = request_db.lock().await;
         let not_found = || error(Code::NotFound, format!("connection {id} not found"));
-        let (model, definition) = integration_connections::Entity::find_by_id(id)
-            .find_also_related(integration_definitions::Entity)
-            .one(&*transaction)
+        let (model, definition) = integrations::connection_with_definition(&*transaction, id)
             .await
-            .map_err(db)?
+            .map_err(super::errors::engine)?
             .ok_or_else(not_found)?;
         role_in(&*transaction, viewer.user_id, model.workspace_id)
             .await

@@ -6,9 +6,8 @@
 use async_graphql::futures_util::Stream;
 use async_graphql::futures_util::stream;
 use async_graphql::{Context, Data, Result, SimpleObject, Subscription as SubscriptionRoot};
-use entity::integration_connections;
 use integrations::{ProgressFeed, SyncProgress};
-use sea_orm::{DatabaseConnection, EntityTrait as _};
+use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -256,10 +255,9 @@ impl Subscription {
             .map_err(db)?;
         let visible = {
             let transaction = request_db.lock().await;
-            match integration_connections::Entity::find_by_id(connection_id)
-                .one(&*transaction)
+            match integrations::connection(&*transaction, connection_id)
                 .await
-                .map_err(db)?
+                .map_err(super::errors::engine)?
             {
                 Some(model) => role_in(&*transaction, socket.viewer.user_id, model.workspace_id)
                     .await

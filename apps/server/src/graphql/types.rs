@@ -3,10 +3,6 @@
 
 use async_graphql::{ComplexObject, Context, Enum, Json, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{integration_health_logs, integration_sync_states};
-use sea_orm::{
-    ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-};
 use uuid::Uuid;
 
 /// A GraphQL enum over a column whose values a CHECK constraint bounds: `from_stored` maps the
@@ -308,13 +304,10 @@ impl IntegrationConnection {
         }
         let (_, request_db) = super::query::signed_in(ctx)?;
         let transaction = request_db.lock().await;
-        let rows = integration_health_logs::Entity::find()
-            .filter(integration_health_logs::Column::ConnectionId.eq(self.id))
-            .order_by_desc(integration_health_logs::Column::CheckedAt)
-            .limit(u64::try_from(last).unwrap_or(1))
-            .all(&*transaction)
-            .await
-            .map_err(super::errors::db)?;
+        let rows =
+            integrations::health_logs(&*transaction, self.id, u64::try_from(last).unwrap_or(1))
+                .await
+                .map_err(super::errors::engine)?;
         Ok(rows
             .into_iter()
             .map(|row| HealthLog {
@@ -330,12 +323,9 @@ impl IntegrationConnection {
     async fn sync_states(&self, ctx: &Context<'_>) -> Result<Vec<SyncState>> {
         let (_, request_db) = super::query::signed_in(ctx)?;
         let transaction = request_db.lock().await;
-        let rows = integration_sync_states::Entity::find()
-            .filter(integration_sync_states::Column::ConnectionId.eq(self.id))
-            .order_by_asc(integration_sync_states::Column::ObjectType)
-            .all(&*transaction)
+        let rows = integrations::sync_states(&*transaction, self.id)
             .await
-            .map_err(super::errors::db)?;
+            .map_err(super::errors::engine)?;
         let now = Utc::now();
         let utc = |time: Option<DateTime<chrono::FixedOffset>>| time.map(|time| time.to_utc());
         Ok(rows
