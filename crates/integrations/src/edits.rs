@@ -20,6 +20,7 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::lifecycle::SourceType;
 use crate::{EngineError, is_attribute_key};
 
 /// Writes user edits.
@@ -128,7 +129,7 @@ impl AttributeEditor {
                 attribute_id,
                 old_value: previous,
                 new_value: Some(value.clone()),
-                source_type: "USER_OVERRIDE",
+                source_type: SourceType::UserOverride,
                 integration_id: None,
                 external_field: None,
                 user_id: self.user_id,
@@ -159,7 +160,7 @@ impl AttributeEditor {
             id: Set(Uuid::new_v4()),
             entity_id: Set(entity_id),
             attribute_id: Set(attribute_id),
-            source_type: Set("USER_OVERRIDE".to_owned()),
+            source_type: Set(SourceType::UserOverride.as_str().to_owned()),
             source_integration_id: Set(None),
             source_external_field: Set(None),
             last_updated_at: Set(now),
@@ -272,7 +273,7 @@ impl AttributeEditor {
                     attribute_id: origin.attribute_id,
                     old_value: value.clone(),
                     new_value: value,
-                    source_type: "USER_OVERRIDE",
+                    source_type: SourceType::UserOverride,
                     integration_id: None,
                     external_field: None,
                     user_id: self.user_id,
@@ -329,7 +330,7 @@ async fn restore_observed(
                     attribute_id: origin.attribute_id,
                     old_value: previous,
                     new_value: Some(observed.clone()),
-                    source_type: "INTEGRATION",
+                    source_type: SourceType::Integration,
                     integration_id: Some(integration_id),
                     external_field: origin.observed_external_field.clone(),
                     user_id,
@@ -348,7 +349,10 @@ async fn restore_observed(
                 .exec(transaction)
                 .await?;
             update = update
-                .col_expr(provenance::Column::SourceType, Expr::value("INTEGRATION"))
+                .col_expr(
+                    provenance::Column::SourceType,
+                    Expr::value(SourceType::Integration),
+                )
                 .col_expr(
                     provenance::Column::SourceIntegrationId,
                     Expr::value(Some(integration_id)),
@@ -394,7 +398,7 @@ struct Change {
     attribute_id: Uuid,
     old_value: Option<Value>,
     new_value: Option<Value>,
-    source_type: &'static str,
+    source_type: SourceType,
     integration_id: Option<Uuid>,
     external_field: Option<String>,
     user_id: Option<Uuid>,
@@ -413,7 +417,7 @@ async fn append_history(
         attribute_id: Set(change.attribute_id),
         old_value: Set(change.old_value.as_ref().map(crate::sanitized_value)),
         new_value: Set(change.new_value.as_ref().map(crate::sanitized_value)),
-        source_type: Set(change.source_type.to_owned()),
+        source_type: Set(change.source_type.as_str().to_owned()),
         source_integration_id: Set(change.integration_id),
         source_external_field: Set(change.external_field),
         sync_run_id: Set(None),

@@ -66,7 +66,7 @@ pub use health::{
 pub use history::{AttributeAsOf, attribute_history, attributes_as_of, sync_run};
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
 pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
-pub use lifecycle::{JobStatus, Lifecycle, SyncStatus, needs_attention};
+pub use lifecycle::{JobStatus, Lifecycle, RunStatus, SourceType, SyncStatus, needs_attention};
 pub use mapping::{ObjectMapping, is_attribute_key, is_synced_entity_type, object_mapping};
 pub use progress::{
     CHANGES_CHANNEL, ChangeKind, EngineObserver, EntityChange, EntityChanges, MAX_NOTIFY_BYTES,

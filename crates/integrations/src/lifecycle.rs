@@ -101,6 +101,35 @@ stored_enum! {
     }
 }
 
+stored_enum! {
+    /// `entities.source_type` and `entity_attribute_provenance.source_type` (and the history's):
+    /// who or what wrote an entity or a value.
+    SourceType {
+        /// A user created it (the entities default).
+        UserCreated => "USER_CREATED",
+        /// A sync wrote it.
+        Integration => "INTEGRATION",
+        /// An import wrote it.
+        Import => "IMPORT",
+        /// The API wrote it.
+        Api => "API",
+        /// A user's value pins it against syncs (provenance only).
+        UserOverride => "USER_OVERRIDE",
+    }
+}
+
+stored_enum! {
+    /// `sync_runs.status`.
+    RunStatus {
+        /// In progress (or its worker died and another resumes it).
+        Running => "running",
+        /// Finished.
+        Succeeded => "succeeded",
+        /// Ended in an error.
+        Failed => "failed",
+    }
+}
+
 /// A value for an `UPDATE … SET`.
 fn value(value: impl Into<sea_orm::Value>) -> SimpleExpr {
     Expr::value(value)

@@ -36,7 +36,7 @@ use uuid::Uuid;
 
 use crate::EngineError;
 use crate::heartbeat::Heartbeat;
-use crate::lifecycle::{Lifecycle, SyncStatus};
+use crate::lifecycle::{Lifecycle, RunStatus, SourceType, SyncStatus};
 use crate::mapping::{ObjectMapping, object_mapping};
 use crate::progress::{
     CHANGES_CHANNEL, ChangeKind, EngineObserver, EntityChange, EntityChanges, PROGRESS_CHANNEL,
@@ -526,7 +526,7 @@ impl SyncEngine {
                     workspace_id: sea_orm::Set(connection.workspace_id),
                     connection_id: sea_orm::Set(connection_id),
                     object_type: sea_orm::Set(object_type.to_owned()),
-                    status: sea_orm::Set("running".to_owned()),
+                    status: sea_orm::Set(RunStatus::Running.as_str().to_owned()),
                     cursor_from: sea_orm::Set(state.sync_cursor.clone()),
                     started_at: sea_orm::Set(now),
                     finished_at: sea_orm::Set(None),
@@ -810,7 +810,7 @@ impl SyncEngine {
                 created_by: sea_orm::Set(None),
                 created_at: sea_orm::Set(now),
                 updated_at: sea_orm::Set(now),
-                source_type: sea_orm::Set("INTEGRATION".to_owned()),
+                source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
                 source_integration_id: sea_orm::Set(Some(claim.integration_id)),
                 source_external_id: sea_orm::Set(Some(entity.external_id)),
                 source_url: sea_orm::Set(entity.source_url),
@@ -834,7 +834,7 @@ impl SyncEngine {
                 id: sea_orm::Set(Uuid::now_v7()),
                 entity_id: sea_orm::Set(write.entity_id),
                 attribute_id: sea_orm::Set(write.attribute_id),
-                source_type: sea_orm::Set("INTEGRATION".to_owned()),
+                source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
                 source_integration_id: sea_orm::Set(Some(claim.integration_id)),
                 source_external_field: sea_orm::Set(Some(write.external_field.clone())),
                 last_updated_at: sea_orm::Set(write.observed_at),
@@ -855,7 +855,7 @@ impl SyncEngine {
                 // History never keeps a member whose key names a secret.
                 old_value: sea_orm::Set(write.previous.as_ref().map(crate::sanitized_value)),
                 new_value: sea_orm::Set(Some(crate::sanitized_value(&write.value))),
-                source_type: sea_orm::Set("INTEGRATION".to_owned()),
+                source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
                 source_integration_id: sea_orm::Set(Some(claim.integration_id)),
                 source_external_field: sea_orm::Set(Some(write.external_field)),
                 sync_run_id: sea_orm::Set(Some(claim.run_id)),
@@ -871,7 +871,7 @@ impl SyncEngine {
                 id: sea_orm::Set(Uuid::now_v7()),
                 entity_id: sea_orm::Set(write.entity_id),
                 attribute_id: sea_orm::Set(write.attribute_id),
-                source_type: sea_orm::Set("USER_OVERRIDE".to_owned()),
+                source_type: sea_orm::Set(SourceType::UserOverride.as_str().to_owned()),
                 source_integration_id: sea_orm::Set(None),
                 source_external_field: sea_orm::Set(None),
                 last_updated_at: sea_orm::Set(now),
@@ -1138,7 +1138,8 @@ impl SyncEngine {
             .exec(&transaction)
             .await
             .context("recording the run on the connection")?;
-        self.end_run(&transaction, claim, "succeeded", None).await?;
+        self.end_run(&transaction, claim, RunStatus::Succeeded, None)
+            .await?;
         transaction.commit().await?;
         Ok(())
     }
@@ -1191,7 +1192,8 @@ impl SyncEngine {
             .exec(&self.db)
             .await
             .context("recording the failed run on the connection")?;
-        self.end_run(&self.db, claim, "failed", Some(message)).await
+        self.end_run(&self.db, claim, RunStatus::Failed, Some(message))
+            .await
     }
 
     /// Ends the claim's sync run with `status`, its counts being the state's (which span resumes).
@@ -1199,7 +1201,7 @@ impl SyncEngine {
         &self,
         db: &C,
         claim: &SyncClaim,
-        status: &str,
+        status: RunStatus,
         error: Option<String>,
     ) -> Result<(), EngineError> {
         let state = sync_states::Entity::find_by_id(claim.state_id)

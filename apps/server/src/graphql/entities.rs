@@ -319,7 +319,8 @@ async fn attributes_as_of(
             key: row.key,
             value: Json(row.value),
             provenance: row.set_by.map(|change| Provenance {
-                overridden_by_user: change.source_type == "USER_OVERRIDE",
+                overridden_by_user: change.source_type
+                    == integrations::SourceType::UserOverride.as_str(),
                 source_type: AttributeSourceType::from_stored(&change.source_type),
                 external_field: change.source_external_field,
                 last_updated_at: change.changed_at.to_utc(),
