@@ -1,6 +1,7 @@
 //! The provider-data cache (seed 000): values per connection and key with a time to live, and a
 //! cleanup of expired rows. It never holds a token: values are checked before they are stored.
 
+use anyhow::Context as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
@@ -77,7 +78,8 @@ impl IntegrationCache {
             .to_owned(),
         )
         .exec_without_returning(&self.db)
-        .await?;
+        .await
+        .context("put: writing")?;
         Ok(())
     }
 
@@ -88,7 +90,8 @@ impl IntegrationCache {
             .filter(integration_cache::Column::CacheKey.eq(key))
             .filter(integration_cache::Column::ExpiresAt.gt(self.now()))
             .one(&self.db)
-            .await?;
+            .await
+            .context("get: reading")?;
         Ok(row.map(|row| row.cache_data))
     }
 
@@ -97,7 +100,8 @@ impl IntegrationCache {
         let deleted = integration_cache::Entity::delete_many()
             .filter(integration_cache::Column::ExpiresAt.lte(self.now()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("cleanup_expired: writing")?;
         Ok(deleted.rows_affected)
     }
 }

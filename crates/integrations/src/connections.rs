@@ -6,6 +6,7 @@
 //! at the provider where it can, deletes the credentials, sets the statuses and stops syncs. There
 //! is one connection per (workspace, integration).
 
+use anyhow::Context as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
@@ -152,7 +153,8 @@ impl ConnectionManager {
             .filter(definitions::Column::Slug.eq(slug))
             .filter(definitions::Column::Active.eq(true))
             .one(&self.db)
-            .await?
+            .await
+            .context("definition: reading")?
             .ok_or_else(|| EngineError::NotFound(format!("integration `{slug}`")))?;
         let kind = ProviderKind::from_slug(&definition.slug).ok_or_else(|| {
             EngineError::InvalidInput(format!("no adapter for integration `{slug}`"))
@@ -174,7 +176,8 @@ impl ConnectionManager {
             .filter(connections::Column::WorkspaceId.eq(workspace_id))
             .filter(connections::Column::IntegrationId.eq(integration_id))
             .one(&self.db)
-            .await?;
+            .await
+            .context("pending_connection: reading")?;
         match existing {
             Some(connection) if connection.status == Lifecycle::Active.as_str() => {
                 Err(EngineError::Conflict(format!(
@@ -196,7 +199,8 @@ impl ConnectionManager {
                     .col_expr(connections::Column::UpdatedAt, Expr::value(now))
                     .filter(connections::Column::Id.eq(connection.id))
                     .exec(&self.db)
-                    .await?;
+                    .await
+                    .context("pending_connection: writing")?;
                 Ok(connection.id)
             }
             None => {
@@ -214,7 +218,8 @@ impl ConnectionManager {
                     ..Default::default()
                 })
                 .exec_without_returning(&self.db)
-                .await?;
+                .await
+                .context("pending_connection: writing")?;
                 Ok(id)
             }
         }
@@ -262,7 +267,8 @@ impl ConnectionManager {
             created_at: Set(now),
         })
         .exec_without_returning(&self.db)
-        .await?;
+        .await
+        .context("start: writing")?;
         Ok(Started {
             connection_id,
             authorization_url: authorization.url,
@@ -283,7 +289,8 @@ impl ConnectionManager {
         let state = oauth_states::Entity::find()
             .filter(oauth_states::Column::StateHash.eq(hash.clone()))
             .one(&self.db)
-            .await?
+            .await
+            .context("complete: reading")?
             .ok_or_else(|| EngineError::InvalidInput("unknown authorization state".to_owned()))?;
         if state.user_id != callback.user_id {
             return Err(EngineError::Forbidden(
@@ -296,7 +303,8 @@ impl ConnectionManager {
             .filter(oauth_states::Column::ConsumedAt.is_null())
             .filter(oauth_states::Column::ExpiresAt.gt(now))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("complete: writing")?;
         if consumed.rows_affected != 1 {
             return Err(EngineError::Conflict(
                 "the authorization state has expired or was already used; start again".to_owned(),
@@ -307,7 +315,8 @@ impl ConnectionManager {
         })?;
         let definition = definitions::Entity::find_by_id(state.integration_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("complete: reading")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("integration {}", state.integration_id))
             })?;
@@ -405,7 +414,9 @@ impl ConnectionManager {
         let now = self.now();
         let metadata_is_api_key =
             metadata.get("auth_mode").and_then(Value::as_str) == Some("api_key");
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("activate: beginning a transaction")?;
         crate::lifecycle::activate(&transaction, connection_id, now, user_id, metadata).await?;
         let stamp = now.timestamp();
         enqueue_on(
@@ -440,7 +451,7 @@ impl ConnectionManager {
             )
             .await?;
         }
-        transaction.commit().await?;
+        transaction.commit().await.context("activate: committing")?;
         Ok(())
     }
 
@@ -453,7 +464,8 @@ impl ConnectionManager {
         connections::Entity::find_by_id(connection_id)
             .filter(connections::Column::WorkspaceId.eq(workspace_id))
             .one(&self.db)
-            .await?
+            .await
+            .context("workspace_connection: reading")?
             .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))
     }
 
@@ -474,7 +486,8 @@ impl ConnectionManager {
             .await?;
         let definition = definitions::Entity::find_by_id(connection.integration_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("update_property_mappings: reading")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("integration {}", connection.integration_id))
             })?;
@@ -512,7 +525,8 @@ impl ConnectionManager {
             .col_expr(connections::Column::UpdatedAt, Expr::value(self.now()))
             .filter(connections::Column::Id.eq(connection.id))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("update_property_mappings: writing")?;
         Ok(())
     }
 
@@ -543,7 +557,8 @@ impl ConnectionManager {
         let mut revocation = None;
         let stored = entity::integration_credentials::Entity::find_by_id(connection_id)
             .one(&self.db)
-            .await?;
+            .await
+            .context("disconnect: reading")?;
         let uses_oauth =
             stored.is_some_and(|row| row.credential_type == CredentialKind::OAuth2.as_str());
         if let (Some(oauth), true) = (oauth, uses_oauth) {
@@ -555,10 +570,13 @@ impl ConnectionManager {
             revocation = Some(outcome);
         }
         let now = self.now();
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("disconnect: beginning a transaction")?;
         entity::integration_credentials::Entity::delete_by_id(connection_id)
             .exec(&transaction)
-            .await?;
+            .await
+            .context("disconnect: writing")?;
         crate::lifecycle::stop(
             &transaction,
             connection.id,
@@ -566,7 +584,10 @@ impl ConnectionManager {
             crate::lifecycle::Stop::ByUser { by: user_id },
         )
         .await?;
-        transaction.commit().await?;
+        transaction
+            .commit()
+            .await
+            .context("disconnect: committing")?;
         Ok(Disconnected { revocation })
     }
 }

@@ -6,6 +6,7 @@
 //! again. A revoked grant marks the connection disconnected after exactly one provider call, and
 //! later requests fail at once without calling the provider.
 
+use anyhow::Context as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -121,7 +122,8 @@ impl CredentialStore {
     ) -> Result<connections::Model, EngineError> {
         connections::Entity::find_by_id(connection_id)
             .one(db)
-            .await?
+            .await
+            .context("connection: reading")?
             .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))
     }
 
@@ -171,7 +173,8 @@ impl CredentialStore {
                 .to_owned(),
         )
         .exec_without_returning(&self.db)
-        .await?;
+        .await
+        .context("store: writing")?;
         Ok(())
     }
 
@@ -180,7 +183,8 @@ impl CredentialStore {
         let connection = self.connection(&self.db, connection_id).await?;
         let row = credentials::Entity::find_by_id(connection_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("load: reading")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("credentials of connection {connection_id}"))
             })?;
@@ -221,7 +225,9 @@ impl CredentialStore {
         if !tokens.expires_within(self.clock.now(), self.refresh_margin) {
             return Ok(tokens.access_token);
         }
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("access_token: beginning a transaction")?;
         // Take the row's lock first (PostgreSQL: row lock; SQLite: the write lock), then re-read.
         let locked = credentials::Entity::update_many()
             .col_expr(
@@ -230,7 +236,8 @@ impl CredentialStore {
             )
             .filter(credentials::Column::ConnectionId.eq(connection_id))
             .exec(&transaction)
-            .await?;
+            .await
+            .context("access_token: writing")?;
         if locked.rows_affected == 0 {
             return Err(EngineError::NotFound(format!(
                 "credentials of connection {connection_id}"
@@ -247,14 +254,18 @@ impl CredentialStore {
         }
         let row = credentials::Entity::find_by_id(connection_id)
             .one(&transaction)
-            .await?
+            .await
+            .context("access_token: reading")?
             .ok_or_else(|| {
                 EngineError::NotFound(format!("credentials of connection {connection_id}"))
             })?;
         let current = self.open(&connection, &row)?;
         if !current.expires_within(self.clock.now(), self.refresh_margin) {
             // Another worker refreshed while we waited for the lock.
-            transaction.commit().await?;
+            transaction
+                .commit()
+                .await
+                .context("access_token: committing")?;
             return Ok(current.access_token);
         }
         match refresher.refresh(&current).await {
@@ -281,10 +292,14 @@ impl CredentialStore {
                     .col_expr(credentials::Column::UpdatedAt, Expr::value(now))
                     .filter(credentials::Column::ConnectionId.eq(connection_id))
                     .exec(&transaction)
-                    .await?;
+                    .await
+                    .context("access_token: writing")?;
                 self.observe_refresh(&transaction, &connection, "refreshed")
                     .await;
-                transaction.commit().await?;
+                transaction
+                    .commit()
+                    .await
+                    .context("access_token: committing")?;
                 Ok(refreshed.access_token)
             }
             Err(error @ ProviderError::Reauthorize { .. }) => {
@@ -299,14 +314,20 @@ impl CredentialStore {
                 .await?;
                 self.observe_refresh(&transaction, &connection, "revoked")
                     .await;
-                transaction.commit().await?;
+                transaction
+                    .commit()
+                    .await
+                    .context("access_token: committing")?;
                 tracing::warn!(%connection_id, "grant revoked; connection marked disconnected");
                 Err(EngineError::Provider(error))
             }
             Err(error) => {
                 self.observe_refresh(&transaction, &connection, "failed")
                     .await;
-                transaction.rollback().await?;
+                transaction
+                    .rollback()
+                    .await
+                    .context("access_token: rolling back")?;
                 Err(EngineError::Provider(error))
             }
         }
@@ -338,7 +359,8 @@ impl CredentialStore {
             .filter(credentials::Column::KeyId.eq(sealed.key_id))
             .filter(credentials::Column::ConnectionId.eq(connection_id))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("set_webhook_secret: writing")?;
         if stored.rows_affected == 0 {
             return Err(EngineError::Conflict(format!(
                 "connection {connection_id} has no credentials sealed with the current key; reconnect or refresh first"
@@ -355,7 +377,8 @@ impl CredentialStore {
         let connection = self.connection(&self.db, connection_id).await?;
         let Some(row) = credentials::Entity::find_by_id(connection_id)
             .one(&self.db)
-            .await?
+            .await
+            .context("webhook_secret: reading")?
         else {
             return Ok(None);
         };
@@ -383,7 +406,8 @@ impl CredentialStore {
     pub async fn delete(&self, connection_id: Uuid) -> Result<bool, EngineError> {
         let deleted = credentials::Entity::delete_by_id(connection_id)
             .exec(&self.db)
-            .await?;
+            .await
+            .context("delete: writing")?;
         Ok(deleted.rows_affected > 0)
     }
 }
@@ -394,7 +418,8 @@ async fn provider_of<C: ConnectionTrait>(
 ) -> Result<providers::ProviderKind, EngineError> {
     let definition = entity::integration_definitions::Entity::find_by_id(connection.integration_id)
         .one(db)
-        .await?
+        .await
+        .context("provider_of: reading")?
         .ok_or_else(|| {
             EngineError::NotFound(format!("integration {}", connection.integration_id))
         })?;

@@ -4,6 +4,7 @@
 //! (kept by every sync, even under the override), with its provenance, at once. A conflict (an
 //! override and a newer, different provider value) is decided by [`AttributeEditor::resolve_conflict`].
 
+use anyhow::Context as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
@@ -77,7 +78,8 @@ impl AttributeEditor {
                         "SELECT pg_notify($1, $2)",
                         [crate::CHANGES_CHANNEL.into(), payload.into()],
                     ))
-                    .await?;
+                    .await
+                    .context("announce: notifying entity changes")?;
             }
             return Ok(None);
         }
@@ -117,7 +119,9 @@ impl AttributeEditor {
             )));
         }
         let now = self.now();
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("update_attribute: beginning a transaction")?;
         let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
         let attribute_id = attribute_id(&transaction, &entity, key, now).await?;
         let previous = current_value(&transaction, entity_id, attribute_id).await?;
@@ -155,7 +159,8 @@ impl AttributeEditor {
             .to_owned(),
         )
         .exec_without_returning(&transaction)
-        .await?;
+        .await
+        .context("update_attribute: writing")?;
         provenance::Entity::insert(provenance::ActiveModel {
             id: Set(Uuid::new_v4()),
             entity_id: Set(entity_id),
@@ -185,9 +190,13 @@ impl AttributeEditor {
             .to_owned(),
         )
         .exec_without_returning(&transaction)
-        .await?;
+        .await
+        .context("update_attribute: writing")?;
         let changes = self.announce(&transaction, &entity, key).await?;
-        transaction.commit().await?;
+        transaction
+            .commit()
+            .await
+            .context("update_attribute: committing")?;
         self.published(changes);
         Ok(expected_sync_version + 1)
     }
@@ -203,7 +212,9 @@ impl AttributeEditor {
         expected_sync_version: i64,
     ) -> Result<i64, EngineError> {
         let now = self.now();
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("clear_override: beginning a transaction")?;
         let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
         let attribute = attribute_of(&transaction, &entity, key).await?;
         let origin = provenance::Entity::find()
@@ -211,11 +222,15 @@ impl AttributeEditor {
             .filter(provenance::Column::AttributeId.eq(attribute.id))
             .filter(provenance::Column::OverrideByUser.eq(true))
             .one(&transaction)
-            .await?
+            .await
+            .context("clear_override: reading")?
             .ok_or_else(|| EngineError::NotFound(format!("an override of `{key}`")))?;
         restore_observed(&transaction, &entity, &origin, now, self.user_id).await?;
         let changes = self.announce(&transaction, &entity, key).await?;
-        transaction.commit().await?;
+        transaction
+            .commit()
+            .await
+            .context("clear_override: committing")?;
         self.published(changes);
         Ok(expected_sync_version + 1)
     }
@@ -233,22 +248,29 @@ impl AttributeEditor {
         expected_sync_version: i64,
     ) -> Result<i64, EngineError> {
         let now = self.now();
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("resolve_conflict: beginning a transaction")?;
         let entity = bump_version(&transaction, entity_id, expected_sync_version, now).await?;
         let attribute = attribute_of(&transaction, &entity, key).await?;
         let origin = provenance::Entity::find()
             .filter(provenance::Column::EntityId.eq(entity_id))
             .filter(provenance::Column::AttributeId.eq(attribute.id))
             .one(&transaction)
-            .await?;
+            .await
+            .context("resolve_conflict: reading")?;
         let value = attribute_values::Entity::find()
             .filter(attribute_values::Column::EntityId.eq(entity_id))
             .filter(attribute_values::Column::AttributeId.eq(attribute.id))
             .one(&transaction)
-            .await?
+            .await
+            .context("resolve_conflict: reading")?
             .map(|row| row.value);
         let Some(origin) = origin.filter(|origin| is_conflict(origin, value.as_ref())) else {
-            transaction.rollback().await?;
+            transaction
+                .rollback()
+                .await
+                .context("resolve_conflict: rolling back")?;
             return Err(EngineError::NotFound(format!(
                 "a conflict on `{key}` of entity {entity_id}"
             )));
@@ -264,7 +286,8 @@ impl AttributeEditor {
                 .col_expr(provenance::Column::LastUpdatedAt, Expr::value(now))
                 .filter(provenance::Column::Id.eq(origin.id))
                 .exec(&transaction)
-                .await?;
+                .await
+                .context("resolve_conflict: writing")?;
             append_history(
                 &transaction,
                 Change {
@@ -285,7 +308,10 @@ impl AttributeEditor {
             restore_observed(&transaction, &entity, &origin, now, self.user_id).await?;
         }
         let changes = self.announce(&transaction, &entity, key).await?;
-        transaction.commit().await?;
+        transaction
+            .commit()
+            .await
+            .context("resolve_conflict: committing")?;
         self.published(changes);
         Ok(expected_sync_version + 1)
     }
@@ -347,7 +373,8 @@ async fn restore_observed(
                 .filter(attribute_values::Column::EntityId.eq(origin.entity_id))
                 .filter(attribute_values::Column::AttributeId.eq(origin.attribute_id))
                 .exec(transaction)
-                .await?;
+                .await
+                .context("restore_observed: writing")?;
             update = update
                 .col_expr(
                     provenance::Column::SourceType,
@@ -373,7 +400,8 @@ async fn restore_observed(
     update
         .filter(provenance::Column::Id.eq(origin.id))
         .exec(transaction)
-        .await?;
+        .await
+        .context("restore_observed: writing")?;
     Ok(())
 }
 
@@ -387,7 +415,8 @@ async fn current_value(
         .filter(attribute_values::Column::EntityId.eq(entity_id))
         .filter(attribute_values::Column::AttributeId.eq(attribute_id))
         .one(transaction)
-        .await?
+        .await
+        .context("current_value: reading")?
         .map(|row| row.value))
 }
 
@@ -425,7 +454,8 @@ async fn append_history(
         changed_at: Set(change.at),
     })
     .exec_without_returning(transaction)
-    .await?;
+    .await
+    .context("append_history: writing")?;
     Ok(())
 }
 
@@ -440,7 +470,8 @@ async fn attribute_of(
         .filter(attribute_definitions::Column::EntityType.eq(entity.entity_type.clone()))
         .filter(attribute_definitions::Column::Key.eq(key))
         .one(transaction)
-        .await?
+        .await
+        .context("attribute_of: reading")?
         .ok_or_else(|| EngineError::NotFound(format!("attribute `{key}`")))
 }
 
@@ -460,10 +491,12 @@ async fn bump_version(
         .filter(entities::Column::Id.eq(entity_id))
         .filter(entities::Column::SyncVersion.eq(expected))
         .exec(transaction)
-        .await?;
+        .await
+        .context("bump_version: writing")?;
     let entity = entities::Entity::find_by_id(entity_id)
         .one(transaction)
-        .await?
+        .await
+        .context("bump_version: reading")?
         .ok_or_else(|| EngineError::NotFound(format!("entity {entity_id}")))?;
     if bumped.rows_affected == 0 {
         return Err(EngineError::Conflict(format!(
@@ -497,13 +530,15 @@ async fn attribute_id(
         attribute_definitions::Column::Key,
     ])
     .exec_without_returning(transaction)
-    .await?;
+    .await
+    .context("attribute_id: writing")?;
     let attribute = attribute_definitions::Entity::find()
         .filter(attribute_definitions::Column::WorkspaceId.eq(entity.workspace_id))
         .filter(attribute_definitions::Column::EntityType.eq(entity.entity_type.clone()))
         .filter(attribute_definitions::Column::Key.eq(key))
         .one(transaction)
-        .await?
+        .await
+        .context("attribute_id: reading")?
         .ok_or_else(|| EngineError::NotFound(format!("attribute `{key}`")))?;
     Ok(attribute.id)
 }

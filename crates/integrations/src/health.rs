@@ -26,6 +26,7 @@
 //! A health check only reports: it does not change `connection_status` or `status` (validation
 //! does that, see [`crate::ConnectionValidator`]).
 
+use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -227,7 +228,9 @@ impl HealthMonitor {
         let checked_at = self.now();
         let log_id = Uuid::now_v7();
         let response_ms = i32::try_from(response_time.as_millis()).unwrap_or(i32::MAX);
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("check: beginning a transaction")?;
         health_logs::Entity::insert(health_logs::ActiveModel {
             id: Set(log_id),
             connection_id: Set(connection_id),
@@ -237,7 +240,8 @@ impl HealthMonitor {
             checked_at: Set(checked_at),
         })
         .exec_without_returning(&transaction)
-        .await?;
+        .await
+        .context("check: writing")?;
         connections::Entity::update_many()
             .col_expr(
                 connections::Column::LastHealthCheck,
@@ -250,8 +254,9 @@ impl HealthMonitor {
             .col_expr(connections::Column::UpdatedAt, Expr::value(checked_at))
             .filter(connections::Column::Id.eq(connection_id))
             .exec(&transaction)
-            .await?;
-        transaction.commit().await?;
+            .await
+            .context("check: writing")?;
+        transaction.commit().await.context("check: committing")?;
 
         tracing::info!(
             %connection_id,
@@ -286,7 +291,8 @@ impl HealthMonitor {
             .limit(u64::try_from(window).unwrap_or(u64::MAX))
             .into_tuple::<Option<String>>()
             .all(&self.db)
-            .await?;
+            .await
+            .context("previous_outages: reading")?;
         Ok(messages
             .iter()
             .take_while(|message| logged_outage(message.as_deref()))
@@ -305,7 +311,8 @@ impl HealthMonitor {
             .column(connections::Column::Id)
             .into_tuple::<Uuid>()
             .one(&self.db)
-            .await?;
+            .await
+            .context("recent_logs: reading")?;
         if exists.is_none() {
             return Err(EngineError::NotFound(format!("connection {connection_id}")));
         }
@@ -314,7 +321,8 @@ impl HealthMonitor {
             .order_by_desc(health_logs::Column::CheckedAt)
             .limit(last)
             .all(&self.db)
-            .await?;
+            .await
+            .context("recent_logs: reading")?;
         Ok(logs)
     }
 
@@ -329,7 +337,8 @@ impl HealthMonitor {
         let deleted = health_logs::Entity::delete_many()
             .filter(health_logs::Column::CheckedAt.lt(self.now() - older_than))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("prune_logs: writing")?;
         Ok(deleted.rows_affected)
     }
 }

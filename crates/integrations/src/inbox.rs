@@ -3,6 +3,7 @@
 //! a duplicate — the same delivery twice, or a hundred times at once — is acknowledged and not
 //! processed again. Events are routed to their connection by the provider account id.
 
+use anyhow::Context as _;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -165,7 +166,9 @@ impl WebhookInbox {
             return Ok(intakes);
         }
         let now = self.now();
-        let transaction = crate::begin_write(&self.db).await?;
+        let transaction = crate::begin_write(&self.db)
+            .await
+            .context("take_many: beginning a transaction")?;
         let rows = candidates.iter().map(|(index, connection_id, key)| {
             let event = events[*index].0;
             webhook_events::ActiveModel {
@@ -181,7 +184,8 @@ impl WebhookInbox {
         let inserted: HashSet<String> = match webhook_events::Entity::insert_many(rows)
             .on_conflict_do_nothing_on([webhook_events::Column::EventId])
             .exec_with_returning_many(&transaction)
-            .await?
+            .await
+            .context("take_many: writing")?
         {
             sea_orm::TryInsertResult::Inserted(models) => {
                 models.into_iter().map(|model| model.event_id).collect()
@@ -202,10 +206,16 @@ impl WebhookInbox {
             jobs.extend(follow_up_syncs(event, connection_id, now));
         }
         if jobs.is_empty() {
-            transaction.rollback().await?;
+            transaction
+                .rollback()
+                .await
+                .context("take_many: rolling back")?;
         } else {
             enqueue_many_on(&transaction, now, jobs).await?;
-            transaction.commit().await?;
+            transaction
+                .commit()
+                .await
+                .context("take_many: committing")?;
         }
         Ok(intakes)
     }
@@ -230,7 +240,8 @@ impl WebhookInbox {
             .filter(connections::Column::Status.ne(crate::Lifecycle::Disconnected))
             .order_by_asc(connections::Column::CreatedAt)
             .all(&self.db)
-            .await?;
+            .await
+            .context("route: reading")?;
         Ok(connections
             .into_iter()
             .map(|connection| connection.id)
@@ -242,7 +253,8 @@ impl WebhookInbox {
         let deleted = webhook_events::Entity::delete_many()
             .filter(webhook_events::Column::ExpiresAt.lt(self.now()))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("cleanup_expired: writing")?;
         Ok(deleted.rows_affected)
     }
 }

@@ -6,6 +6,7 @@
 //! Each transition sets the connection's columns, its per-object sync states and its queued jobs
 //! together, on the caller's transaction, so no path writes half a state.
 
+use anyhow::Context as _;
 use chrono::{DateTime, FixedOffset};
 use entity::{
     integration_connections as connections, integration_sync_states as sync_states, job_queue,
@@ -162,7 +163,8 @@ pub(crate) async fn activate<C: ConnectionTrait>(
         .col_expr(connections::Column::UpdatedAt, value(now))
         .filter(connections::Column::Id.eq(connection_id))
         .exec(db)
-        .await?;
+        .await
+        .context("activate: writing")?;
     sync_states::Entity::update_many()
         .col_expr(sync_states::Column::SyncStatus, value(SyncStatus::Idle))
         .col_expr(
@@ -177,7 +179,8 @@ pub(crate) async fn activate<C: ConnectionTrait>(
         .filter(sync_states::Column::ConnectionId.eq(connection_id))
         .filter(sync_states::Column::SyncStatus.eq(SyncStatus::Disabled))
         .exec(db)
-        .await?;
+        .await
+        .context("activate: writing")?;
     Ok(())
 }
 
@@ -233,7 +236,8 @@ pub(crate) async fn stop<C: ConnectionTrait>(
     update
         .filter(connections::Column::Id.eq(connection_id))
         .exec(db)
-        .await?;
+        .await
+        .context("stop: writing")?;
     sync_states::Entity::update_many()
         .col_expr(sync_states::Column::SyncStatus, value(SyncStatus::Disabled))
         .col_expr(
@@ -247,7 +251,8 @@ pub(crate) async fn stop<C: ConnectionTrait>(
         .col_expr(sync_states::Column::UpdatedAt, value(now))
         .filter(sync_states::Column::ConnectionId.eq(connection_id))
         .exec(db)
-        .await?;
+        .await
+        .context("stop: writing")?;
     job_queue::Entity::update_many()
         .col_expr(job_queue::Column::Status, value(JobStatus::Cancelled))
         .col_expr(job_queue::Column::FinishedAt, value(now))
@@ -255,7 +260,8 @@ pub(crate) async fn stop<C: ConnectionTrait>(
         .filter(job_queue::Column::Status.eq(JobStatus::Queued))
         .filter(Expr::cust("job_queue.payload ->> 'connection_id'").eq(connection_id.to_string()))
         .exec(db)
-        .await?;
+        .await
+        .context("stop: writing")?;
     Ok(())
 }
 
@@ -281,6 +287,7 @@ pub async fn needs_attention<C: ConnectionTrait>(
                 .add(connections::Column::ValidationError.ne(reason)),
         )
         .exec(db)
-        .await?;
+        .await
+        .context("needs_attention: writing")?;
     Ok(marked.rows_affected > 0)
 }

@@ -4,6 +4,7 @@
 //! ticking at once, or one replica ticking twice, enqueue each slot once; ticks missed while every
 //! replica was down collapse into the newest slot instead of a backlog.
 
+use anyhow::Context as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -92,7 +93,8 @@ impl Scheduler {
             .filter(connections::Column::SyncStatus.ne(crate::SyncStatus::Disabled))
             .into_tuple()
             .all(&self.db)
-            .await?;
+            .await
+            .context("active_connections: reading")?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, slug)| ProviderKind::from_slug(&slug).map(|kind| (id, kind)))

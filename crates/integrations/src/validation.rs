@@ -33,6 +33,7 @@
 //! Every outcome records `last_connection_validation`; a connection left in `unknown` or `error`
 //! is picked up again an hour later by [`ConnectionValidator::connections_needing_validation`].
 
+use anyhow::Context as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset};
@@ -311,7 +312,9 @@ impl ConnectionValidator {
                     .await?;
             }
             ValidationOutcome::Disconnected { error } => {
-                let transaction = crate::begin_write(&self.db).await?;
+                let transaction = crate::begin_write(&self.db)
+                    .await
+                    .context("record: beginning a transaction")?;
                 crate::lifecycle::stop(
                     &transaction,
                     connection_id,
@@ -321,7 +324,7 @@ impl ConnectionValidator {
                     },
                 )
                 .await?;
-                transaction.commit().await?;
+                transaction.commit().await.context("record: committing")?;
             }
             ValidationOutcome::Failed { error, .. } => {
                 columns.push((
@@ -359,7 +362,8 @@ impl ConnectionValidator {
         let updated = update
             .filter(connections::Column::Id.eq(connection_id))
             .exec(&self.db)
-            .await?;
+            .await
+            .context("set: writing")?;
         if updated.rows_affected == 0 {
             return Err(EngineError::NotFound(format!("connection {connection_id}")));
         }
@@ -398,7 +402,8 @@ impl ConnectionValidator {
             .order_by_asc(connections::Column::Id)
             .into_tuple::<Uuid>()
             .all(&self.db)
-            .await?;
+            .await
+            .context("connections_needing_validation: reading")?;
         Ok(ids)
     }
 }
@@ -412,7 +417,8 @@ pub(crate) async fn connection_for(
     let (connection, definition) = connections::Entity::find_by_id(connection_id)
         .find_also_related(definitions::Entity)
         .one(db)
-        .await?
+        .await
+        .context("connection_for: reading")?
         .ok_or_else(|| EngineError::NotFound(format!("connection {connection_id}")))?;
     let slug = definition.map(|definition| definition.slug);
     if slug.as_deref().and_then(ProviderKind::from_slug) != Some(provider) {
