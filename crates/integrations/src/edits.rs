@@ -58,7 +58,6 @@ impl AttributeEditor {
         entity: &entities::Model,
         key: &str,
     ) -> Result<Option<crate::EntityChanges>, EngineError> {
-        use sea_orm::ConnectionTrait as _;
         let changes = crate::EntityChanges {
             workspace_id: entity.workspace_id,
             entity_type: entity.entity_type.clone(),
@@ -70,17 +69,11 @@ impl AttributeEditor {
                 keys: vec![key.to_owned()],
             }],
         };
-        if transaction.get_database_backend() == sea_orm::DbBackend::Postgres {
-            for payload in changes.payloads() {
-                transaction
-                    .execute_raw(sea_orm::Statement::from_sql_and_values(
-                        sea_orm::DbBackend::Postgres,
-                        "SELECT pg_notify($1, $2)",
-                        [crate::CHANGES_CHANNEL.into(), payload.into()],
-                    ))
-                    .await
-                    .context("announce: notifying entity changes")?;
-            }
+        if changes
+            .notify(transaction)
+            .await
+            .context("announce: notifying entity changes")?
+        {
             return Ok(None);
         }
         Ok(Some(changes))

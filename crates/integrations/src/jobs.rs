@@ -402,33 +402,8 @@ impl JobQueue {
         )
         .min(chrono::Duration::hours(1));
         let delay = retry_after.map_or(backoff, |wait| wait.max(backoff));
-        let message: String = error.chars().take(1_000).collect();
-        job_queue::Entity::update_many()
-            .col_expr(
-                job_queue::Column::Status,
-                Expr::value(if exhausted {
-                    JobStatus::Failed
-                } else {
-                    JobStatus::Queued
-                }),
-            )
-            .col_expr(job_queue::Column::RunAt, Expr::value(now + delay))
-            .col_expr(job_queue::Column::LastError, Expr::value(message))
-            .col_expr(
-                job_queue::Column::LockedUntil,
-                Expr::value(Option::<DateTime<FixedOffset>>::None),
-            )
-            .col_expr(
-                job_queue::Column::FinishedAt,
-                Expr::value(exhausted.then_some(now)),
-            )
-            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
-            .filter(job_queue::Column::Id.eq(job.id))
-            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
-            .exec(&self.db)
+        self.record_failure(job, error, (!exhausted).then_some(now + delay))
             .await
-            .context("recording the failed job")?;
-        Ok(())
     }
 
     /// Marks a claimed job failed without another attempt: it can never succeed as it is.
@@ -437,22 +412,46 @@ impl JobQueue {
         job: &job_queue::Model,
         error: &str,
     ) -> Result<(), EngineError> {
+        self.record_failure(job, error, None).await
+    }
+
+    /// Records a claimed job's failure: queued again at `retry_at`, or failed for good.
+    async fn record_failure(
+        &self,
+        job: &job_queue::Model,
+        error: &str,
+        retry_at: Option<DateTime<FixedOffset>>,
+    ) -> Result<(), EngineError> {
         let now = self.now();
         let message: String = error.chars().take(1_000).collect();
         job_queue::Entity::update_many()
-            .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Failed))
+            .col_expr(
+                job_queue::Column::Status,
+                Expr::value(if retry_at.is_some() {
+                    JobStatus::Queued
+                } else {
+                    JobStatus::Failed
+                }),
+            )
+            .col_expr(
+                job_queue::Column::RunAt,
+                Expr::value(retry_at.unwrap_or(now)),
+            )
             .col_expr(job_queue::Column::LastError, Expr::value(message))
             .col_expr(
                 job_queue::Column::LockedUntil,
                 Expr::value(Option::<DateTime<FixedOffset>>::None),
             )
-            .col_expr(job_queue::Column::FinishedAt, Expr::value(now))
+            .col_expr(
+                job_queue::Column::FinishedAt,
+                Expr::value(retry_at.is_none().then_some(now)),
+            )
             .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
             .filter(job_queue::Column::Id.eq(job.id))
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
             .exec(&self.db)
             .await
-            .context("failing the job for good")?;
+            .context("recording the failed job")?;
         Ok(())
     }
 }

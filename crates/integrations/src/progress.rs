@@ -63,6 +63,27 @@ pub struct EntityChanges {
 }
 
 impl EntityChanges {
+    /// Sends these changes with the caller's transaction on PostgreSQL (`pg_notify` on
+    /// [`CHANGES_CHANNEL`], as many payloads as they need), so they are delivered when it
+    /// commits; false elsewhere (the caller publishes in-process after its commit).
+    pub(crate) async fn notify<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+    ) -> Result<bool, sea_orm::DbErr> {
+        if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(false);
+        }
+        for payload in self.payloads() {
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANGES_CHANNEL.into(), payload.into()],
+            ))
+            .await?;
+        }
+        Ok(true)
+    }
+
     /// These changes split into payloads of at most [`MAX_NOTIFY_BYTES`] of JSON each.
     pub fn payloads(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -39,8 +39,8 @@ use crate::heartbeat::Heartbeat;
 use crate::lifecycle::{Lifecycle, RunStatus, SourceType, SyncStatus};
 use crate::mapping::{ObjectMapping, object_mapping};
 use crate::progress::{
-    CHANGES_CHANNEL, ChangeKind, EngineObserver, EntityChange, EntityChanges, PROGRESS_CHANNEL,
-    PageCounts, ProgressFeed, SyncProgress,
+    ChangeKind, EngineObserver, EntityChange, EntityChanges, PROGRESS_CHANNEL, PageCounts,
+    ProgressFeed, SyncProgress,
 };
 use plan::{Existing, ExistingEntity, Origin, PlanInput};
 
@@ -270,27 +270,6 @@ impl SyncEngine {
             ))
             .await
             .context("notifying sync progress")?;
-        }
-        Ok(())
-    }
-
-    /// Sends a page's entity changes with its transaction (PostgreSQL), in payloads small enough
-    /// for `pg_notify`.
-    async fn notify_changes<C: ConnectionTrait>(
-        &self,
-        db: &C,
-        changes: &EntityChanges,
-    ) -> Result<(), EngineError> {
-        if self.is_postgres() && !changes.changes.is_empty() {
-            for payload in changes.payloads() {
-                db.execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_notify($1, $2)",
-                    [CHANGES_CHANNEL.into(), payload.into()],
-                ))
-                .await
-                .context("notifying entity changes")?;
-            }
         }
         Ok(())
     }
@@ -1041,7 +1020,12 @@ impl SyncEngine {
         totals.add(&counts);
         let event = progress_event(claim, &totals, SyncStatus::Syncing, None);
         self.notify(&transaction, &event).await?;
-        self.notify_changes(&transaction, &changes).await?;
+        if !changes.changes.is_empty() {
+            changes
+                .notify(&transaction)
+                .await
+                .context("notifying entity changes")?;
+        }
         transaction.commit().await?;
         self.publish_local(event);
         if !self.is_postgres()
