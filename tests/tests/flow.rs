@@ -836,9 +836,11 @@ async fn the_whole_flow(backend: Backend) -> anyhow::Result<()> {
             .is_some_and(|pages| pages >= 3),
         "{metrics}"
     );
-    assert_eq!(
-        sample("sync_records_total{outcome=\"conflict\",provider=\"hubspot\"}"),
-        Some(1),
+    // At least one: the scheduler's catch-up sync of the new connection may also run after the
+    // provider changed, and counts the same conflict again (each run's own count is 1, above).
+    assert!(
+        sample("sync_records_total{outcome=\"conflict\",provider=\"hubspot\"}")
+            .is_some_and(|conflicts| conflicts >= 1),
         "{metrics}"
     );
     assert_eq!(
