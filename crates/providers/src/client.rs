@@ -1,6 +1,6 @@
 //! [`ProviderClient`]: one connection's authenticated access to a provider's API — account
 //! validation and incremental reads — over the shared [`HttpCore`]. Provider differences live in
-//! the per-provider modules it dispatches to.
+//! the per-provider folders' [`crate::adapter::Adapter`]s it dispatches to.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,13 +13,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::dispatch::dispatch;
 use crate::records::{Cursor, Page, ReadOptions};
 use crate::{HttpCore, ProviderError, ProviderKind, ProviderSpec};
-
-/// The Stripe API version every request pins, so account defaults never change a response shape.
-pub const STRIPE_API_VERSION: &str = "2026-08-26.dahlia";
-/// The Intercom API version every request pins.
-pub const INTERCOM_API_VERSION: &str = "2.14";
 
 /// What a validation call learned about the connected account. Never holds a token.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +82,11 @@ impl RequestBudget {
 impl AccountInfo {
     /// The keys [`AccountInfo::details`] may hold for `kind`.
     pub fn detail_keys(kind: ProviderKind) -> Vec<&'static str> {
-        crate::validation::detail_keys(kind)
+        dispatch!(kind, adapter => adapter.probe())
+            .details
+            .iter()
+            .map(|(name, _)| *name)
+            .collect()
     }
 }
 
@@ -184,7 +184,7 @@ impl ProviderClient {
     /// Fetches the connected account's identity with the documented account-info call.
     pub async fn validate(&self) -> Result<AccountInfo, ProviderError> {
         let started = Instant::now();
-        let mut info = crate::validation::validate(self).await?;
+        let mut info = dispatch!(self.spec.kind, adapter => adapter.validate(self).await)?;
         info.response_time = started.elapsed();
         Ok(info)
     }
@@ -205,26 +205,9 @@ impl ProviderClient {
                 ),
             });
         }
-        match self.spec.kind {
-            ProviderKind::HubSpot => {
-                crate::hubspot::read_page(self, object_type, cursor, options).await
-            }
-            ProviderKind::Salesforce => {
-                crate::salesforce::read_page(self, object_type, cursor, options).await
-            }
-            ProviderKind::Gmail => {
-                crate::gmail::read_page(self, object_type, cursor, options).await
-            }
-            ProviderKind::Stripe => {
-                crate::stripe::read_page(self, object_type, cursor, options).await
-            }
-            ProviderKind::Zendesk => {
-                crate::zendesk::read_page(self, object_type, cursor, options).await
-            }
-            ProviderKind::Intercom => {
-                crate::intercom::read_page(self, object_type, cursor, options).await
-            }
-        }
+        dispatch!(self.spec.kind, adapter => {
+            adapter.read_page(self, object_type, cursor, options).await
+        })
     }
 
     /// `path` on the API base URL (or `path` itself when it is already absolute).
@@ -244,10 +227,9 @@ impl ProviderClient {
             .request(method, self.url(path))
             .bearer_auth(self.access_token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json");
-        match self.spec.kind {
-            ProviderKind::Stripe => builder.header("Stripe-Version", STRIPE_API_VERSION),
-            ProviderKind::Intercom => builder.header("Intercom-Version", INTERCOM_API_VERSION),
-            _ => builder,
+        match dispatch!(self.spec.kind, adapter => adapter.version_header()) {
+            Some((name, version)) => builder.header(name, version),
+            None => builder,
         }
     }
 
@@ -290,14 +272,7 @@ impl ProviderClient {
     }
 }
 
-/// The object types each provider syncs.
+/// The object types each provider syncs, in the names [`ProviderClient::read_page`] takes.
 pub fn objects(kind: ProviderKind) -> &'static [&'static str] {
-    match kind {
-        ProviderKind::HubSpot => &["contacts", "companies", "deals"],
-        ProviderKind::Salesforce => &["Account", "Contact", "Lead", "Opportunity"],
-        ProviderKind::Stripe => &["customers", "invoices", "charges"],
-        ProviderKind::Zendesk => &["tickets", "users", "organizations"],
-        ProviderKind::Intercom => &["contacts", "companies", "conversations"],
-        ProviderKind::Gmail => &["messages"],
-    }
+    dispatch!(kind, adapter => adapter.objects())
 }

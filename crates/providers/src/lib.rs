@@ -160,7 +160,9 @@
 
 #![warn(missing_docs, rustdoc::broken_intra_doc_links)]
 
+mod adapter;
 mod client;
+mod dispatch;
 mod error;
 mod fields;
 mod gmail;
@@ -183,12 +185,11 @@ mod zendesk;
 
 /// The `chrono` crate of this API's times ([`Record::updated_at`], [`Cursor::since`], [`Clock`]).
 pub use chrono;
-pub use client::{
-    AccountInfo, INTERCOM_API_VERSION, ProviderClient, RequestBudget, STRIPE_API_VERSION, objects,
-};
+pub use client::{AccountInfo, ProviderClient, RequestBudget, objects};
 pub use error::ProviderError;
 /// The `http` crate of this API's headers ([`WebhookRequest::headers`], [`Response::headers`]).
 pub use http;
+pub use intercom::INTERCOM_API_VERSION;
 pub use oauth::{AuthorizationRequest, OAuthClient, OAuthCredentials, Revocation, TokenSet};
 pub use provider::ProviderKind;
 pub use records::{Cursor, Page, ReadOptions, Record};
@@ -199,6 +200,7 @@ pub use secrecy;
 pub use spec::{
     AuthMode, BodyWait, ConnectionConfig, IntercomRegion, ProviderSpec, RateLimits, WaitHeader,
 };
+pub use stripe::STRIPE_API_VERSION;
 pub use transport::{Clock, HttpCore, Response, RetryPolicy, Sleeper, SystemClock, TokioSleeper};
 pub use validation::{StripeKeyKind, check_stripe_api_key};
 pub use webhooks::{

@@ -21,6 +21,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::dispatch::dispatch;
 use crate::{HttpCore, Keyring, ProviderError, ProviderKind, ProviderSpec, SealedSecret};
 
 /// Token-response fields beyond the standard ones, kept as they came; only the allow-listed,
@@ -340,44 +341,14 @@ impl OAuthClient {
         let Some(revoke_url) = self.spec.revoke_url.clone() else {
             return Ok(Revocation::NotSupported);
         };
-        let client = self.http.client();
-        let token = tokens
-            .refresh_token
-            .as_ref()
-            .unwrap_or(&tokens.access_token)
-            .expose_secret();
-        let request = match self.provider() {
-            ProviderKind::HubSpot => {
-                let Some(refresh) = tokens.refresh_token.as_ref() else {
-                    return Ok(Revocation::NotSupported);
-                };
-                let encoded: String =
-                    url::form_urlencoded::byte_serialize(refresh.expose_secret().as_bytes())
-                        .collect();
-                client.delete(revoke_url.replace("{token}", &encoded))
-            }
-            ProviderKind::Zendesk => client
-                .delete(revoke_url)
-                .bearer_auth(tokens.access_token.expose_secret()),
-            ProviderKind::Stripe => {
-                let account = tokens
-                    .metadata
-                    .get("stripe_user_id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ProviderError::Decode {
-                        provider: ProviderKind::Stripe,
-                        what: "stored token metadata".to_owned(),
-                        reason: "no stripe_user_id to deauthorize".to_owned(),
-                    })?;
-                client
-                    .post(revoke_url)
-                    .basic_auth(self.credentials.client_secret.expose_secret(), Some(""))
-                    .form(&[
-                        ("client_id", self.credentials.client_id.as_str()),
-                        ("stripe_user_id", account),
-                    ])
-            }
-            _ => client.post(revoke_url).form(&[("token", token)]),
+        let built = dispatch!(self.provider(), adapter => adapter.revoke_request(
+            self.http.client(),
+            revoke_url,
+            tokens,
+            &self.credentials,
+        ))?;
+        let Some(request) = built else {
+            return Ok(Revocation::NotSupported);
         };
         let request = request
             .build()

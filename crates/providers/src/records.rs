@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 
+use crate::dispatch::dispatch;
 use crate::{ProviderError, ProviderKind};
 
 /// One provider record, normalized.
@@ -74,23 +75,7 @@ impl Cursor {
                 ),
             });
         }
-        match provider {
-            ProviderKind::HubSpot => Ok(crate::hubspot::cursor_since(since)),
-            ProviderKind::Salesforce => Ok(crate::salesforce::cursor_since(since)),
-            ProviderKind::Stripe => Ok(crate::stripe::cursor_since(since)),
-            ProviderKind::Zendesk => Ok(crate::zendesk::cursor_since(since)),
-            ProviderKind::Intercom => Ok(crate::intercom::cursor_since(since)),
-            ProviderKind::Gmail => Err(ProviderError::Misconfigured {
-                provider,
-                reason: "Gmail reads from a history id, not a time: use Cursor::gmail_history"
-                    .to_owned(),
-            }),
-        }
-    }
-
-    /// A Gmail cursor that reads the mailbox's changes after `history_id` (digits).
-    pub fn gmail_history(history_id: &str) -> Result<Self, ProviderError> {
-        crate::gmail::cursor_after_history(history_id)
+        dispatch!(provider, adapter => adapter.cursor_since(since))
     }
 
     /// The time this cursor of `provider` continues from, when it has one (`None` for a cursor
@@ -103,22 +88,7 @@ impl Cursor {
         if self.0.is_empty() {
             return Ok(None);
         }
-        match provider {
-            ProviderKind::HubSpot => crate::hubspot::watermark(self),
-            ProviderKind::Salesforce => crate::salesforce::watermark(self),
-            ProviderKind::Stripe => crate::stripe::watermark(self),
-            ProviderKind::Zendesk => crate::zendesk::watermark(self),
-            ProviderKind::Intercom => crate::intercom::watermark(self),
-            ProviderKind::Gmail => crate::gmail::history_id(self).map(|_| None),
-        }
-    }
-
-    /// The Gmail history id this cursor continues from, if it has one yet.
-    pub fn gmail_history_id(&self) -> Result<Option<String>, ProviderError> {
-        if self.0.is_empty() {
-            return Ok(None);
-        }
-        crate::gmail::history_id(self)
+        dispatch!(provider, adapter => adapter.watermark(self))
     }
 
     /// The reader's state, or its default for an empty cursor.

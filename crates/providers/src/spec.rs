@@ -1,10 +1,13 @@
-//! Providers as data: one [`ProviderSpec`] per provider with its OAuth endpoints, scopes, PKCE, extra
-//! authorization parameters, token lifetime when the provider omits `expires_in`, API base URL,
-//! and how it throttles ([`RateLimits`], read by the shared HTTP core). Code elsewhere exists only where a provider really
-//! differs. Every URL can be overridden (a sandbox or a local mock).
+//! Providers as data: one [`ProviderSpec`] per provider (written in its folder's `mod.rs`) with its
+//! OAuth endpoints, scopes, PKCE, extra authorization parameters, token lifetime when the provider
+//! omits `expires_in`, API base URL, and how it throttles ([`RateLimits`], read by the shared HTTP
+//! core). Every field is read by shared code: `auth_modes` by the engine's key connections, the
+//! OAuth fields by [`crate::OAuthClient`], `api_base_url` by [`crate::ProviderClient`],
+//! `rate_limits` by [`crate::HttpCore`]. Every URL can be overridden (a sandbox or a local mock).
 
 use std::time::Duration;
 
+use crate::dispatch::dispatch;
 use crate::{ProviderError, ProviderKind};
 
 /// Where a provider says how long to wait after it throttled a call.
@@ -83,161 +86,15 @@ pub struct ProviderSpec {
     pub rate_limits: RateLimits,
 }
 
-fn strings(values: &[&str]) -> Vec<String> {
+/// Owned copies of `values`.
+pub(crate) fn strings(values: &[&str]) -> Vec<String> {
     values.iter().map(|value| (*value).to_owned()).collect()
 }
 
 impl ProviderSpec {
     /// The provider's documented production values (`../shared/PROVIDERS.md` has the sources).
     pub fn for_provider(kind: ProviderKind) -> Self {
-        match kind {
-            ProviderKind::HubSpot => Self {
-                kind,
-                auth_modes: vec![AuthMode::OAuth2],
-                authorize_url: "https://app.hubspot.com/oauth/authorize".to_owned(),
-                token_url: "https://api.hubapi.com/oauth/v3/token".to_owned(),
-                revoke_url: Some(
-                    "https://api.hubapi.com/oauth/v1/refresh-tokens/{token}".to_owned(),
-                ),
-                api_base_url: "https://api.hubapi.com".to_owned(),
-                scopes: strings(&[
-                    "oauth",
-                    "crm.objects.contacts.read",
-                    "crm.objects.companies.read",
-                    "crm.objects.deals.read",
-                ]),
-                pkce: true,
-                extra_authorize_params: Vec::new(),
-                default_token_lifetime: Some(Duration::from_secs(30 * 60)),
-                rate_limits: RateLimits {
-                    wait_headers: vec![
-                        WaitHeader::RetryAfter,
-                        WaitHeader::WindowMillis("x-hubspot-ratelimit-interval-milliseconds"),
-                    ],
-                    body_waits: vec![
-                        BodyWait {
-                            contains: "You have reached your secondly limit",
-                            per_attempt: Duration::from_secs(1),
-                        },
-                        BodyWait {
-                            contains: "TEN_SECONDLY_ROLLING",
-                            per_attempt: Duration::from_secs(10),
-                        },
-                    ],
-                    retry_after_in_message: false,
-                    first_backoff: Duration::from_millis(200),
-                },
-            },
-            ProviderKind::Salesforce => Self {
-                kind,
-                auth_modes: vec![AuthMode::OAuth2],
-                authorize_url: "https://login.salesforce.com/services/oauth2/authorize".to_owned(),
-                token_url: "https://login.salesforce.com/services/oauth2/token".to_owned(),
-                revoke_url: Some("https://login.salesforce.com/services/oauth2/revoke".to_owned()),
-                api_base_url: "https://login.salesforce.com".to_owned(),
-                scopes: strings(&["api", "refresh_token"]),
-                pkce: true,
-                extra_authorize_params: Vec::new(),
-                // No expires_in: the session timeout, two hours by default.
-                default_token_lifetime: Some(Duration::from_secs(2 * 60 * 60)),
-                // The org-wide quota is a pause (`QuotaExhausted`), never retried in place.
-                rate_limits: RateLimits {
-                    wait_headers: vec![WaitHeader::RetryAfter],
-                    body_waits: Vec::new(),
-                    retry_after_in_message: false,
-                    first_backoff: Duration::from_millis(500),
-                },
-            },
-            ProviderKind::Stripe => Self {
-                kind,
-                auth_modes: vec![AuthMode::ApiKey, AuthMode::OAuth2],
-                authorize_url: "https://connect.stripe.com/oauth/authorize".to_owned(),
-                token_url: "https://connect.stripe.com/oauth/token".to_owned(),
-                revoke_url: Some("https://connect.stripe.com/oauth/deauthorize".to_owned()),
-                api_base_url: "https://api.stripe.com".to_owned(),
-                scopes: strings(&["read_only"]),
-                pkce: false,
-                extra_authorize_params: Vec::new(),
-                default_token_lifetime: None,
-                // 0.5–1.0 s first, as Stripe advises for its rate limiter.
-                rate_limits: RateLimits {
-                    wait_headers: vec![WaitHeader::RetryAfter],
-                    body_waits: Vec::new(),
-                    retry_after_in_message: false,
-                    first_backoff: Duration::from_millis(500),
-                },
-            },
-            ProviderKind::Zendesk => Self {
-                kind,
-                auth_modes: vec![AuthMode::OAuth2],
-                authorize_url: "https://{subdomain}.zendesk.com/oauth/authorizations/new"
-                    .to_owned(),
-                token_url: "https://{subdomain}.zendesk.com/oauth/tokens".to_owned(),
-                revoke_url: Some(
-                    "https://{subdomain}.zendesk.com/api/v2/oauth/tokens/current.json".to_owned(),
-                ),
-                api_base_url: "https://{subdomain}.zendesk.com".to_owned(),
-                scopes: strings(&["read"]),
-                pkce: true,
-                extra_authorize_params: Vec::new(),
-                // Lifetimes are configurable and not documented by default: refresh early rather
-                // than treat a missing expires_in as "never expires".
-                default_token_lifetime: Some(Duration::from_secs(30 * 60)),
-                rate_limits: RateLimits {
-                    wait_headers: vec![
-                        WaitHeader::RetryAfter,
-                        WaitHeader::ResetIn("ratelimit-reset"),
-                    ],
-                    body_waits: Vec::new(),
-                    retry_after_in_message: false,
-                    first_backoff: Duration::from_millis(500),
-                },
-            },
-            ProviderKind::Intercom => Self {
-                kind,
-                auth_modes: vec![AuthMode::OAuth2],
-                authorize_url: "https://app.intercom.com/oauth".to_owned(),
-                token_url: "https://api.intercom.io/auth/eagle/token".to_owned(),
-                revoke_url: None,
-                api_base_url: "https://api.intercom.io".to_owned(),
-                scopes: Vec::new(),
-                pkce: false,
-                extra_authorize_params: Vec::new(),
-                default_token_lifetime: None,
-                rate_limits: RateLimits {
-                    wait_headers: vec![
-                        WaitHeader::RetryAfter,
-                        WaitHeader::ResetAt("x-ratelimit-reset"),
-                    ],
-                    body_waits: Vec::new(),
-                    retry_after_in_message: false,
-                    first_backoff: Duration::from_millis(500),
-                },
-            },
-            ProviderKind::Gmail => Self {
-                kind,
-                auth_modes: vec![AuthMode::OAuth2],
-                authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".to_owned(),
-                token_url: "https://oauth2.googleapis.com/token".to_owned(),
-                revoke_url: Some("https://oauth2.googleapis.com/revoke".to_owned()),
-                api_base_url: "https://gmail.googleapis.com".to_owned(),
-                scopes: strings(&["https://www.googleapis.com/auth/gmail.readonly"]),
-                pkce: true,
-                extra_authorize_params: vec![
-                    ("access_type".to_owned(), "offline".to_owned()),
-                    ("prompt".to_owned(), "consent".to_owned()),
-                    ("include_granted_scopes".to_owned(), "true".to_owned()),
-                ],
-                default_token_lifetime: Some(Duration::from_secs(60 * 60)),
-                // Google: truncated exponential backoff from 1–2 s, or the hinted time.
-                rate_limits: RateLimits {
-                    wait_headers: vec![WaitHeader::RetryAfter],
-                    body_waits: Vec::new(),
-                    retry_after_in_message: true,
-                    first_backoff: Duration::from_secs(1),
-                },
-            },
-        }
+        dispatch!(kind, adapter => adapter.spec())
     }
 
     /// Points the authorization, token and revocation endpoints at another origin (scheme, host
@@ -259,50 +116,11 @@ impl ProviderSpec {
         Ok(self)
     }
 
-    /// Fills per-connection placeholders: Zendesk's `{subdomain}` (required for Zendesk, refused
-    /// when it is not a plain subdomain name).
+    /// Fills the per-connection parts: Zendesk's `{subdomain}` (required for Zendesk, refused
+    /// when it is not a plain subdomain name), a Salesforce sandbox's login host, Intercom's
+    /// regional API host.
     pub fn for_connection(mut self, config: &ConnectionConfig) -> Result<Self, ProviderError> {
-        if self.kind == ProviderKind::Salesforce && config.salesforce_sandbox {
-            for url in [&mut self.authorize_url, &mut self.token_url] {
-                *url = url.replace("://login.salesforce.com", "://test.salesforce.com");
-            }
-            if let Some(url) = self.revoke_url.as_mut() {
-                *url = url.replace("://login.salesforce.com", "://test.salesforce.com");
-            }
-        }
-        if let (ProviderKind::Intercom, Some(region)) = (self.kind, config.intercom_region) {
-            self.api_base_url = self
-                .api_base_url
-                .replace("://api.intercom.io", region.api_host());
-        }
-        let needs_subdomain = [&self.authorize_url, &self.token_url, &self.api_base_url]
-            .iter()
-            .any(|url| url.contains("{subdomain}"));
-        if needs_subdomain {
-            let subdomain = config.zendesk_subdomain.as_deref().ok_or_else(|| {
-                ProviderError::Misconfigured {
-                    provider: self.kind,
-                    reason: "a Zendesk connection needs its subdomain".to_owned(),
-                }
-            })?;
-            let valid = !subdomain.is_empty()
-                && subdomain.len() <= 63
-                && subdomain
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !subdomain.starts_with('-');
-            if !valid {
-                return Err(ProviderError::Misconfigured {
-                    provider: self.kind,
-                    reason: format!("`{subdomain}` is not a Zendesk subdomain"),
-                });
-            }
-            let fill = |url: &str| url.replace("{subdomain}", subdomain);
-            self.authorize_url = fill(&self.authorize_url);
-            self.token_url = fill(&self.token_url);
-            self.api_base_url = fill(&self.api_base_url);
-            self.revoke_url = self.revoke_url.as_deref().map(fill);
-        }
+        dispatch!(self.kind, adapter => adapter.configure(&mut self, config))?;
         Ok(self)
     }
 }
@@ -330,7 +148,7 @@ pub enum IntercomRegion {
 }
 
 impl IntercomRegion {
-    fn api_host(self) -> &'static str {
+    pub(crate) fn api_host(self) -> &'static str {
         match self {
             Self::Us => "://api.intercom.io",
             Self::Eu => "://api.eu.intercom.io",

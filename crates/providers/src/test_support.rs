@@ -1,14 +1,51 @@
-//! Helpers shared by the adapters' tests: test data files and clients pointed at a local mock.
+//! Helpers shared by the adapters' tests: test data files and clients pointed at a local mock;
+//! [`webhooks`] signs and builds webhook requests.
 
-use std::sync::Arc;
+pub(crate) mod webhooks;
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
 use secrecy::SecretString;
 
-use crate::transport::tests::{FixedClock, RecordingSleeper, fixed_now};
+use crate::{Clock, Sleeper};
 use crate::{
     ConnectionConfig, Cursor, HttpCore, Page, ProviderClient, ProviderError, ProviderKind,
     ProviderSpec, ReadOptions, RetryPolicy,
 };
+
+/// Records every wait and returns at once.
+#[derive(Debug, Default)]
+pub(crate) struct RecordingSleeper {
+    pub(crate) waits: Mutex<Vec<Duration>>,
+}
+
+impl Sleeper for RecordingSleeper {
+    fn sleep(&self, duration: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        if let Ok(mut waits) = self.waits.lock() {
+            waits.push(duration);
+        }
+        Box::pin(async {})
+    }
+}
+
+/// Always the same instant.
+#[derive(Debug)]
+pub(crate) struct FixedClock(pub(crate) DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// The instant the adapters' tests call now: 2026-11-22T12:00:00Z.
+pub(crate) fn fixed_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
 
 /// A file under `test_data/<provider>/`.
 pub(crate) fn test_data(kind: ProviderKind, file: &str) -> String {

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
+use crate::dispatch::dispatch;
 use crate::{ProviderError, ProviderKind, RateLimits, WaitHeader};
 
 /// Waits for a duration. Production uses [`TokioSleeper`]; tests inject one that records the wait
@@ -99,6 +100,15 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The body bytes.
     pub body: Vec<u8>,
+}
+
+/// What a throttled or refused answer means beyond its status, when only the body tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttle {
+    /// A daily or org-wide quota is spent: pause the connection, do not retry now.
+    Quota,
+    /// A short-window rate limit (retried after the provider's wait).
+    RateLimited,
 }
 
 /// One provider's HTTP client with its retry policy, clock and sleeper.
@@ -328,6 +338,9 @@ fn classify(
 ) -> Attempt {
     let status = response.status;
     let message = || ProviderError::short(&error_message(&response.body));
+    let throttle = (status >= 400)
+        .then(|| dispatch!(provider, adapter => adapter.throttle(status, &response.body)))
+        .flatten();
     match status {
         200..=299 => Attempt::Done(response),
         401 => Attempt::Fail(ProviderError::Unauthorized { provider }),
@@ -335,26 +348,13 @@ fn classify(
             provider,
             what: message(),
         }),
-        403 if provider == ProviderKind::Salesforce
-            && body_contains(&response.body, "REQUEST_LIMIT_EXCEEDED") =>
-        {
-            Attempt::Fail(ProviderError::QuotaExhausted {
-                provider,
-                retry_after: None,
-                detail: message(),
-            })
-        }
-        403 if provider == ProviderKind::Gmail
-            && body_contains(&response.body, "ateLimitExceeded") =>
-        {
+        _ if throttle == Some(Throttle::Quota) => Attempt::Fail(ProviderError::QuotaExhausted {
+            provider,
+            retry_after: None,
+            detail: message(),
+        }),
+        _ if throttle == Some(Throttle::RateLimited) => {
             rate_limited(limits, provider, &response, now, attempt)
-        }
-        429 if provider == ProviderKind::HubSpot && body_contains(&response.body, "\"DAILY\"") => {
-            Attempt::Fail(ProviderError::QuotaExhausted {
-                provider,
-                retry_after: None,
-                detail: message(),
-            })
         }
         429 => rate_limited(limits, provider, &response, now, attempt),
         500..=599 => Attempt::Retry {
@@ -379,7 +379,8 @@ fn rate_limited(
     now: DateTime<Utc>,
     attempt: usize,
 ) -> Attempt {
-    let wait = provider_wait(limits, response, now, attempt);
+    let wait =
+        dispatch!(provider, adapter => adapter.rate_limit_wait(limits, response, now, attempt));
     Attempt::Retry {
         error: ProviderError::RateLimited {
             provider,
@@ -459,7 +460,8 @@ fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
-fn body_contains(body: &[u8], needle: &str) -> bool {
+/// Whether `body` holds `needle`'s bytes.
+pub(crate) fn body_contains(body: &[u8], needle: &str) -> bool {
     body.windows(needle.len())
         .any(|window| window == needle.as_bytes())
 }
@@ -486,4 +488,4 @@ fn error_message(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -531,14 +531,17 @@ async fn bodies_come_from_text_parts_and_attachments_are_metadata_only() -> Resu
     }))
     .await?;
     assert_eq!(page.records[0].fields["body"], json!("Grüße"));
-    let huge = "ü".repeat(super::MAX_BODY_BYTES);
+    let huge = "ü".repeat(super::reader::MAX_BODY_BYTES);
     let page = read_one(json!({
         "mimeType": "text/plain", "filename": "", "body": {"size": huge.len(), "data": b64(huge.as_bytes())}
     }))
     .await?;
     let fields = &page.records[0].fields;
     let text = fields["body"].as_str().unwrap_or_default();
-    assert!(text.len() <= super::MAX_BODY_BYTES && text.len() > super::MAX_BODY_BYTES - 4);
+    assert!(
+        text.len() <= super::reader::MAX_BODY_BYTES
+            && text.len() > super::reader::MAX_BODY_BYTES - 4
+    );
     assert_eq!(fields["body_truncated"], json!(true));
 
     // An unsupported charset keeps replacement text and names it.
@@ -569,9 +572,9 @@ proptest::proptest! {
     /// any text is capped at a character boundary within the limit.
     #[test]
     fn html_of_any_shape_becomes_text_and_caps_hold(html in "(<[a-z/!]{0,8}[^>&]{0,12}>?|[^<&]{0,16}){0,24}", limit in 0_usize..64) {
-        let text = super::html_to_text(&html);
+        let text = super::reader::html_to_text(&html);
         proptest::prop_assert!(!text.contains("<script") && !text.contains("<p>"));
-        let (capped, cut) = super::cap(text.clone(), limit);
+        let (capped, cut) = super::reader::cap(text.clone(), limit);
         proptest::prop_assert!(capped.len() <= limit || !cut && capped == text);
         proptest::prop_assert!(text.starts_with(&capped));
     }

@@ -8,7 +8,7 @@ use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{OAuthClient, OAuthCredentials, Revocation, TokenSet};
-use crate::transport::tests::{FixedClock, RecordingSleeper, fixed_now};
+use crate::test_support::{FixedClock, RecordingSleeper, fixed_now};
 use crate::{
     ConnectionConfig, HttpCore, Keyring, ProviderError, ProviderKind, ProviderSpec, RetryPolicy,
 };

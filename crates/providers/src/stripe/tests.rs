@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::test_support::{FixedClock, RecordingSleeper, fixed_now};
 use crate::test_support::{api_client, read_all, test_data};
-use crate::transport::tests::{FixedClock, RecordingSleeper, fixed_now};
 use crate::{
     ConnectionConfig, Cursor, HttpCore, Page, ProviderClient, ProviderError, ProviderKind,
     ProviderSpec, ReadOptions, RetryPolicy,

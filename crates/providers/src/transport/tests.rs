@@ -1,46 +1,15 @@
 //! The HTTP core against a local mock: retries what is transient, honours each provider's wait, and
 //! classifies every failure, without ever really sleeping.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{Clock, HttpCore, RetryPolicy, Sleeper};
+use super::{HttpCore, RetryPolicy};
+use crate::test_support::{FixedClock, RecordingSleeper, fixed_now};
 use crate::{ProviderError, ProviderKind};
-
-/// Records every wait and returns at once.
-#[derive(Debug, Default)]
-pub(crate) struct RecordingSleeper {
-    pub(crate) waits: Mutex<Vec<Duration>>,
-}
-
-impl Sleeper for RecordingSleeper {
-    fn sleep(&self, duration: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        if let Ok(mut waits) = self.waits.lock() {
-            waits.push(duration);
-        }
-        Box::pin(async {})
-    }
-}
-
-/// Always the same instant.
-#[derive(Debug)]
-pub(crate) struct FixedClock(pub(crate) DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
-
-pub(crate) fn fixed_now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0)
-        .single()
-        .unwrap_or_default()
-}
 
 fn core(provider: ProviderKind, policy: RetryPolicy) -> (HttpCore, Arc<RecordingSleeper>) {
     let sleeper = Arc::new(RecordingSleeper::default());

@@ -278,7 +278,7 @@ fn detail_keys_are_documented_per_provider() {
     for (kind, keys) in documented {
         assert_eq!(crate::AccountInfo::detail_keys(kind), keys, "{kind}");
     }
-    let identity: Vec<&str> = super::SALESFORCE_IDENTITY
+    let identity: Vec<&str> = crate::salesforce::IDENTITY
         .details
         .iter()
         .map(|(name, _)| *name)

@@ -9,19 +9,19 @@ use super::{WebhookError, WebhookRejection, WebhookRequest};
 use crate::ProviderKind;
 
 /// HMAC-SHA256, as HubSpot, Stripe and Zendesk sign.
-pub(super) type HmacSha256 = Hmac<sha2::Sha256>;
+pub(crate) type HmacSha256 = Hmac<sha2::Sha256>;
 
 /// HMAC-SHA1, as Intercom signs.
-pub(super) type HmacSha1 = Hmac<sha1::Sha1>;
+pub(crate) type HmacSha1 = Hmac<sha1::Sha1>;
 
 /// A MAC keyed with `secret`. HMAC takes keys of any length, so this cannot fail; the `Option`
 /// keeps a future `InvalidLength` from becoming a panic.
-pub(super) fn keyed<M: Mac + KeyInit>(secret: &str) -> Option<M> {
+pub(crate) fn keyed<M: Mac + KeyInit>(secret: &str) -> Option<M> {
     <M as KeyInit>::new_from_slice(secret.as_bytes()).ok()
 }
 
 /// Whether the MAC of `parts` under `secret` equals `tag`, compared in constant time.
-pub(super) fn mac_matches<M: Mac + KeyInit>(secret: &str, parts: &[&[u8]], tag: &[u8]) -> bool {
+pub(crate) fn mac_matches<M: Mac + KeyInit>(secret: &str, parts: &[&[u8]], tag: &[u8]) -> bool {
     let Some(mut mac) = keyed::<M>(secret) else {
         return false;
     };
@@ -32,7 +32,7 @@ pub(super) fn mac_matches<M: Mac + KeyInit>(secret: &str, parts: &[&[u8]], tag: 
 }
 
 /// The value of header `name` (looked up case-insensitively), or a rejection naming it.
-pub(super) fn required_header<'r>(
+pub(crate) fn required_header<'r>(
     provider: ProviderKind,
     request: &WebhookRequest<'r>,
     name: &'static str,
@@ -42,7 +42,7 @@ pub(super) fn required_header<'r>(
 }
 
 /// The value of header `name` if present; a value that isn't visible ASCII is malformed.
-pub(super) fn optional_header<'r>(
+pub(crate) fn optional_header<'r>(
     provider: ProviderKind,
     request: &WebhookRequest<'r>,
     name: &'static str,
@@ -57,7 +57,7 @@ pub(super) fn optional_header<'r>(
 }
 
 /// A [`WebhookRejection::MalformedHeader`] for `provider`.
-pub(super) fn malformed_header(
+pub(crate) fn malformed_header(
     provider: ProviderKind,
     header: &'static str,
     problem: &'static str,
@@ -69,12 +69,12 @@ pub(super) fn malformed_header(
 }
 
 /// A [`WebhookRejection::MalformedPayload`] for `provider`.
-pub(super) fn malformed_payload(provider: ProviderKind, what: impl Into<String>) -> WebhookError {
+pub(crate) fn malformed_payload(provider: ProviderKind, what: impl Into<String>) -> WebhookError {
     WebhookError::new(provider, WebhookRejection::MalformedPayload(what.into()))
 }
 
 /// Rejects a signed timestamp more than `tolerance` before or after `now`.
-pub(super) fn check_replay_window(
+pub(crate) fn check_replay_window(
     provider: ProviderKind,
     signed_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -104,7 +104,7 @@ pub(super) fn check_replay_window(
 }
 
 /// An id rendered as text: providers send ids as JSON strings or integers.
-pub(super) fn id_text(value: Option<&Value>) -> Option<String> {
+pub(crate) fn id_text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) if number.is_u64() || number.is_i64() => Some(number.to_string()),
@@ -113,7 +113,7 @@ pub(super) fn id_text(value: Option<&Value>) -> Option<String> {
 }
 
 /// A non-empty JSON string.
-pub(super) fn text(value: Option<&Value>) -> Option<String> {
+pub(crate) fn text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         _ => None,
@@ -121,24 +121,24 @@ pub(super) fn text(value: Option<&Value>) -> Option<String> {
 }
 
 /// A time sent as Unix seconds.
-pub(super) fn unix_seconds(value: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(crate) fn unix_seconds(value: Option<&Value>) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(value?.as_i64()?, 0)
 }
 
 /// A time sent as Unix milliseconds.
-pub(super) fn unix_millis(value: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(crate) fn unix_millis(value: Option<&Value>) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(value?.as_i64()?)
 }
 
 /// A time sent as RFC 3339 text.
-pub(super) fn rfc3339(value: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(crate) fn rfc3339(value: Option<&Value>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value?.as_str()?)
         .ok()
         .map(|time| time.with_timezone(&Utc))
 }
 
 /// The body parsed as JSON, or a malformed-payload rejection that says where it failed.
-pub(super) fn json_body(provider: ProviderKind, body: &[u8]) -> Result<Value, WebhookError> {
+pub(crate) fn json_body(provider: ProviderKind, body: &[u8]) -> Result<Value, WebhookError> {
     serde_json::from_slice(body)
         .map_err(|error| malformed_payload(provider, format!("body is not JSON ({error})")))
 }

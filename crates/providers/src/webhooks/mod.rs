@@ -1,4 +1,5 @@
-//! Webhook verification for the six providers: each verifier checks a request's signature (or
+//! Webhook verification for the six providers (each verifier lives in its provider's folder,
+//! `src/<provider>/webhook.rs`, on the shared helpers of `webhooks/common.rs`): each verifier checks a request's signature (or
 //! token, or organization) over the raw body bytes, with the current time passed in, and turns the
 //! body into [`VerifiedEvent`]s with a stable dedupe key.
 //!
@@ -20,17 +21,9 @@
 //! Every signature comparison is constant-time (`hmac`'s `verify_slice`). Every verifier returns a
 //! [`WebhookError`] for any input it cannot accept and never panics.
 
-mod common;
+pub(crate) mod common;
 mod error;
-mod gmail;
-mod hubspot;
-mod intercom;
-mod salesforce;
-mod stripe;
-mod zendesk;
 
-#[cfg(test)]
-mod test_support;
 #[cfg(test)]
 mod tests;
 
@@ -40,13 +33,13 @@ use chrono::{DateTime, Utc};
 
 use crate::ProviderKind;
 
+pub use crate::gmail::webhook::GmailPushVerifier;
+pub use crate::hubspot::webhook::HubSpotVerifier;
+pub use crate::intercom::webhook::IntercomVerifier;
+pub use crate::salesforce::webhook::{SalesforceVerifier, salesforce_acknowledgement};
+pub use crate::stripe::webhook::StripeVerifier;
+pub use crate::zendesk::webhook::ZendeskVerifier;
 pub use error::{WebhookError, WebhookRejection};
-pub use gmail::GmailPushVerifier;
-pub use hubspot::HubSpotVerifier;
-pub use intercom::IntercomVerifier;
-pub use salesforce::{SalesforceVerifier, salesforce_acknowledgement};
-pub use stripe::StripeVerifier;
-pub use zendesk::ZendeskVerifier;
 
 /// An incoming webhook request as the server received it, borrowed: nothing is copied or parsed
 /// before a verifier looks at it.

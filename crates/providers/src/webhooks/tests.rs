@@ -13,16 +13,16 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use serde_json::{Map, Value};
 
-use super::test_support::{
-    GMAIL_AUDIENCE, GMAIL_KEY, GMAIL_KEY_ID, GMAIL_SERVICE_ACCOUNT, NOW_UNIX, URL, gmail_claims,
-    gmail_jwks, gmail_token, headers, hmac_sha1, hmac_sha256, now, post, rejection, secret,
-};
 use super::{
     GmailPushVerifier, HubSpotVerifier, IntercomVerifier, SalesforceVerifier, StripeVerifier,
     VerifiedEvent, WebhookError, WebhookRejection, WebhookRequest, WebhookVerifier,
     ZendeskVerifier,
 };
 use crate::ProviderKind;
+use crate::test_support::webhooks::{
+    GMAIL_AUDIENCE, GMAIL_KEY, GMAIL_KEY_ID, GMAIL_SERVICE_ACCOUNT, NOW_UNIX, URL, gmail_claims,
+    gmail_jwks, gmail_token, headers, hmac_sha1, hmac_sha256, now, post, rejection, secret,
+};
 
 const HUBSPOT_SECRET: &str = "SECRET-hubspot-0b1c2d3e";
 const STRIPE_SECRET: &str = "whsec_SECRET-stripe-4f5a6b7c";
