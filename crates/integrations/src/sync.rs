@@ -8,7 +8,8 @@
 //! executes it.
 //!
 //! A page costs a fixed number of statements whatever its size: three reads (entities, values,
-//! provenance), three upserts, one update of the values observed under overrides, one append to
+//! provenance; on PostgreSQL each probes its index once per key through `LATERAL`, so a table
+//! whose statistics are stale cannot turn the lookup into a scan of the workspace), three upserts, one update of the values observed under overrides, one append to
 //! the attribute history, one archive update and one checkpoint (each skipped when it has no
 //! rows). Every run has a `sync_runs` row (a resumed run keeps it), and every value it writes
 //! names it in its provenance and history.
@@ -690,57 +691,76 @@ impl SyncEngine {
         external_ids: &[&str],
     ) -> Result<Existing, EngineError> {
         let mut existing = Existing::default();
-        for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
-            let rows = entities::Entity::find()
-                .filter(entities::Column::WorkspaceId.eq(claim.workspace_id))
-                .filter(entities::Column::SourceIntegrationId.eq(claim.integration_id))
-                .filter(entities::Column::SourceExternalId.is_in(chunk.iter().copied()))
-                .all(db)
-                .await
-                .context("reading the page's entities")?;
-            for row in rows {
-                if let Some(external_id) = row.source_external_id {
-                    existing.entities.insert(
-                        external_id,
-                        ExistingEntity {
-                            id: row.id,
-                            archived: row.archived_at.is_some(),
-                        },
-                    );
-                }
+        let rows = if self.is_postgres() {
+            lookup_entities_pg(db, claim, external_ids).await?
+        } else {
+            let mut rows = Vec::with_capacity(external_ids.len());
+            for chunk in external_ids.chunks(ROWS_PER_STATEMENT) {
+                rows.extend(
+                    entities::Entity::find()
+                        .filter(entities::Column::WorkspaceId.eq(claim.workspace_id))
+                        .filter(entities::Column::SourceIntegrationId.eq(claim.integration_id))
+                        .filter(entities::Column::SourceExternalId.is_in(chunk.iter().copied()))
+                        .all(db)
+                        .await
+                        .context("reading the page's entities")?,
+                );
             }
-        }
-        let entity_ids: Vec<Uuid> = existing.entities.values().map(|row| row.id).collect();
-        for chunk in entity_ids.chunks(ROWS_PER_STATEMENT) {
-            for row in attribute_values::Entity::find()
-                .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
-                .all(db)
-                .await
-                .context("reading the page's attribute values")?
-            {
-                existing
-                    .values
-                    .insert((row.entity_id, row.attribute_id), row.value);
-            }
-            for row in provenance::Entity::find()
-                .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
-                .all(db)
-                .await
-                .context("reading the page's provenance")?
-            {
-                existing.origins.insert(
-                    (row.entity_id, row.attribute_id),
-                    Origin {
-                        source_integration_id: row.source_integration_id,
-                        source_external_field: row.source_external_field,
-                        last_updated_at: row.last_updated_at,
-                        override_by_user: row.override_by_user,
-                        observed_value: row.observed_value,
-                        observed_external_field: row.observed_external_field,
-                        observed_updated_at: row.observed_updated_at,
+            rows
+        };
+        for row in rows {
+            if let Some(external_id) = row.source_external_id {
+                existing.entities.insert(
+                    external_id,
+                    ExistingEntity {
+                        id: row.id,
+                        archived: row.archived_at.is_some(),
                     },
                 );
             }
+        }
+        let entity_ids: Vec<Uuid> = existing.entities.values().map(|row| row.id).collect();
+        let (values, origins) = if self.is_postgres() {
+            lookup_attributes_pg(db, &entity_ids).await?
+        } else {
+            let mut values = Vec::new();
+            let mut origins = Vec::new();
+            for chunk in entity_ids.chunks(ROWS_PER_STATEMENT) {
+                values.extend(
+                    attribute_values::Entity::find()
+                        .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
+                        .all(db)
+                        .await
+                        .context("reading the page's attribute values")?,
+                );
+                origins.extend(
+                    provenance::Entity::find()
+                        .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
+                        .all(db)
+                        .await
+                        .context("reading the page's provenance")?,
+                );
+            }
+            (values, origins)
+        };
+        for row in values {
+            existing
+                .values
+                .insert((row.entity_id, row.attribute_id), row.value);
+        }
+        for row in origins {
+            existing.origins.insert(
+                (row.entity_id, row.attribute_id),
+                Origin {
+                    source_integration_id: row.source_integration_id,
+                    source_external_field: row.source_external_field,
+                    last_updated_at: row.last_updated_at,
+                    override_by_user: row.override_by_user,
+                    observed_value: row.observed_value,
+                    observed_external_field: row.observed_external_field,
+                    observed_updated_at: row.observed_updated_at,
+                },
+            );
         }
         Ok(existing)
     }
@@ -1222,6 +1242,73 @@ impl SyncEngine {
 }
 
 /// What a page's plan changes, entity by entity, with the keys whose value it writes.
+/// The page's entities on PostgreSQL: one probe of the unique source-record index per external
+/// id (a `LATERAL … LIMIT 1` per key), so the plan cannot fall back to scanning the workspace's
+/// rows and filtering the list, whatever the table's statistics say.
+async fn lookup_entities_pg<C: ConnectionTrait>(
+    db: &C,
+    claim: &SyncClaim,
+    external_ids: &[&str],
+) -> Result<Vec<entities::Model>, EngineError> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys = serde_json::to_string(external_ids).context("encoding the page's ids")?;
+    entities::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT e.* FROM jsonb_array_elements_text($3::jsonb) AS k (external_id)
+             CROSS JOIN LATERAL (
+                 SELECT * FROM entities
+                 WHERE workspace_id = $1 AND source_integration_id = $2
+                   AND source_external_id = k.external_id
+                 LIMIT 1
+             ) AS e",
+            [
+                claim.workspace_id.into(),
+                claim.integration_id.into(),
+                keys.into(),
+            ],
+        ))
+        .all(db)
+        .await
+        .context("reading the page's entities")
+        .map_err(Into::into)
+}
+
+/// The page's attribute values and provenance on PostgreSQL, probed per entity id (their indexes
+/// lead with `entity_id`) for the same reason as [`lookup_entities_pg`].
+async fn lookup_attributes_pg<C: ConnectionTrait>(
+    db: &C,
+    entity_ids: &[Uuid],
+) -> Result<(Vec<attribute_values::Model>, Vec<provenance::Model>), EngineError> {
+    if entity_ids.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let keys = serde_json::to_string(entity_ids).context("encoding the page's entity ids")?;
+    let per_entity = |table: &str| {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT t.* FROM jsonb_array_elements_text($1::jsonb) AS k (entity_id)
+                 CROSS JOIN LATERAL (SELECT * FROM {table} WHERE entity_id = k.entity_id::uuid) AS t"
+            ),
+            [keys.clone().into()],
+        )
+    };
+    let values = attribute_values::Entity::find()
+        .from_raw_sql(per_entity("entity_attribute_values"))
+        .all(db)
+        .await
+        .context("reading the page's attribute values")?;
+    let origins = provenance::Entity::find()
+        .from_raw_sql(per_entity("entity_attribute_provenance"))
+        .all(db)
+        .await
+        .context("reading the page's provenance")?;
+    Ok((values, origins))
+}
+
 fn entity_changes(
     claim: &SyncClaim,
     attribute_ids: &HashMap<String, Uuid>,
