@@ -9,10 +9,13 @@
 //!
 //! A page costs a fixed number of statements whatever its size: three reads (entities, values,
 //! provenance; on PostgreSQL each probes its index once per key through `LATERAL`, so a table
-//! whose statistics are stale cannot turn the lookup into a scan of the workspace), three upserts, one update of the values observed under overrides, one append to
-//! the attribute history, one archive update and one checkpoint (each skipped when it has no
-//! rows). Every run has a `sync_runs` row (a resumed run keeps it), and every value it writes
-//! names it in its provenance and history.
+//! whose statistics are stale cannot turn the lookup into a scan of the workspace), three upserts,
+//! one update of the values observed under overrides, one append to the attribute history, one
+//! archive update and one checkpoint (each skipped when it has no rows). On PostgreSQL the writes
+//! are set-based (`set_write.rs`: one `INSERT … SELECT … FROM jsonb_to_recordset` per table, the
+//! rows as one JSON parameter, the same statement text every page); elsewhere sea-orm's multi-row
+//! statements (`write_rows`). Every run has a `sync_runs` row (a resumed run keeps it), and every
+//! value it writes names it in its provenance and history.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -783,7 +786,7 @@ impl SyncEngine {
         let existing = self
             .read_existing(&transaction, claim, &external_ids)
             .await?;
-        let planned = plan::plan(
+        let mut planned = plan::plan(
             &PlanInput {
                 integration_id: claim.integration_id,
                 fields: &claim.mapping.fields,
@@ -797,191 +800,11 @@ impl SyncEngine {
         let counts = planned.counts.clone();
         let changes = entity_changes(claim, attribute_ids, &planned);
         let newest = Ord::max(claim.last_modified, planned.newest);
-        let entity_rows: Vec<entities::ActiveModel> = planned
-            .entities
-            .into_iter()
-            .map(|entity| entities::ActiveModel {
-                id: sea_orm::Set(entity.id),
-                workspace_id: sea_orm::Set(claim.workspace_id),
-                entity_type: sea_orm::Set(claim.mapping.entity_type.to_owned()),
-                display_name: sea_orm::Set(entity.display_name),
-                archived_at: sea_orm::Set(None),
-                created_by: sea_orm::Set(None),
-                created_at: sea_orm::Set(now),
-                updated_at: sea_orm::Set(now),
-                source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
-                source_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                source_external_id: sea_orm::Set(Some(entity.external_id)),
-                source_url: sea_orm::Set(entity.source_url),
-                first_synced_at: sea_orm::Set(Some(now)),
-                last_synced_at: sea_orm::Set(Some(now)),
-                // For a new row this is its version; for an existing one, the increment.
-                sync_version: sea_orm::Set(i64::from(entity.changed)),
-            })
-            .collect();
-        let mut value_rows = Vec::with_capacity(planned.values.len());
-        let mut provenance_rows = Vec::with_capacity(planned.values.len());
-        let mut history_rows = Vec::with_capacity(planned.values.len());
-        for write in planned.values {
-            value_rows.push(attribute_values::ActiveModel {
-                entity_id: sea_orm::Set(write.entity_id),
-                attribute_id: sea_orm::Set(write.attribute_id),
-                value: sea_orm::Set(write.value.clone()),
-                updated_at: sea_orm::Set(now),
-            });
-            provenance_rows.push(provenance::ActiveModel {
-                id: sea_orm::Set(Uuid::now_v7()),
-                entity_id: sea_orm::Set(write.entity_id),
-                attribute_id: sea_orm::Set(write.attribute_id),
-                source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
-                source_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                source_external_field: sea_orm::Set(Some(write.external_field.clone())),
-                last_updated_at: sea_orm::Set(write.observed_at),
-                override_by_user: sea_orm::Set(false),
-                override_at: sea_orm::Set(None),
-                observed_value: sea_orm::Set(Some(write.value.clone())),
-                observed_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                observed_external_field: sea_orm::Set(Some(write.external_field.clone())),
-                observed_updated_at: sea_orm::Set(Some(write.observed_at)),
-                observed_at: sea_orm::Set(Some(now)),
-                sync_run_id: sea_orm::Set(Some(claim.run_id)),
-            });
-            history_rows.push(history::ActiveModel {
-                id: sea_orm::Set(Uuid::now_v7()),
-                workspace_id: sea_orm::Set(claim.workspace_id),
-                entity_id: sea_orm::Set(write.entity_id),
-                attribute_id: sea_orm::Set(write.attribute_id),
-                // History never keeps a member whose key names a secret.
-                old_value: sea_orm::Set(write.previous.as_ref().map(crate::sanitized_value)),
-                new_value: sea_orm::Set(Some(crate::sanitized_value(&write.value))),
-                source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
-                source_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                source_external_field: sea_orm::Set(Some(write.external_field)),
-                sync_run_id: sea_orm::Set(Some(claim.run_id)),
-                user_id: sea_orm::Set(None),
-                changed_at: sea_orm::Set(now),
-            });
-        }
-        // Under an override only the observation (the shadow value) is kept.
-        let observation_rows: Vec<provenance::ActiveModel> = planned
-            .pinned
-            .into_iter()
-            .map(|write| provenance::ActiveModel {
-                id: sea_orm::Set(Uuid::now_v7()),
-                entity_id: sea_orm::Set(write.entity_id),
-                attribute_id: sea_orm::Set(write.attribute_id),
-                source_type: sea_orm::Set(SourceType::UserOverride.as_str().to_owned()),
-                source_integration_id: sea_orm::Set(None),
-                source_external_field: sea_orm::Set(None),
-                last_updated_at: sea_orm::Set(now),
-                override_by_user: sea_orm::Set(true),
-                override_at: sea_orm::Set(Some(now)),
-                observed_value: sea_orm::Set(Some(write.value)),
-                observed_integration_id: sea_orm::Set(Some(claim.integration_id)),
-                observed_external_field: sea_orm::Set(Some(write.external_field)),
-                observed_updated_at: sea_orm::Set(Some(write.observed_at)),
-                observed_at: sea_orm::Set(Some(now)),
-                sync_run_id: sea_orm::NotSet,
-            })
-            .collect();
-        let archive_ids = planned.archive;
-
-        for chunk in entity_rows.chunks(ROWS_PER_STATEMENT) {
-            entities::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([
-                        entities::Column::WorkspaceId,
-                        entities::Column::SourceIntegrationId,
-                        entities::Column::SourceExternalId,
-                    ])
-                    .target_and_where(Expr::cust(
-                        "source_integration_id IS NOT NULL AND source_external_id IS NOT NULL",
-                    ))
-                    .update_columns([
-                        entities::Column::LastSyncedAt,
-                        entities::Column::SourceUrl,
-                        entities::Column::DisplayName,
-                        entities::Column::ArchivedAt,
-                    ])
-                    .value(
-                        entities::Column::SyncVersion,
-                        Expr::cust("entities.sync_version + excluded.sync_version"),
-                    )
-                    .value(
-                        entities::Column::UpdatedAt,
-                        Expr::cust(
-                            "CASE WHEN excluded.sync_version > 0 THEN excluded.updated_at ELSE entities.updated_at END",
-                        ),
-                    )
-                    .to_owned(),
-                )
-                .exec_without_returning(&transaction)
-                .await
-            .context("upserting entities")?;
-        }
-        for chunk in value_rows.chunks(ROWS_PER_STATEMENT) {
-            attribute_values::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([attribute_values::Column::EntityId, attribute_values::Column::AttributeId])
-                        .update_columns([attribute_values::Column::Value, attribute_values::Column::UpdatedAt])
-                        // An override written since our read still wins.
-                        .action_and_where(Expr::cust(
-                            "NOT EXISTS (SELECT 1 FROM entity_attribute_provenance p
-                             WHERE p.entity_id = excluded.entity_id AND p.attribute_id = excluded.attribute_id
-                             AND p.override_by_user)",
-                        ))
-                        .to_owned(),
-                )
-                .exec_without_returning(&transaction)
-                .await
-            .context("upserting attribute values")?;
-        }
-        for chunk in provenance_rows.chunks(ROWS_PER_STATEMENT) {
-            provenance::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([
-                        provenance::Column::EntityId,
-                        provenance::Column::AttributeId,
-                    ])
-                    .update_columns(
-                        [
-                            provenance::Column::SourceType,
-                            provenance::Column::SourceIntegrationId,
-                            provenance::Column::SourceExternalField,
-                            provenance::Column::LastUpdatedAt,
-                            provenance::Column::SyncRunId,
-                        ]
-                        .into_iter()
-                        .chain(OBSERVED_COLUMNS),
-                    )
-                    .action_and_where(Expr::cust(
-                        "entity_attribute_provenance.override_by_user = FALSE",
-                    ))
-                    .to_owned(),
-                )
-                .exec_without_returning(&transaction)
-                .await
-                .context("upserting provenance")?;
-        }
-        for chunk in observation_rows.chunks(ROWS_PER_STATEMENT) {
-            provenance::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([
-                        provenance::Column::EntityId,
-                        provenance::Column::AttributeId,
-                    ])
-                    .update_columns(OBSERVED_COLUMNS)
-                    .to_owned(),
-                )
-                .exec_without_returning(&transaction)
-                .await
-                .context("keeping observed values under overrides")?;
-        }
-        for chunk in history_rows.chunks(ROWS_PER_STATEMENT) {
-            history::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&transaction)
-                .await
-                .context("appending attribute history")?;
+        let archive_ids = std::mem::take(&mut planned.archive);
+        if self.is_postgres() {
+            set_write::write(&transaction, claim, now, &planned).await?;
+        } else {
+            write_rows(&transaction, claim, now, planned).await?;
         }
         for chunk in archive_ids.chunks(ROWS_PER_STATEMENT) {
             entities::Entity::update_many()
@@ -1242,6 +1065,201 @@ impl SyncEngine {
 }
 
 /// What a page's plan changes, entity by entity, with the keys whose value it writes.
+/// A page's writes through sea-orm's multi-row statements: the generic path (SQLite);
+/// PostgreSQL takes the set-based one in [`set_write`].
+async fn write_rows<C: ConnectionTrait>(
+    db: &C,
+    claim: &SyncClaim,
+    now: DateTime<FixedOffset>,
+    planned: plan::PagePlan,
+) -> Result<(), EngineError> {
+    let entity_rows: Vec<entities::ActiveModel> = planned
+        .entities
+        .into_iter()
+        .map(|entity| entities::ActiveModel {
+            id: sea_orm::Set(entity.id),
+            workspace_id: sea_orm::Set(claim.workspace_id),
+            entity_type: sea_orm::Set(claim.mapping.entity_type.to_owned()),
+            display_name: sea_orm::Set(entity.display_name),
+            archived_at: sea_orm::Set(None),
+            created_by: sea_orm::Set(None),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+            source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
+            source_integration_id: sea_orm::Set(Some(claim.integration_id)),
+            source_external_id: sea_orm::Set(Some(entity.external_id)),
+            source_url: sea_orm::Set(entity.source_url),
+            first_synced_at: sea_orm::Set(Some(now)),
+            last_synced_at: sea_orm::Set(Some(now)),
+            // For a new row this is its version; for an existing one, the increment.
+            sync_version: sea_orm::Set(i64::from(entity.changed)),
+        })
+        .collect();
+    let mut value_rows = Vec::with_capacity(planned.values.len());
+    let mut provenance_rows = Vec::with_capacity(planned.values.len());
+    let mut history_rows = Vec::with_capacity(planned.values.len());
+    for write in planned.values {
+        value_rows.push(attribute_values::ActiveModel {
+            entity_id: sea_orm::Set(write.entity_id),
+            attribute_id: sea_orm::Set(write.attribute_id),
+            value: sea_orm::Set(write.value.clone()),
+            updated_at: sea_orm::Set(now),
+        });
+        provenance_rows.push(provenance::ActiveModel {
+            id: sea_orm::Set(Uuid::now_v7()),
+            entity_id: sea_orm::Set(write.entity_id),
+            attribute_id: sea_orm::Set(write.attribute_id),
+            source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
+            source_integration_id: sea_orm::Set(Some(claim.integration_id)),
+            source_external_field: sea_orm::Set(Some(write.external_field.clone())),
+            last_updated_at: sea_orm::Set(write.observed_at),
+            override_by_user: sea_orm::Set(false),
+            override_at: sea_orm::Set(None),
+            observed_value: sea_orm::Set(Some(write.value.clone())),
+            observed_integration_id: sea_orm::Set(Some(claim.integration_id)),
+            observed_external_field: sea_orm::Set(Some(write.external_field.clone())),
+            observed_updated_at: sea_orm::Set(Some(write.observed_at)),
+            observed_at: sea_orm::Set(Some(now)),
+            sync_run_id: sea_orm::Set(Some(claim.run_id)),
+        });
+        history_rows.push(history::ActiveModel {
+            id: sea_orm::Set(Uuid::now_v7()),
+            workspace_id: sea_orm::Set(claim.workspace_id),
+            entity_id: sea_orm::Set(write.entity_id),
+            attribute_id: sea_orm::Set(write.attribute_id),
+            // History never keeps a member whose key names a secret.
+            old_value: sea_orm::Set(write.previous.as_ref().map(crate::sanitized_value)),
+            new_value: sea_orm::Set(Some(crate::sanitized_value(&write.value))),
+            source_type: sea_orm::Set(SourceType::Integration.as_str().to_owned()),
+            source_integration_id: sea_orm::Set(Some(claim.integration_id)),
+            source_external_field: sea_orm::Set(Some(write.external_field)),
+            sync_run_id: sea_orm::Set(Some(claim.run_id)),
+            user_id: sea_orm::Set(None),
+            changed_at: sea_orm::Set(now),
+        });
+    }
+    // Under an override only the observation (the shadow value) is kept.
+    let observation_rows: Vec<provenance::ActiveModel> = planned
+        .pinned
+        .into_iter()
+        .map(|write| provenance::ActiveModel {
+            id: sea_orm::Set(Uuid::now_v7()),
+            entity_id: sea_orm::Set(write.entity_id),
+            attribute_id: sea_orm::Set(write.attribute_id),
+            source_type: sea_orm::Set(SourceType::UserOverride.as_str().to_owned()),
+            source_integration_id: sea_orm::Set(None),
+            source_external_field: sea_orm::Set(None),
+            last_updated_at: sea_orm::Set(now),
+            override_by_user: sea_orm::Set(true),
+            override_at: sea_orm::Set(Some(now)),
+            observed_value: sea_orm::Set(Some(write.value)),
+            observed_integration_id: sea_orm::Set(Some(claim.integration_id)),
+            observed_external_field: sea_orm::Set(Some(write.external_field)),
+            observed_updated_at: sea_orm::Set(Some(write.observed_at)),
+            observed_at: sea_orm::Set(Some(now)),
+            sync_run_id: sea_orm::NotSet,
+        })
+        .collect();
+    for chunk in entity_rows.chunks(ROWS_PER_STATEMENT) {
+        entities::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        entities::Column::WorkspaceId,
+                        entities::Column::SourceIntegrationId,
+                        entities::Column::SourceExternalId,
+                    ])
+                    .target_and_where(Expr::cust(
+                        "source_integration_id IS NOT NULL AND source_external_id IS NOT NULL",
+                    ))
+                    .update_columns([
+                        entities::Column::LastSyncedAt,
+                        entities::Column::SourceUrl,
+                        entities::Column::DisplayName,
+                        entities::Column::ArchivedAt,
+                    ])
+                    .value(
+                        entities::Column::SyncVersion,
+                        Expr::cust("entities.sync_version + excluded.sync_version"),
+                    )
+                    .value(
+                        entities::Column::UpdatedAt,
+                        Expr::cust(
+                            "CASE WHEN excluded.sync_version > 0 THEN excluded.updated_at ELSE entities.updated_at END",
+                        ),
+                    )
+                    .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await
+            .context("upserting entities")?;
+    }
+    for chunk in value_rows.chunks(ROWS_PER_STATEMENT) {
+        attribute_values::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([attribute_values::Column::EntityId, attribute_values::Column::AttributeId])
+                        .update_columns([attribute_values::Column::Value, attribute_values::Column::UpdatedAt])
+                        // An override written since our read still wins.
+                        .action_and_where(Expr::cust(
+                            "NOT EXISTS (SELECT 1 FROM entity_attribute_provenance p
+                             WHERE p.entity_id = excluded.entity_id AND p.attribute_id = excluded.attribute_id
+                             AND p.override_by_user)",
+                        ))
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await
+            .context("upserting attribute values")?;
+    }
+    for chunk in provenance_rows.chunks(ROWS_PER_STATEMENT) {
+        provenance::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    provenance::Column::EntityId,
+                    provenance::Column::AttributeId,
+                ])
+                .update_columns(
+                    [
+                        provenance::Column::SourceType,
+                        provenance::Column::SourceIntegrationId,
+                        provenance::Column::SourceExternalField,
+                        provenance::Column::LastUpdatedAt,
+                        provenance::Column::SyncRunId,
+                    ]
+                    .into_iter()
+                    .chain(OBSERVED_COLUMNS),
+                )
+                .action_and_where(Expr::cust(
+                    "entity_attribute_provenance.override_by_user = FALSE",
+                ))
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await
+            .context("upserting provenance")?;
+    }
+    for chunk in observation_rows.chunks(ROWS_PER_STATEMENT) {
+        provenance::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    provenance::Column::EntityId,
+                    provenance::Column::AttributeId,
+                ])
+                .update_columns(OBSERVED_COLUMNS)
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await
+            .context("keeping observed values under overrides")?;
+    }
+    for chunk in history_rows.chunks(ROWS_PER_STATEMENT) {
+        history::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await
+            .context("appending attribute history")?;
+    }
+    Ok(())
+}
+
 /// The page's entities on PostgreSQL: one probe of the unique source-record index per external
 /// id (a `LATERAL … LIMIT 1` per key), so the plan cannot fall back to scanning the workspace's
 /// rows and filtering the list, whatever the table's statistics say.
@@ -1425,6 +1443,7 @@ fn display_name(mapped: &HashMap<&str, &Value>, external_id: &str) -> Option<Str
 }
 
 mod plan;
+mod set_write;
 
 #[cfg(test)]
 mod tests;
