@@ -752,3 +752,50 @@ async fn runs_are_recorded_and_history_has_every_change_and_nothing_else() -> an
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_null_value_is_stored_as_json_null_and_its_history_tells_none_from_null()
+-> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        // HubSpot sends an unset property as null.
+        let mut first = contact("1", "ada@example.com", "Ada", "2026-11-01T10:00:00.123456Z");
+        first["properties"]["firstname"] = Value::Null;
+        world.sync(&hubspot(vec![vec![first]]).await).await?;
+        assert_eq!(
+            world.value("1", "first_name").await?,
+            Value::Null,
+            "{backend:?}"
+        );
+        assert_eq!(
+            world
+                .count(
+                    "SELECT count(*) FROM entity_attribute_history h
+                     JOIN attribute_definitions a ON a.id = h.attribute_id
+                     WHERE a.key = 'first_name' AND h.old_value IS NULL AND h.new_value IS NOT NULL"
+                )
+                .await?,
+            1,
+            "{backend:?}: a first value has no old value, and its new value is a JSON null"
+        );
+        let second = contact("1", "ada@example.com", "Ada", "2026-11-02T10:00:00.000Z");
+        world.sync(&hubspot(vec![vec![second]]).await).await?;
+        assert_eq!(
+            world.value("1", "first_name").await?,
+            json!("Ada"),
+            "{backend:?}"
+        );
+        assert_eq!(
+            world
+                .count(
+                    "SELECT count(*) FROM entity_attribute_history h
+                     JOIN attribute_definitions a ON a.id = h.attribute_id
+                     WHERE a.key = 'first_name' AND h.old_value IS NOT NULL"
+                )
+                .await?,
+            1,
+            "{backend:?}: the change from null keeps null as its old value"
+        );
+    }
+    Ok(())
+}
