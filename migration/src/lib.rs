@@ -31,6 +31,7 @@ mod m20261201_000003_least_privilege_roles;
 mod m20261201_000004_webhook_follow_up_jobs_retired;
 mod m20261201_000005_shadow_values;
 mod m20261201_000006_attribute_history_and_sync_runs;
+mod m20261201_000007_analyze_synced_tables;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_webhook_follow_up_jobs_retired::Migration),
             Box::new(m20261201_000005_shadow_values::Migration),
             Box::new(m20261201_000006_attribute_history_and_sync_runs::Migration),
+            Box::new(m20261201_000007_analyze_synced_tables::Migration),
         ]
     }
 }

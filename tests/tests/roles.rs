@@ -159,6 +159,24 @@ async fn the_server_runs_as_least_privilege_roles_and_a_request_cannot_escape_it
         .await?;
     assert_eq!(ready.status(), StatusCode::OK);
 
+    // The worker role may analyze the tables syncs grow (through the owner's function), and
+    // the API role may not.
+    {
+        use sea_orm::ConnectionTrait as _;
+        let worker = sea_orm::Database::connect(&worker_url).await?;
+        worker
+            .execute_unprepared("SELECT analyze_synced_tables()")
+            .await?;
+        let api = sea_orm::Database::connect(&api_url).await?;
+        let refused = api
+            .execute_unprepared("SELECT analyze_synced_tables()")
+            .await;
+        assert!(
+            refused.is_err_and(|error| error.to_string().contains("permission denied")),
+            "the API role ran analyze_synced_tables()"
+        );
+    }
+
     // Inside a request's transaction: leaving `authenticated` reads nothing of anyone's.
     let viewer = Viewer {
         user_id: a.user_id,

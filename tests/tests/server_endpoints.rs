@@ -303,6 +303,29 @@ fn background_workers_is_a_whole_number_and_zero_means_api_only() -> anyhow::Res
 }
 
 #[test]
+fn sync_analyze_every_rows_is_a_whole_number_and_zero_turns_it_off() -> anyhow::Result<()> {
+    let every = |value: &str| {
+        Settings::from_lookup(lookup(&[("SYNC_ANALYZE_EVERY_ROWS", value.to_owned())]))
+            .map(|settings| settings.sync_analyze_every_rows)
+            .map_err(|error| error.to_string())
+    };
+    assert_eq!(every("0"), Ok(0));
+    assert_eq!(every(" 20000 "), Ok(20_000));
+    for bad in ["-1", "many", "1e5"] {
+        let refused = every(bad).err().unwrap_or_default();
+        assert!(
+            refused.contains("SYNC_ANALYZE_EVERY_ROWS") && refused.contains(bad),
+            "{bad}: {refused}"
+        );
+    }
+    assert_eq!(
+        Settings::from_lookup(lookup(&[]))?.sync_analyze_every_rows,
+        integrations::DEFAULT_ANALYZE_EVERY_ROWS
+    );
+    Ok(())
+}
+
+#[test]
 fn dev_keys_are_generated_once_and_reused() -> anyhow::Result<()> {
     use providers::secrecy::ExposeSecret as _;
     let dir = std::env::temp_dir().join(format!("dev-keys-{}", new_id()));

@@ -799,3 +799,72 @@ async fn a_null_value_is_stored_as_json_null_and_its_history_tells_none_from_nul
     }
     Ok(())
 }
+
+/// `pg_class.reltuples` of `table`: -1 until the table is first analyzed (PostgreSQL 14+).
+async fn reltuples(world: &World, table: &str) -> anyhow::Result<f64> {
+    use sea_orm::ConnectionTrait as _;
+    let row = world
+        .test_db
+        .db
+        .query_one_raw(world.test_db.statement(
+            "SELECT reltuples::float8 FROM pg_class WHERE relname = $1",
+            vec![v(table)],
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no table {table}"))?;
+    Ok(row.try_get_by_index::<f64>(0)?)
+}
+
+#[tokio::test]
+async fn postgres_analyzes_the_tables_a_sync_grows_after_every_n_created_entities()
+-> anyhow::Result<()> {
+    let pages = || {
+        vec![vec![
+            contact("1", "ada@example.com", "Ada", "2026-11-01T10:00:00.000Z"),
+            contact(
+                "2",
+                "grace@example.com",
+                "Grace",
+                "2026-11-02T10:00:00.000Z",
+            ),
+            contact("3", "jose@example.com", "José", "2026-11-03T10:00:00.000Z"),
+        ]]
+    };
+    for (every, analyzed) in [(0, false), (2, true)] {
+        let world = World::new(Backend::Postgres).await?;
+        let autovacuum_off = world
+            .count("SELECT count(*) FROM pg_settings WHERE name = 'autovacuum' AND setting = 'off'")
+            .await?
+            == 1;
+        let server = hubspot(pages()).await;
+        let engine = world
+            .engine()
+            .with_analyze(integrations::AnalyzeSchedule::every(every));
+        let claim = engine
+            .claim(world.connection_id, "contacts")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("not claimed"))?;
+        engine
+            .run(claim, &world.client(&server)?, &ReadOptions::default())
+            .await?;
+        for table in [
+            "entities",
+            "entity_attribute_values",
+            "entity_attribute_history",
+        ] {
+            let tuples = reltuples(&world, table).await?;
+            if analyzed {
+                assert!(
+                    tuples >= 3.0,
+                    "every {every}: {table} has reltuples {tuples}"
+                );
+            } else if autovacuum_off {
+                assert!(
+                    tuples < 0.0,
+                    "every {every}: {table} was analyzed ({tuples})"
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -801,3 +801,47 @@ async fn the_cleanup_job_keeps_attribute_history_for_its_retention() -> anyhow::
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_workers_sync_request_budget_reaches_its_syncs() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let tenant = active_tenant(&test_db, "hubspot").await?;
+    let clock = ManualClock::new();
+    let credentials = live_credentials(&test_db, &clock, tenant.connection_id).await?;
+    let server = MockServer::start().await;
+    // A search that always has another page: only the budget ends the run.
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "results": [{"id": "1", "properties": {"email": "ada@example.com", "lastmodifieddate": "2026-11-01T10:00:00.000Z"}}],
+            "paging": {"next": {"after": "1"}}
+        })))
+        .mount(&server)
+        .await;
+    let factory = Arc::new(MockFactory {
+        base_url: server.uri(),
+        clock: clock.clone(),
+    });
+    let worker = Worker::new(
+        test_db.db.clone(),
+        clock.clone(),
+        credentials,
+        factory,
+        "worker-1",
+    )
+    .with_sync_request_budget(3);
+    JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer")
+        .enqueue(NewJob::new(Job::Sync {
+            connection_id: tenant.connection_id,
+            object_type: "contacts".to_owned(),
+        }))
+        .await?;
+    let outcome = worker.run_once().await?;
+    assert!(
+        matches!(&outcome, Some(JobOutcome::Failed { kind, .. }) if kind == "sync"),
+        "{outcome:?}"
+    );
+    let calls = server.received_requests().await.unwrap_or_default().len();
+    assert_eq!(calls, 3, "the worker's budget of 3 calls bounds the run");
+    Ok(())
+}

@@ -66,6 +66,8 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         (Some(n), false) => n,
         (None, false) => POSTGRES_WORKERS,
     };
+    // One schedule for the process: its workers' syncs count their rows together.
+    let analyze = integrations::AnalyzeSchedule::every(state.settings.sync_analyze_every_rows);
     for worker_idx in 0..n_workers {
         let worker = Worker::new(
             state.db.clone(),
@@ -76,6 +78,7 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         )
         .with_public_base_url(state.settings.public_base_url.clone())
         .with_sync_request_budget(state.settings.sync_request_budget)
+        .with_analyze(analyze.clone())
         .with_attribute_history_days(state.settings.attribute_history_days)
         .with_observer(Arc::new(state.metrics.clone()))
         // On shutdown a running sync stops at its next page boundary (its job goes back to the

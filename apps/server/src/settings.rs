@@ -126,6 +126,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `SYNC_REQUEST_BUDGET`: API calls one sync run may make (default 100,000; at least 1).
     pub sync_request_budget: u64,
+    /// `SYNC_ANALYZE_EVERY_ROWS`: entities syncs create between two `ANALYZE`s of the tables they
+    /// grow (PostgreSQL; default 50,000; 0 never analyzes).
+    pub sync_analyze_every_rows: u64,
     /// `ATTRIBUTE_HISTORY_DAYS`: how long attribute history is kept (default 90; at least 1).
     pub attribute_history_days: i64,
     /// `METRICS_BIND_ADDR`: serve `/metrics` on this address only (not on `BIND_ADDR`).
@@ -183,6 +186,7 @@ impl fmt::Debug for Settings {
             .field("client_ip_header", &self.client_ip_header)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("sync_request_budget", &self.sync_request_budget)
+            .field("sync_analyze_every_rows", &self.sync_analyze_every_rows)
             .field("attribute_history_days", &self.attribute_history_days)
             .field("metrics_bind_addr", &self.metrics_bind_addr)
             .field("metrics_token", &self.metrics_token)
@@ -368,6 +372,18 @@ impl Settings {
                     reason: format!("`{text}` is not a whole number of calls of at least 1"),
                 })?,
         };
+        let sync_analyze_every_rows = match get("SYNC_ANALYZE_EVERY_ROWS") {
+            None => integrations::DEFAULT_ANALYZE_EVERY_ROWS,
+            Some(text) => {
+                text.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .ok_or_else(|| SettingsError::Invalid {
+                        name: "SYNC_ANALYZE_EVERY_ROWS",
+                        reason: format!("`{text}` is not a whole number of rows (0 turns it off)"),
+                    })?
+            }
+        };
         let attribute_history_days = match get("ATTRIBUTE_HISTORY_DAYS") {
             None => integrations::DEFAULT_ATTRIBUTE_HISTORY_DAYS,
             Some(text) => text
@@ -503,6 +519,7 @@ impl Settings {
             metrics_bind_addr,
             shutdown_grace,
             sync_request_budget,
+            sync_analyze_every_rows,
             attribute_history_days,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             api_database_url: get("API_DATABASE_URL"),

@@ -79,7 +79,8 @@ pub use reads::{
 };
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{
-    DEFAULT_SYNC_LEASE, DEFAULT_SYNC_REQUEST_BUDGET, SyncClaim, SyncEngine, SyncReport, field_value,
+    AnalyzeSchedule, DEFAULT_ANALYZE_EVERY_ROWS, DEFAULT_SYNC_LEASE, DEFAULT_SYNC_REQUEST_BUDGET,
+    SyncClaim, SyncEngine, SyncReport, field_value,
 };
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,

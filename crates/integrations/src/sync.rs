@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 
@@ -163,6 +164,48 @@ pub struct SyncEngine {
     observer: Option<Arc<dyn EngineObserver>>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     request_budget: u64,
+    analyze: AnalyzeSchedule,
+}
+
+/// Entities a sync creates between two `ANALYZE`s of the tables it grows, unless configured
+/// otherwise (`SYNC_ANALYZE_EVERY_ROWS`; PostgreSQL only).
+pub const DEFAULT_ANALYZE_EVERY_ROWS: u64 = 50_000;
+
+/// When the tables a sync grows are analyzed (PostgreSQL): after every `every` entities created,
+/// counted across the runs that share the schedule (a worker's syncs share one), so a large first
+/// load, or many small ones, leave no query planned on an empty table's statistics until
+/// autovacuum comes. `ANALYZE (SKIP_LOCKED)` through `analyze_synced_tables()`; a failure is
+/// logged and never fails a sync.
+#[derive(Debug, Clone)]
+pub struct AnalyzeSchedule {
+    every: u64,
+    grown: Arc<AtomicU64>,
+}
+
+impl AnalyzeSchedule {
+    /// Analyzes after every `rows` created entities; 0 never does.
+    pub fn every(rows: u64) -> Self {
+        Self {
+            every: rows,
+            grown: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts `created` entities; true when the tables are due (the count starts again).
+    fn grew(&self, created: u32) -> bool {
+        if self.every == 0 || created == 0 {
+            return false;
+        }
+        let created = u64::from(created);
+        let total = self.grown.fetch_add(created, Ordering::Relaxed) + created;
+        if total < self.every {
+            return false;
+        }
+        // Another page may have counted meanwhile: only one of them analyzes.
+        self.grown
+            .compare_exchange(total, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
 }
 
 /// API calls one sync run may make unless configured otherwise (`SYNC_REQUEST_BUDGET`): far more
@@ -191,6 +234,35 @@ impl SyncEngine {
             observer: None,
             stop: None,
             request_budget: DEFAULT_SYNC_REQUEST_BUDGET,
+            analyze: AnalyzeSchedule::every(DEFAULT_ANALYZE_EVERY_ROWS),
+        }
+    }
+
+    /// Analyzes the tables syncs grow on `schedule` (see [`AnalyzeSchedule`]).
+    pub fn with_analyze(mut self, schedule: AnalyzeSchedule) -> Self {
+        self.analyze = schedule;
+        self
+    }
+
+    /// Runs `analyze_synced_tables()` when `created` makes the tables due.
+    async fn analyze_if_grown(&self, created: u32) {
+        if !self.is_postgres() || !self.analyze.grew(created) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match self
+            .db
+            .execute_unprepared("SELECT analyze_synced_tables()")
+            .await
+        {
+            Ok(_) => tracing::info!(
+                every = self.analyze.every,
+                millis = started.elapsed().as_millis(),
+                "analyzed the tables syncs grow"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "could not analyze the tables syncs grow");
+            }
         }
     }
 
@@ -870,6 +942,7 @@ impl SyncEngine {
                 .context("notifying entity changes")?;
         }
         transaction.commit().await?;
+        self.analyze_if_grown(counts.created).await;
         self.publish_local(event);
         if !self.is_postgres()
             && !changes.changes.is_empty()

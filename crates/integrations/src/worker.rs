@@ -90,6 +90,7 @@ pub struct Worker {
     observer: Option<Arc<dyn EngineObserver>>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     sync_request_budget: u64,
+    analyze: crate::AnalyzeSchedule,
     attribute_history_days: i64,
 }
 
@@ -127,6 +128,7 @@ impl Worker {
             observer: None,
             stop: None,
             sync_request_budget: crate::DEFAULT_SYNC_REQUEST_BUDGET,
+            analyze: crate::AnalyzeSchedule::every(crate::DEFAULT_ANALYZE_EVERY_ROWS),
             attribute_history_days: DEFAULT_ATTRIBUTE_HISTORY_DAYS,
         }
     }
@@ -140,6 +142,13 @@ impl Worker {
     /// Lets each sync run make at most `calls` API calls (`SYNC_REQUEST_BUDGET`).
     pub fn with_sync_request_budget(mut self, calls: u64) -> Self {
         self.sync_request_budget = calls;
+        self
+    }
+
+    /// Analyzes the tables syncs grow on `schedule` (`SYNC_ANALYZE_EVERY_ROWS`); give every worker
+    /// of a process the same one, so their syncs count together.
+    pub fn with_analyze(mut self, schedule: crate::AnalyzeSchedule) -> Self {
+        self.analyze = schedule;
         self
     }
 
@@ -306,7 +315,9 @@ impl Worker {
     async fn sync(&self, connection_id: Uuid, object_type: &str) -> Result<Ran, EngineError> {
         let client = self.client(connection_id).await?;
         let mut engine =
-            SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone());
+            SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone())
+                .with_request_budget(self.sync_request_budget)
+                .with_analyze(self.analyze.clone());
         if let Some(feed) = &self.progress {
             engine = engine.with_progress(feed.clone());
         }
