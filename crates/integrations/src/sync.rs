@@ -1333,9 +1333,10 @@ async fn write_rows<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The page's entities on PostgreSQL: one probe of the unique source-record index per external
-/// id (a `LATERAL … LIMIT 1` per key), so the plan cannot fall back to scanning the workspace's
-/// rows and filtering the list, whatever the table's statistics say.
+/// The page's entities on PostgreSQL: one index probe per external id (a `LATERAL … LIMIT 1`
+/// per key, with a generic plan), so the plan cannot fall back to scanning the workspace's rows
+/// and filtering the list, whether the table was never analyzed or its statistics predate this
+/// tenant's load.
 async fn lookup_entities_pg<C: ConnectionTrait>(
     db: &C,
     claim: &SyncClaim,
@@ -1345,6 +1346,13 @@ async fn lookup_entities_pg<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let keys = serde_json::to_string(external_ids).context("encoding the page's ids")?;
+    // A custom plan would cost the probe with this workspace's own row estimate, which for a
+    // tenant whose first load is running says "almost none" and picks the workspace index, whose
+    // scan then grows with the load. The generic plan costs all three equalities together and
+    // probes the source-record (or external-id) index per key.
+    db.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+        .context("planning the page's lookup")?;
     entities::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,

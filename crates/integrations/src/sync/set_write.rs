@@ -17,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::SyncClaim;
-use super::plan::PagePlan;
+use super::plan::{PagePlan, ValueWrite};
 use crate::EngineError;
 use crate::lifecycle::SourceType;
 
@@ -136,6 +136,21 @@ fn micros(time: &DateTime<FixedOffset>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The provenance (or observation) rows of `writes`, each with a new id.
+fn provenance_rows(writes: &[ValueWrite]) -> Vec<ProvenanceRow<'_>> {
+    writes
+        .iter()
+        .map(|write| ProvenanceRow {
+            id: Uuid::now_v7(),
+            entity_id: write.entity_id,
+            attribute_id: write.attribute_id,
+            external_field: &write.external_field,
+            observed_at: micros(&write.observed_at),
+            value: [&write.value],
+        })
+        .collect()
+}
+
 async fn run<C: ConnectionTrait>(
     db: &C,
     sql: &str,
@@ -209,22 +224,10 @@ pub(super) async fn write<C: ConnectionTrait>(
             "upserting attribute values",
         )
         .await?;
-        let provenance: Vec<ProvenanceRow<'_>> = planned
-            .values
-            .iter()
-            .map(|write| ProvenanceRow {
-                id: Uuid::now_v7(),
-                entity_id: write.entity_id,
-                attribute_id: write.attribute_id,
-                external_field: &write.external_field,
-                observed_at: micros(&write.observed_at),
-                value: [&write.value],
-            })
-            .collect();
         run(
             db,
             PROVENANCE,
-            &provenance,
+            &provenance_rows(&planned.values),
             vec![
                 integration.into(),
                 claim.integration_id.into(),
@@ -236,22 +239,10 @@ pub(super) async fn write<C: ConnectionTrait>(
         .await?;
     }
     if !planned.pinned.is_empty() {
-        let observations: Vec<ProvenanceRow<'_>> = planned
-            .pinned
-            .iter()
-            .map(|write| ProvenanceRow {
-                id: Uuid::now_v7(),
-                entity_id: write.entity_id,
-                attribute_id: write.attribute_id,
-                external_field: &write.external_field,
-                observed_at: micros(&write.observed_at),
-                value: [&write.value],
-            })
-            .collect();
         run(
             db,
             OBSERVATIONS,
-            &observations,
+            &provenance_rows(&planned.pinned),
             vec![
                 SourceType::UserOverride.as_str().into(),
                 claim.integration_id.into(),
