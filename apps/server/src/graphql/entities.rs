@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, FixedOffset, Utc};
 use entity::{entities, integration_definitions};
+use integrations::EntityAfter;
 use sea_orm::{ConnectionTrait as _, DbBackend, EntityTrait as _};
 use uuid::Uuid;
 
@@ -223,17 +224,6 @@ pub enum EntityOrder {
     DisplayNameAsc,
 }
 
-/// Where a page continues: the key of the last entity of the previous page, in its order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum After {
-    /// `IdAsc`.
-    Id(Uuid),
-    /// `UpdatedAtDesc`: the time in microseconds and the id.
-    UpdatedAt(i64, Uuid),
-    /// `DisplayNameAsc`: the name (absent for entities without one) and the id.
-    DisplayName(Option<String>, Uuid),
-}
-
 fn cursor_of(backend: DbBackend, order: EntityOrder, model: &entities::Model) -> String {
     let text = match order {
         EntityOrder::IdAsc => format!("entity:{}", model.id),
@@ -250,7 +240,7 @@ fn cursor_of(backend: DbBackend, order: EntityOrder, model: &entities::Model) ->
     URL_SAFE_NO_PAD.encode(text)
 }
 
-fn after_of_cursor(cursor: &str) -> Result<After> {
+fn after_of_cursor(cursor: &str) -> Result<EntityAfter> {
     let bad = || {
         error(
             Code::BadUserInput,
@@ -261,11 +251,11 @@ fn after_of_cursor(cursor: &str) -> Result<After> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let uuid = |text: &str| Uuid::parse_str(text).map_err(|_| bad());
     if let Some(id) = text.strip_prefix("entity:") {
-        return Ok(After::Id(uuid(id)?));
+        return Ok(EntityAfter::Id(uuid(id)?));
     }
     if let Some(rest) = text.strip_prefix("updated:") {
         let (micros, id) = rest.split_once(':').ok_or_else(bad)?;
-        return Ok(After::UpdatedAt(
+        return Ok(EntityAfter::UpdatedAt(
             micros.parse().map_err(|_| bad())?,
             uuid(id)?,
         ));
@@ -276,7 +266,7 @@ fn after_of_cursor(cursor: &str) -> Result<After> {
             ":-" => None,
             other => Some(other.strip_prefix(":n:").ok_or_else(bad)?.to_owned()),
         };
-        return Ok(After::DisplayName(name, uuid(id)?));
+        return Ok(EntityAfter::DisplayName(name, uuid(id)?));
     }
     Err(bad())
 }
@@ -340,7 +330,7 @@ pub struct PageRequest {
     /// How many entities (1 to [`MAX_PAGE`]).
     pub first: u64,
     /// Where to continue.
-    pub after: Option<After>,
+    pub after: Option<EntityAfter>,
     /// The order.
     pub order: EntityOrder,
     /// Whether to count every match (`totalCount` was selected).
@@ -363,11 +353,6 @@ pub async fn page(
         EntityOrder::UpdatedAtDesc => integrations::EntityOrder::UpdatedAtDesc,
         EntityOrder::DisplayNameAsc => integrations::EntityOrder::DisplayNameAsc,
     };
-    let after = request.after.clone().map(|after| match after {
-        After::Id(id) => integrations::EntityAfter::Id(id),
-        After::UpdatedAt(key, id) => integrations::EntityAfter::UpdatedAt(key, id),
-        After::DisplayName(name, id) => integrations::EntityAfter::DisplayName(name, id),
-    });
     let first = request.first;
     let (mut rows, total) = integrations::entity_page(
         &*transaction,
@@ -379,7 +364,7 @@ pub async fn page(
             updated_since: filter.updated_since.map(|since| since.fixed_offset()),
             has_overrides: filter.has_overrides,
             order,
-            after,
+            after: request.after.clone(),
             limit: first + 1,
             count: request.count,
         },
@@ -409,7 +394,10 @@ pub async fn page(
 }
 
 /// Parses `after` and bounds `first`.
-pub fn page_arguments(first: Option<i32>, after: Option<String>) -> Result<(u64, Option<After>)> {
+pub fn page_arguments(
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<(u64, Option<EntityAfter>)> {
     let first = first.unwrap_or(20);
     let first = u64::try_from(first)
         .ok()
