@@ -24,6 +24,7 @@ pub struct Model {
     pub conflicts: i32,
     #[sea_orm(column_type = "Text", nullable)]
     pub error_message: Option<String>,
+    pub api_calls: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

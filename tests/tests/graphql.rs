@@ -1115,3 +1115,88 @@ async fn node_refetches_by_global_id_and_hides_other_workspaces() -> anyhow::Res
     assert_eq!(code(&malformed), Some("BAD_USER_INPUT"), "{malformed}");
     Ok(())
 }
+
+#[tokio::test]
+async fn sync_states_show_their_place_in_the_queue_or_when_their_next_slice_runs()
+-> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+        let now = chrono::Utc::now().fixed_offset();
+        let queue = integrations::JobQueue::new(
+            test_db.db.clone(),
+            std::sync::Arc::new(providers::SystemClock),
+            "test",
+        );
+        let sync = |object_type: &str| {
+            integrations::NewJob::new(integrations::Job::Sync {
+                connection_id: tenant.connection_id,
+                object_type: object_type.to_owned(),
+            })
+        };
+        // Two jobs of other connections are due before the contacts sync; the deals sync is not
+        // due for an hour.
+        for _ in 0..2 {
+            queue
+                .enqueue(
+                    integrations::NewJob::new(integrations::Job::Validate {
+                        connection_id: uuid::Uuid::new_v4(),
+                    })
+                    .at(now - chrono::Duration::minutes(5)),
+                )
+                .await?;
+        }
+        queue
+            .enqueue(sync("contacts").at(now - chrono::Duration::minutes(1)))
+            .await?;
+        queue
+            .enqueue(sync("deals").at(now + chrono::Duration::hours(1)))
+            .await?;
+        for object_type in ["contacts", "deals", "companies"] {
+            test_db
+                .execute(
+                    "INSERT INTO integration_sync_states (id, connection_id, object_type) VALUES ($1, $2, $3)",
+                    vec![v(uuid::Uuid::new_v4()), v(tenant.connection_id), v(object_type)],
+                )
+                .await?;
+        }
+        let bearer = token(tenant.user_id, 3600, SECRET)?;
+        let response = post(
+            &test_db,
+            Some(&bearer),
+            "query($id: UUID!) { connection(id: $id) { syncStates { objectType nextRunAt queuePosition } } }",
+            json!({"id": tenant.connection_id}),
+        )
+        .await?;
+        let states = response["data"]["connection"]["syncStates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let state = |object_type: &str| {
+            states
+                .iter()
+                .find(|state| state["objectType"] == object_type)
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            state("contacts")["queuePosition"],
+            json!(3),
+            "{backend:?}: {response}"
+        );
+        assert!(state("contacts")["nextRunAt"].is_string(), "{response}");
+        assert_eq!(state("deals")["queuePosition"], Value::Null, "{response}");
+        let deals_at: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(state("deals")["nextRunAt"].clone())?;
+        assert!(
+            (deals_at - (now + chrono::Duration::hours(1)).to_utc())
+                .num_seconds()
+                .abs()
+                <= 1,
+            "{response}"
+        );
+        assert_eq!(state("companies")["nextRunAt"], Value::Null, "{response}");
+        assert_eq!(state("companies")["queuePosition"], Value::Null);
+    }
+    Ok(())
+}

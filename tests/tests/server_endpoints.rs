@@ -326,6 +326,43 @@ fn sync_analyze_every_rows_is_a_whole_number_and_zero_turns_it_off() -> anyhow::
 }
 
 #[test]
+fn sync_slices_are_bounded_and_a_zero_or_absurd_slice_is_refused() -> anyhow::Result<()> {
+    let slice = |name: &str, value: &str| {
+        Settings::from_lookup(lookup(&[(name, value.to_owned())]))
+            .map(|settings| settings.sync_slice)
+            .map_err(|error| error.to_string())
+    };
+    assert_eq!(
+        slice("SYNC_SLICE_PAGES", "5").map(|slice| slice.pages),
+        Ok(5)
+    );
+    assert_eq!(
+        slice("SYNC_SLICE_SECONDS", " 60 ").map(|slice| slice.time),
+        Ok(chrono::Duration::seconds(60))
+    );
+    for (name, bad) in [
+        ("SYNC_SLICE_PAGES", "0"),
+        ("SYNC_SLICE_PAGES", "-3"),
+        ("SYNC_SLICE_PAGES", "100001"),
+        ("SYNC_SLICE_PAGES", "many"),
+        ("SYNC_SLICE_SECONDS", "0"),
+        ("SYNC_SLICE_SECONDS", "86400"),
+        ("SYNC_SLICE_SECONDS", "1.5"),
+    ] {
+        let refused = slice(name, bad).err().unwrap_or_default();
+        assert!(
+            refused.contains(name) && refused.contains(bad) && !refused.contains('\n'),
+            "{name}={bad}: {refused}"
+        );
+    }
+    assert_eq!(
+        Settings::from_lookup(lookup(&[]))?.sync_slice,
+        integrations::SyncSlice::default()
+    );
+    Ok(())
+}
+
+#[test]
 fn dev_keys_are_generated_once_and_reused() -> anyhow::Result<()> {
     use providers::secrecy::ExposeSecret as _;
     let dir = std::env::temp_dir().join(format!("dev-keys-{}", new_id()));

@@ -117,6 +117,8 @@ fn json_logs_are_json_on_every_line_with_an_access_line_per_request() -> anyhow:
         "db_pool_connections{state=\"idle\"}",
         "job_queue_depth{kind=\"sync\",state=\"queued\"} 0",
         "job_runs_total{kind=\"sync\",outcome=\"failed\"} 0",
+        "job_runs_total{kind=\"sync\",outcome=\"yielded\"} 0",
+        "job_queue_wait_seconds_count{kind=\"sync\"} 0",
         "webhook_deliveries_total{provider=\"stripe\",result=\"accepted\"} 0",
         "token_refreshes_total{outcome=\"revoked\",provider=\"hubspot\"} 0",
     ] {

@@ -845,3 +845,213 @@ async fn a_workers_sync_request_budget_reaches_its_syncs() -> anyhow::Result<()>
     assert_eq!(calls, 3, "the worker's budget of 3 calls bounds the run");
     Ok(())
 }
+
+/// Serves HubSpot contact search pages in call order, one contact each: page `n` holds contact
+/// `n` and points at a next page until `pages` were served (`usize::MAX`: pages forever).
+struct SearchPages {
+    pages: usize,
+    served: std::sync::atomic::AtomicUsize,
+}
+
+impl SearchPages {
+    fn new(pages: usize) -> Self {
+        Self {
+            pages,
+            served: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl wiremock::Respond for SearchPages {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let n = self
+            .served
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let mut body = json!({"results": [{"id": n.to_string(), "properties": {
+            "email": format!("c{n}@example.com"),
+            "lastmodifieddate": "2026-11-01T10:00:00.000Z"
+        }}]});
+        if n < self.pages {
+            body["paging"] = json!({"next": {"after": n.to_string()}});
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+/// A worker whose syncs yield after `pages` pages.
+fn slicing_worker(
+    test_db: &TestDb,
+    clock: &Arc<ManualClock>,
+    credentials: CredentialStore,
+    base_url: String,
+    pages: u32,
+) -> Worker {
+    let factory = Arc::new(MockFactory {
+        base_url,
+        clock: clock.clone(),
+    });
+    Worker::new(
+        test_db.db.clone(),
+        clock.clone(),
+        credentials,
+        factory,
+        "worker-1",
+    )
+    .with_slice(integrations::SyncSlice {
+        pages,
+        time: chrono::Duration::seconds(60),
+    })
+}
+
+fn sync_job(connection_id: uuid::Uuid, object_type: &str) -> NewJob {
+    NewJob::new(Job::Sync {
+        connection_id,
+        object_type: object_type.to_owned(),
+    })
+}
+
+#[tokio::test]
+async fn a_sync_yields_after_its_slice_and_other_work_due_first_runs_before_its_next_slice()
+-> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let big = active_tenant(&test_db, "hubspot").await?;
+        let clock = ManualClock::new();
+        let credentials = live_credentials(&test_db, &clock, big.connection_id).await?;
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/crm/v3/objects/contacts/search"))
+            .respond_with(SearchPages::new(5))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/crm/v3/objects/contacts"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&server)
+            .await;
+        let worker = slicing_worker(&test_db, &clock, credentials, server.uri(), 2);
+        let queue = JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer");
+        // The big sync is due first; other work (the cleanup) is due a moment later.
+        queue
+            .enqueue(
+                sync_job(big.connection_id, "contacts").at((providers::Clock::now(&*clock)
+                    - chrono::Duration::seconds(2))
+                .fixed_offset()),
+            )
+            .await?;
+        queue.enqueue(NewJob::new(Job::Cleanup)).await?;
+        clock.advance(chrono::Duration::seconds(1));
+
+        let yielded = Some(JobOutcome::Yielded {
+            kind: "sync".to_owned(),
+        });
+        assert_eq!(worker.run_once().await?, yielded, "{backend:?}");
+        let entities = "SELECT count(*) FROM entities WHERE source_external_id LIKE '_'";
+        assert_eq!(test_db.count(entities, vec![]).await?, 2, "{backend:?}");
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM integration_sync_states WHERE sync_status = 'syncing'",
+                    vec![]
+                )
+                .await?,
+            1,
+            "{backend:?}: the run goes on"
+        );
+        assert_eq!(
+            test_db
+                .count("SELECT count(*) FROM job_queue WHERE kind = 'sync' AND status = 'queued' AND attempts = 0", vec![])
+                .await?,
+            1,
+            "{backend:?}: queued again without spending an attempt"
+        );
+        assert_eq!(
+            worker.run_once().await?,
+            Some(JobOutcome::Succeeded {
+                kind: "cleanup".to_owned()
+            }),
+            "{backend:?}: the work due before the next slice runs first"
+        );
+        assert_eq!(worker.run_once().await?, yielded, "{backend:?}");
+        assert_eq!(
+            worker.run_once().await?,
+            Some(JobOutcome::Succeeded {
+                kind: "sync".to_owned()
+            }),
+            "{backend:?}"
+        );
+        assert_eq!(test_db.count(entities, vec![]).await?, 5, "{backend:?}");
+        // One run across three slices, its calls counted once each.
+        let calls = server.received_requests().await.unwrap_or_default().len();
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM sync_runs WHERE status = 'succeeded' AND created = 5 AND api_calls = $1",
+                    vec![v(i64::try_from(calls)?)]
+                )
+                .await?,
+            1,
+            "{backend:?}: one run of {calls} calls"
+        );
+        assert_eq!(
+            test_db
+                .count("SELECT count(*) FROM sync_runs", vec![])
+                .await?,
+            1
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_runs_request_budget_spans_its_slices() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let tenant = active_tenant(&test_db, "hubspot").await?;
+    let clock = ManualClock::new();
+    let credentials = live_credentials(&test_db, &clock, tenant.connection_id).await?;
+    let server = MockServer::start().await;
+    // Pages forever: only the run's budget ends it, however it is sliced.
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .respond_with(SearchPages::new(usize::MAX))
+        .mount(&server)
+        .await;
+    let worker =
+        slicing_worker(&test_db, &clock, credentials, server.uri(), 2).with_sync_request_budget(5);
+    JobQueue::new(test_db.db.clone(), clock.clone(), "enqueuer")
+        .enqueue(sync_job(tenant.connection_id, "contacts"))
+        .await?;
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = worker.run_once().await? {
+        let failed = matches!(outcome, JobOutcome::Failed { .. });
+        outcomes.push(outcome);
+        if failed || outcomes.len() > 10 {
+            break;
+        }
+    }
+    let yielded = JobOutcome::Yielded {
+        kind: "sync".to_owned(),
+    };
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(outcomes[..2], [yielded.clone(), yielded], "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[2], JobOutcome::Failed { error, .. } if error.contains("budget")),
+        "{outcomes:?}"
+    );
+    let calls = server.received_requests().await.unwrap_or_default().len();
+    assert_eq!(
+        calls, 5,
+        "the run's budget of 5 calls bounds all its slices"
+    );
+    assert_eq!(
+        test_db
+            .count(
+                "SELECT count(*) FROM sync_runs WHERE status = 'failed' AND api_calls = 5",
+                vec![]
+            )
+            .await?,
+        1
+    );
+    Ok(())
+}

@@ -78,6 +78,7 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         )
         .with_public_base_url(state.settings.public_base_url.clone())
         .with_sync_request_budget(state.settings.sync_request_budget)
+        .with_slice(state.settings.sync_slice)
         .with_analyze(analyze.clone())
         .with_attribute_history_days(state.settings.attribute_history_days)
         .with_observer(Arc::new(state.metrics.clone()))
@@ -142,6 +143,11 @@ async fn run_worker(worker: Worker, metrics: crate::Metrics, mut stopped: watch:
             Ok(Some(JobOutcome::Succeeded { kind })) => {
                 tracing::debug!(%kind, "job succeeded");
                 metrics.job_run(&kind, "succeeded");
+                continue;
+            }
+            Ok(Some(JobOutcome::Yielded { kind })) => {
+                tracing::debug!(%kind, "sync yielded its slice; its next one is queued");
+                metrics.job_run(&kind, "yielded");
                 continue;
             }
             Ok(Some(JobOutcome::Deferred { kind })) => {

@@ -1,6 +1,7 @@
 //! Prometheus metrics: HTTP requests and their latency by route and status, webhook outcomes by
 //! provider and result, sync pages and records, token refreshes, job runs by kind and outcome,
-//! and, read at each scrape, the job queue's depth by kind and state and the pool's connections;
+//! how long claimed jobs waited by kind, and, read at each scrape, the job queue's depth by kind
+//! and state, the running syncs per workspace and the pool's connections;
 //! `build_info` names the version. Every counter's label set that can be known at start is
 //! present at zero from the first scrape. Each server has its own registry, so routers built side
 //! by side (as in tests) do not share counters.
@@ -49,6 +50,8 @@ pub struct Metrics {
     token_refreshes: IntCounterVec,
     job_runs: IntCounterVec,
     job_queue_depth: IntGaugeVec,
+    job_queue_wait: HistogramVec,
+    syncs_running: IntGaugeVec,
     pool_connections: IntGaugeVec,
 }
 
@@ -112,6 +115,23 @@ impl Metrics {
             ),
             &["kind", "state"],
         )?;
+        let job_queue_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "job_queue_wait_seconds",
+                "How long jobs this process claimed had been due, by kind (a sync's next slice: since the last one yielded)",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
+            &["kind"],
+        )?;
+        let syncs_running = IntGaugeVec::new(
+            Opts::new(
+                "syncs_running",
+                "Syncs holding a live lease (all processes), by workspace, read at each scrape",
+            ),
+            &["workspace_id"],
+        )?;
         let pool_connections = IntGaugeVec::new(
             Opts::new(
                 "db_pool_connections",
@@ -131,6 +151,8 @@ impl Metrics {
             .set(1);
         registry.register(Box::new(job_runs.clone()))?;
         registry.register(Box::new(job_queue_depth.clone()))?;
+        registry.register(Box::new(job_queue_wait.clone()))?;
+        registry.register(Box::new(syncs_running.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(sync_pages.clone()))?;
@@ -154,9 +176,10 @@ impl Metrics {
             }
         }
         for kind in integrations::JOB_KINDS {
-            for outcome in ["succeeded", "deferred", "failed"] {
+            for outcome in ["succeeded", "deferred", "yielded", "failed"] {
                 job_runs.with_label_values(&[kind, outcome]);
             }
+            job_queue_wait.with_label_values(&[kind]);
             for state in JOB_STATES {
                 job_queue_depth.with_label_values(&[kind, state]);
             }
@@ -185,11 +208,14 @@ impl Metrics {
             token_refreshes,
             job_runs,
             job_queue_depth,
+            job_queue_wait,
+            syncs_running,
             pool_connections,
         })
     }
 
-    /// Counts one job this process ran, by kind and outcome (`succeeded`, `failed`).
+    /// Counts one job this process ran, by kind and outcome (`succeeded`, `deferred`, `yielded`,
+    /// `failed`).
     pub fn job_run(&self, kind: &str, outcome: &str) {
         self.job_runs.with_label_values(&[kind, outcome]).inc();
     }
@@ -233,6 +259,38 @@ impl Metrics {
             let n: i64 = row.try_get("", "n")?;
             self.job_queue_depth
                 .with_label_values(&[kind.as_str(), state.as_str()])
+                .set(n);
+        }
+        // Only workspaces with a running sync have a series: one that finished since the last
+        // scrape disappears instead of reading an old count.
+        let running = db
+            .query_all_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                match db.get_database_backend() {
+                    DbBackend::Postgres => {
+                        "SELECT c.workspace_id AS workspace_id, count(*) AS n
+                         FROM integration_sync_states s
+                         JOIN integration_connections c ON c.id = s.connection_id
+                         WHERE s.sync_status = 'syncing' AND s.lease_expires_at >= $1
+                         GROUP BY c.workspace_id"
+                    }
+                    _ => {
+                        "SELECT c.workspace_id AS workspace_id, count(*) AS n
+                         FROM integration_sync_states s
+                         JOIN integration_connections c ON c.id = s.connection_id
+                         WHERE s.sync_status = 'syncing' AND s.lease_expires_at >= ?
+                         GROUP BY c.workspace_id"
+                    }
+                },
+                [chrono::Utc::now().fixed_offset().into()],
+            ))
+            .await?;
+        self.syncs_running.reset();
+        for row in running {
+            let workspace_id: uuid::Uuid = row.try_get("", "workspace_id")?;
+            let n: i64 = row.try_get("", "n")?;
+            self.syncs_running
+                .with_label_values(&[workspace_id.to_string().as_str()])
                 .set(n);
         }
         Ok(())
@@ -283,6 +341,12 @@ impl integrations::EngineObserver for Metrics {
                 .with_label_values(&[provider, outcome])
                 .inc_by(u64::from(n));
         }
+    }
+
+    fn job_claimed(&self, kind: &str, waited: std::time::Duration) {
+        self.job_queue_wait
+            .with_label_values(&[kind])
+            .observe(waited.as_secs_f64());
     }
 
     fn token_refresh(&self, provider: ProviderKind, outcome: &'static str) {

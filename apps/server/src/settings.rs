@@ -126,6 +126,10 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `SYNC_REQUEST_BUDGET`: API calls one sync run may make (default 100,000; at least 1).
     pub sync_request_budget: u64,
+    /// `SYNC_SLICE_PAGES` (default 20, 1–100,000) and `SYNC_SLICE_SECONDS` (default 10, 1–3,600):
+    /// a sync job yields its worker after that many pages or seconds, whichever comes first, and
+    /// its next slice waits behind the jobs already due.
+    pub sync_slice: integrations::SyncSlice,
     /// `SYNC_ANALYZE_EVERY_ROWS`: entities syncs create between two `ANALYZE`s of the tables they
     /// grow (PostgreSQL; default 50,000; 0 never analyzes).
     pub sync_analyze_every_rows: u64,
@@ -186,6 +190,7 @@ impl fmt::Debug for Settings {
             .field("client_ip_header", &self.client_ip_header)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("sync_request_budget", &self.sync_request_budget)
+            .field("sync_slice", &self.sync_slice)
             .field("sync_analyze_every_rows", &self.sync_analyze_every_rows)
             .field("attribute_history_days", &self.attribute_history_days)
             .field("metrics_bind_addr", &self.metrics_bind_addr)
@@ -372,6 +377,33 @@ impl Settings {
                     reason: format!("`{text}` is not a whole number of calls of at least 1"),
                 })?,
         };
+        let slice_setting = |name: &'static str, default: u32, max: u32, unit: &str| match get(name)
+        {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|value| (1..=max).contains(value))
+                .ok_or_else(|| SettingsError::Invalid {
+                    name,
+                    reason: format!("`{text}` is not a whole number of {unit} from 1 to {max}"),
+                }),
+        };
+        let sync_slice = integrations::SyncSlice {
+            pages: slice_setting(
+                "SYNC_SLICE_PAGES",
+                integrations::DEFAULT_SYNC_SLICE_PAGES,
+                100_000,
+                "pages",
+            )?,
+            time: chrono::Duration::seconds(i64::from(slice_setting(
+                "SYNC_SLICE_SECONDS",
+                integrations::DEFAULT_SYNC_SLICE_SECONDS,
+                3_600,
+                "seconds",
+            )?)),
+        };
         let sync_analyze_every_rows = match get("SYNC_ANALYZE_EVERY_ROWS") {
             None => integrations::DEFAULT_ANALYZE_EVERY_ROWS,
             Some(text) => {
@@ -519,6 +551,7 @@ impl Settings {
             metrics_bind_addr,
             shutdown_grace,
             sync_request_budget,
+            sync_slice,
             sync_analyze_every_rows,
             attribute_history_days,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),

@@ -386,6 +386,30 @@ impl JobQueue {
         Ok(())
     }
 
+    /// Puts a claimed job back, due now, without spending an attempt: it did a bounded slice of
+    /// its work and the rest waits its turn behind the jobs that were already due.
+    pub async fn requeue(&self, job: &job_queue::Model) -> Result<(), EngineError> {
+        let now = self.now();
+        job_queue::Entity::update_many()
+            .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Queued))
+            .col_expr(job_queue::Column::RunAt, Expr::value(now))
+            .col_expr(
+                job_queue::Column::Attempts,
+                Expr::value(Ord::max(job.attempts - 1, 0)),
+            )
+            .col_expr(
+                job_queue::Column::LockedUntil,
+                Expr::value(Option::<DateTime<FixedOffset>>::None),
+            )
+            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
+            .filter(job_queue::Column::Id.eq(job.id))
+            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
+            .exec(&self.db)
+            .await
+            .context("re-queueing the job's next slice")?;
+        Ok(())
+    }
+
     /// Records a failure: the job runs again after a backoff (30 s × 2^attempts, at most an hour),
     /// or is marked failed when its attempts are used up. `retry_after` (a provider's wait) is
     /// honoured when longer.
@@ -454,6 +478,73 @@ impl JobQueue {
             .context("recording the failed job")?;
         Ok(())
     }
+}
+
+/// Where a connection's queued sync of one object type stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedSync {
+    /// The object type.
+    pub object_type: String,
+    /// When its job is due: the run's next slice, a retry, or the next scheduled run.
+    pub run_at: DateTime<FixedOffset>,
+    /// Its place among the due jobs, in claim order (1: the next claimed); `None` while it is
+    /// not due yet.
+    pub position: Option<u64>,
+}
+
+/// The queued sync jobs of `connection_id`, one per object type (the soonest due), with their
+/// place in the queue at `now`. Reads `job_queue`, so `db` is the worker's pool; the caller has
+/// already checked that the viewer may see the connection.
+pub async fn queued_syncs<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    connection_id: Uuid,
+    now: DateTime<FixedOffset>,
+) -> Result<Vec<QueuedSync>, EngineError> {
+    let jobs = job_queue::Entity::find()
+        .filter(job_queue::Column::Kind.eq("sync"))
+        .filter(job_queue::Column::Status.eq(JobStatus::Queued))
+        .filter(Expr::cust("payload->>'connection_id'").eq(connection_id.to_string()))
+        .order_by_asc(job_queue::Column::RunAt)
+        .all(db)
+        .await
+        .context("reading the connection's queued syncs")?;
+    let mut queued: Vec<QueuedSync> = Vec::new();
+    for job in jobs {
+        let Ok(Job::Sync { object_type, .. }) = Job::from_row(&job.kind, &job.payload) else {
+            continue;
+        };
+        if queued.iter().any(|known| known.object_type == object_type) {
+            continue;
+        }
+        let position = if job.run_at <= now {
+            // The claim's order: priority first, then the soonest due.
+            let ahead = job_queue::Entity::find()
+                .filter(job_queue::Column::Status.eq(JobStatus::Queued))
+                .filter(job_queue::Column::Queue.eq(job.queue.clone()))
+                .filter(job_queue::Column::RunAt.lte(now))
+                .filter(
+                    Condition::any()
+                        .add(job_queue::Column::Priority.gt(job.priority))
+                        .add(
+                            Condition::all()
+                                .add(job_queue::Column::Priority.eq(job.priority))
+                                .add(job_queue::Column::RunAt.lt(job.run_at)),
+                        ),
+                )
+                .count(db)
+                .await
+                .context("counting the jobs ahead of a queued sync")?;
+            Some(ahead + 1)
+        } else {
+            None
+        };
+        queued.push(QueuedSync {
+            object_type,
+            run_at: job.run_at,
+            position,
+        });
+    }
+    Ok(queued)
 }
 
 /// Enqueues on any connection (a transaction included), `false` when the key exists.

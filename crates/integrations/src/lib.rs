@@ -65,7 +65,7 @@ pub use health::{
 };
 pub use history::{AttributeAsOf, attribute_history, attributes_as_of, sync_run};
 pub use inbox::{BatchingInbox, Intake, IntakeError, WEBHOOK_RETENTION_DAYS, WebhookInbox};
-pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob};
+pub use jobs::{DEFAULT_JOB_LOCK, JOB_KINDS, Job, JobQueue, NewJob, QueuedSync, queued_syncs};
 pub use lifecycle::{JobStatus, Lifecycle, RunStatus, SourceType, SyncStatus, needs_attention};
 pub use mapping::{ObjectMapping, is_attribute_key, is_synced_entity_type, object_mapping};
 pub use progress::{
@@ -80,7 +80,8 @@ pub use reads::{
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{
     AnalyzeSchedule, DEFAULT_ANALYZE_EVERY_ROWS, DEFAULT_SYNC_LEASE, DEFAULT_SYNC_REQUEST_BUDGET,
-    SyncClaim, SyncEngine, SyncReport, field_value,
+    DEFAULT_SYNC_SLICE_PAGES, DEFAULT_SYNC_SLICE_SECONDS, SliceOutcome, SyncClaim, SyncEngine,
+    SyncReport, SyncSlice, field_value,
 };
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,

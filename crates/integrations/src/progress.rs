@@ -198,6 +198,12 @@ pub trait EngineObserver: Send + Sync + std::fmt::Debug {
     fn token_refresh(&self, provider: providers::ProviderKind, outcome: &'static str) {
         let _ = (provider, outcome);
     }
+
+    /// A worker claimed a job of `kind` that had been due for `waited` (a sync's next slice:
+    /// since its last slice yielded).
+    fn job_claimed(&self, kind: &str, waited: std::time::Duration) {
+        let _ = (kind, waited);
+    }
 }
 
 /// The records of one committed page, by outcome.

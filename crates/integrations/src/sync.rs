@@ -126,6 +126,8 @@ pub struct SyncClaim {
     pub cursor: Option<Cursor>,
     /// The sync run this claim continues (a resumed run keeps its id).
     pub run_id: Uuid,
+    /// API calls the run's earlier slices made.
+    api_calls: u64,
     mapping: ObjectMapping,
     last_modified: Option<DateTime<FixedOffset>>,
 }
@@ -147,6 +149,8 @@ fn resumed_or_zero(column: &str) -> sea_orm::sea_query::SimpleExpr {
 enum Next<T> {
     /// There is no next page.
     End,
+    /// The slice is used up: the next page is the next slice's.
+    SliceOver,
     /// The read's outcome.
     Page(T),
     /// A stop was requested before the read ended; the read was dropped.
@@ -165,6 +169,52 @@ pub struct SyncEngine {
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     request_budget: u64,
     analyze: AnalyzeSchedule,
+    slice: Option<SyncSlice>,
+}
+
+/// How much one sync job does before it yields (`SYNC_SLICE_PAGES`, `SYNC_SLICE_SECONDS`): after
+/// `pages` pages or `time`, whichever comes first, the run checkpoints (as after every page),
+/// releases its lease and ends the slice; its job goes back to the queue behind the work of other
+/// workspaces, and the next slice resumes the same run from its checkpoint. A tenant's backfill
+/// then holds a worker for one slice at a time, not for the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSlice {
+    /// Pages per slice (at least 1).
+    pub pages: u32,
+    /// Time per slice: a slice that reaches it ends after the page in hand.
+    pub time: chrono::Duration,
+}
+
+/// Pages one slice writes unless configured otherwise (`SYNC_SLICE_PAGES`).
+pub const DEFAULT_SYNC_SLICE_PAGES: u32 = 20;
+
+/// Seconds one slice runs unless configured otherwise (`SYNC_SLICE_SECONDS`).
+pub const DEFAULT_SYNC_SLICE_SECONDS: u32 = 10;
+
+impl Default for SyncSlice {
+    fn default() -> Self {
+        Self {
+            pages: DEFAULT_SYNC_SLICE_PAGES,
+            time: chrono::Duration::seconds(i64::from(DEFAULT_SYNC_SLICE_SECONDS)),
+        }
+    }
+}
+
+impl SyncSlice {
+    /// True when a slice that has written `pages` pages since `elapsed` is over.
+    fn is_over(&self, pages: u32, elapsed: chrono::Duration) -> bool {
+        pages >= Ord::max(self.pages, 1) || elapsed >= self.time
+    }
+}
+
+/// How a run's slice ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SliceOutcome {
+    /// The run read its last page and ended.
+    Finished(SyncReport),
+    /// The slice was used up with pages left: the run's checkpoint and lease are released, and
+    /// the next claim continues it.
+    Yielded(SyncReport),
 }
 
 /// Entities a sync creates between two `ANALYZE`s of the tables it grows, unless configured
@@ -235,7 +285,14 @@ impl SyncEngine {
             stop: None,
             request_budget: DEFAULT_SYNC_REQUEST_BUDGET,
             analyze: AnalyzeSchedule::every(DEFAULT_ANALYZE_EVERY_ROWS),
+            slice: None,
         }
+    }
+
+    /// Bounds each [`run_slice`](Self::run_slice) by `slice` (without it a slice is the whole run).
+    pub fn with_slice(mut self, slice: SyncSlice) -> Self {
+        self.slice = Some(slice);
+        self
     }
 
     /// Analyzes the tables syncs grow on `schedule` (see [`AnalyzeSchedule`]).
@@ -572,8 +629,15 @@ impl SyncEngine {
             .exec(&self.db)
             .await
             .context("marking the connection's sync running")?;
-        let run_id = match state.sync_run_id {
-            Some(run_id) => run_id,
+        let (run_id, api_calls) = match state.sync_run_id {
+            Some(run_id) => {
+                let spent = sync_runs::Entity::find_by_id(run_id)
+                    .one(&self.db)
+                    .await
+                    .context("reading the resumed run")?
+                    .map_or(0, |run| u64::try_from(run.api_calls).unwrap_or(0));
+                (run_id, spent)
+            }
             None => {
                 let run_id = Uuid::now_v7();
                 sync_runs::Entity::insert(sync_runs::ActiveModel {
@@ -590,6 +654,7 @@ impl SyncEngine {
                     deleted: sea_orm::Set(0),
                     conflicts: sea_orm::Set(0),
                     error_message: sea_orm::Set(None),
+                    api_calls: sea_orm::Set(0),
                 })
                 .exec_without_returning(&self.db)
                 .await
@@ -601,11 +666,12 @@ impl SyncEngine {
                     .exec(&self.db)
                     .await
                     .context("naming the sync run")?;
-                run_id
+                (run_id, 0)
             }
         };
         Ok(Some(SyncClaim {
             run_id,
+            api_calls,
             state_id: state.id,
             lease_owner,
             connection_id,
@@ -623,24 +689,55 @@ impl SyncEngine {
     }
 
     /// Reads every page from `client` and writes it, checkpointing after each page. On failure the
-    /// state records the error (and the next run resumes from the last checkpoint).
+    /// state records the error (and the next run resumes from the last checkpoint). A configured
+    /// [`SyncSlice`] does not apply: this runs to the end.
     pub async fn run(
+        &self,
+        claim: SyncClaim,
+        client: &ProviderClient,
+        options: &ReadOptions,
+    ) -> Result<SyncReport, EngineError> {
+        match self.run_within(claim, client, options, None).await? {
+            SliceOutcome::Finished(report) | SliceOutcome::Yielded(report) => Ok(report),
+        }
+    }
+
+    /// Runs one slice of the claimed sync: to the end of the run, or until the engine's
+    /// [`SyncSlice`] is used up, when the lease is released with the run still `syncing` and
+    /// [`SliceOutcome::Yielded`] says the next claim continues it. The run's request budget
+    /// spans its slices (`sync_runs.api_calls`).
+    pub async fn run_slice(
+        &self,
+        claim: SyncClaim,
+        client: &ProviderClient,
+        options: &ReadOptions,
+    ) -> Result<SliceOutcome, EngineError> {
+        self.run_within(claim, client, options, self.slice).await
+    }
+
+    async fn run_within(
         &self,
         mut claim: SyncClaim,
         client: &ProviderClient,
         options: &ReadOptions,
-    ) -> Result<SyncReport, EngineError> {
+        slice: Option<SyncSlice>,
+    ) -> Result<SliceOutcome, EngineError> {
         let heartbeat = self.heartbeat(&claim);
-        let client = client
-            .clone()
-            .with_request_budget(RequestBudget::new(self.request_budget));
-        let outcome = self.pages(&mut claim, &client, options).await;
+        let budget = RequestBudget::new(self.request_budget.saturating_sub(claim.api_calls));
+        let client = client.clone().with_request_budget(budget.clone());
+        let outcome = self.pages(&mut claim, &client, options, slice).await;
         drop(heartbeat);
+        // What this slice spent counts against the run, whatever came of it.
+        self.count_api_calls(&claim, budget.used()).await;
         match outcome {
-            Ok(report) => {
+            Ok((report, true)) => {
                 self.finish(&claim, &report).await?;
                 self.announce_end(&claim, &report, None).await;
-                Ok(report)
+                Ok(SliceOutcome::Finished(report))
+            }
+            Ok((report, false)) => {
+                self.release(&claim).await?;
+                Ok(SliceOutcome::Yielded(report))
             }
             Err((EngineError::LeaseLost, _)) => Err(EngineError::LeaseLost),
             Err((EngineError::Stopped, _)) => {
@@ -656,12 +753,33 @@ impl SyncEngine {
         }
     }
 
+    /// Adds `calls` to the run's `api_calls`; a failure is logged (it only loosens the budget).
+    async fn count_api_calls(&self, claim: &SyncClaim, calls: u64) {
+        if calls == 0 {
+            return;
+        }
+        let counted = sync_runs::Entity::update_many()
+            .col_expr(
+                sync_runs::Column::ApiCalls,
+                Expr::col(sync_runs::Column::ApiCalls)
+                    .add(i64::try_from(calls).unwrap_or(i64::MAX)),
+            )
+            .filter(sync_runs::Column::Id.eq(claim.run_id))
+            .exec(&self.db)
+            .await;
+        if let Err(error) = counted {
+            tracing::warn!(run = %claim.run_id, %error, "could not count the run's API calls");
+        }
+    }
+
     async fn pages(
         &self,
         claim: &mut SyncClaim,
         client: &ProviderClient,
         options: &ReadOptions,
-    ) -> Result<SyncReport, (EngineError, SyncReport)> {
+        slice: Option<SyncSlice>,
+    ) -> Result<(SyncReport, bool), (EngineError, SyncReport)> {
+        let started = self.now();
         let mut report = SyncReport::default();
         let attribute_ids = self
             .ensure_attributes(claim)
@@ -687,6 +805,11 @@ impl SyncEngine {
                 }
             }
             let has_more = page.has_more;
+            // The slice ends with this page once it has its pages or its time: the next page is
+            // then left for the next slice, not read and dropped.
+            let slice_over = slice.is_some_and(|slice| {
+                slice.is_over(report.pages + 1, self.now().signed_duration_since(started))
+            });
             let cursor = page.cursor.clone();
             // The next page is read while this one is written: still one request at a time to the
             // provider, and a page is only written after the one before it committed, so the
@@ -696,6 +819,9 @@ impl SyncEngine {
             let next = async {
                 if !has_more {
                     return Next::End;
+                }
+                if slice_over {
+                    return Next::SliceOver;
                 }
                 tokio::select! {
                     read = client.read_page(&object_type, Some(&cursor), options) => Next::Page(read),
@@ -710,12 +836,13 @@ impl SyncEngine {
             claim.cursor = Some(cursor);
             let next = match next {
                 Next::End => None,
+                Next::SliceOver => return Ok((report, false)),
                 Next::Stopped => return Err((EngineError::Stopped, report)),
                 Next::Page(_) if self.stopping() => return Err((EngineError::Stopped, report)),
                 Next::Page(read) => Some(read),
             };
             match next {
-                None => return Ok(report),
+                None => return Ok((report, true)),
                 Some(next) => page = next.map_err(|error| (error.into(), report.clone()))?,
             }
         }

@@ -59,6 +59,12 @@ pub enum JobOutcome {
         /// Its kind.
         kind: String,
     },
+    /// The job's sync used up its slice with pages left, and went back to the queue behind the
+    /// jobs already due (other workspaces' work first), without spending an attempt.
+    Yielded {
+        /// Its kind.
+        kind: String,
+    },
     /// The job failed and was rescheduled or marked failed.
     Failed {
         /// Its kind.
@@ -72,6 +78,8 @@ pub enum JobOutcome {
 enum Ran {
     /// It did its work.
     Done,
+    /// Its sync's slice is used up; the rest is the job's next run.
+    Yielded,
     /// Its sync is held by another worker until then.
     HeldUntil(chrono::DateTime<chrono::FixedOffset>),
 }
@@ -92,6 +100,7 @@ pub struct Worker {
     sync_request_budget: u64,
     analyze: crate::AnalyzeSchedule,
     attribute_history_days: i64,
+    slice: crate::SyncSlice,
 }
 
 /// How long attribute history is kept unless configured otherwise (`ATTRIBUTE_HISTORY_DAYS`).
@@ -130,7 +139,15 @@ impl Worker {
             sync_request_budget: crate::DEFAULT_SYNC_REQUEST_BUDGET,
             analyze: crate::AnalyzeSchedule::every(crate::DEFAULT_ANALYZE_EVERY_ROWS),
             attribute_history_days: DEFAULT_ATTRIBUTE_HISTORY_DAYS,
+            slice: crate::SyncSlice::default(),
         }
+    }
+
+    /// Bounds each sync job to `slice` (`SYNC_SLICE_PAGES`, `SYNC_SLICE_SECONDS`); a sync with
+    /// pages left then goes back to the queue behind the jobs already due.
+    pub fn with_slice(mut self, slice: crate::SyncSlice) -> Self {
+        self.slice = slice;
+        self
     }
 
     /// Keeps attribute history for `days` (the cleanup job removes older rows).
@@ -184,6 +201,12 @@ impl Worker {
             return Ok(None);
         };
         let kind = job.kind.clone();
+        if let Some(observer) = &self.observer {
+            let waited = (self.clock.now().fixed_offset() - job.run_at)
+                .to_std()
+                .unwrap_or_default();
+            observer.job_claimed(&kind, waited);
+        }
         let parsed = match Job::from_row(&job.kind, &job.payload) {
             Ok(parsed) => parsed,
             Err(error) => return self.give_up(&job, kind, &error).await,
@@ -197,6 +220,12 @@ impl Worker {
             Ok(Ran::Done) => {
                 self.queue.complete(&job).await?;
                 Ok(Some(JobOutcome::Succeeded { kind }))
+            }
+            Ok(Ran::Yielded) => {
+                // Due now, so behind every job that was due before: the other workspaces waiting
+                // get a worker before this run's next slice does.
+                self.queue.requeue(&job).await?;
+                Ok(Some(JobOutcome::Yielded { kind }))
             }
             Ok(Ran::HeldUntil(until)) => {
                 // A second after the holder's lease ends: a live holder renews it (and this job
@@ -317,7 +346,8 @@ impl Worker {
         let mut engine =
             SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone())
                 .with_request_budget(self.sync_request_budget)
-                .with_analyze(self.analyze.clone());
+                .with_analyze(self.analyze.clone())
+                .with_slice(self.slice);
         if let Some(feed) = &self.progress {
             engine = engine.with_progress(feed.clone());
         }
@@ -330,10 +360,13 @@ impl Worker {
         // Another worker holding this sync is not a failure, and not the end of this job
         // either: it comes back when that worker's lease ends.
         match engine.claim(connection_id, object_type).await? {
-            Some(claim) => {
-                engine.run(claim, &client, &ReadOptions::default()).await?;
-                Ok(Ran::Done)
-            }
+            Some(claim) => match engine
+                .run_slice(claim, &client, &ReadOptions::default())
+                .await?
+            {
+                crate::SliceOutcome::Finished(_) => Ok(Ran::Done),
+                crate::SliceOutcome::Yielded(_) => Ok(Ran::Yielded),
+            },
             None => {
                 let until = engine
                     .lease_expiry(connection_id, object_type)

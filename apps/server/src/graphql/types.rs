@@ -280,6 +280,12 @@ pub struct SyncState {
     pub error_count: i32,
     /// The last failure.
     pub last_error_message: Option<String>,
+    /// When its queued job is due: the running sync's next slice, a retry, or the next scheduled
+    /// run (absent when none is queued).
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Its queued job's place among the jobs due now, in the order workers claim them (1: the
+    /// next claimed; absent when none is queued or it is not due yet).
+    pub queue_position: Option<i64>,
 }
 
 #[ComplexObject]
@@ -326,13 +332,31 @@ impl IntegrationConnection {
         let rows = integrations::sync_states(&*transaction, self.id)
             .await
             .map_err(super::errors::engine)?;
+        drop(transaction);
         let now = Utc::now();
+        // The queue is not the viewer's to read: the connection's row, read above under RLS,
+        // showed they may see it, and only its own jobs are read, on the worker's pool.
+        let queued = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let pool = &super::query::request(ctx)?.pool;
+            integrations::queued_syncs(pool, self.id, now.fixed_offset())
+                .await
+                .map_err(super::errors::engine)?
+        };
         let utc = |time: Option<DateTime<chrono::FixedOffset>>| time.map(|time| time.to_utc());
         Ok(rows
             .into_iter()
             .map(|row| {
                 let has_cursor = row.sync_cursor.is_some();
+                let spot = queued
+                    .iter()
+                    .find(|spot| spot.object_type == row.object_type);
                 SyncState {
+                    next_run_at: spot.map(|spot| spot.run_at.to_utc()),
+                    queue_position: spot
+                        .and_then(|spot| spot.position)
+                        .map(|position| i64::try_from(position).unwrap_or(i64::MAX)),
                     object_type: row.object_type,
                     status: SyncStatus::from_stored(&row.sync_status),
                     has_cursor,
