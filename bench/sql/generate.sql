@@ -269,16 +269,17 @@ JOIN (SELECT entity_id, count(*) FILTER (WHERE overridden) AS overrides FROM ben
     ON o.entity_id = e.id
 ORDER BY e.i;
 
-INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at)
+INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at, workspace_id)
 SELECT c.entity_id, c.attribute_id,
        pg_temp.bench_value(c.entity_id, c.key, CASE WHEN c.overridden THEN ':user' ELSE '' END, p.seed),
-       timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => (c.t % (30 * 86400))::double precision)
+       timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => (c.t % (30 * 86400))::double precision),
+       p.workspace_id
 FROM bench_params p, bench_cells c
 ORDER BY c.entity_id, c.attribute_id;
 
 INSERT INTO entity_attribute_provenance (
     id, entity_id, attribute_id, source_type, source_integration_id, source_external_field,
-    last_updated_at, override_by_user, override_at)
+    last_updated_at, override_by_user, override_at, workspace_id)
 SELECT pg_temp.bench_uuid('bench-provenance:' || c.entity_id || ':' || c.attribute_id),
        c.entity_id, c.attribute_id,
        CASE WHEN c.overridden THEN 'USER_OVERRIDE' ELSE 'INTEGRATION' END,
@@ -291,8 +292,9 @@ SELECT pg_temp.bench_uuid('bench-provenance:' || c.entity_id || ':' || c.attribu
        c.overridden,
        CASE WHEN c.overridden
             THEN timestamptz '2026-01-01 00:00:00+00' - make_interval(secs => (c.t % 86400)::double precision)
-       END
-FROM bench_cells c
+       END,
+       p.workspace_id
+FROM bench_params p, bench_cells c
 ORDER BY c.entity_id, c.attribute_id;
 
 UPDATE integration_connections ic

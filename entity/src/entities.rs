@@ -6,8 +6,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "entities")]
 pub struct Model {
-    #[sea_orm(primary_key, auto_increment = false)]
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        unique_key = "idx_entities_workspace_id_id"
+    )]
     pub id: Uuid,
+    #[sea_orm(unique_key = "idx_entities_workspace_id_id")]
     pub workspace_id: Uuid,
     pub entity_type: String,
     #[sea_orm(column_type = "Text", nullable)]

@@ -27,6 +27,7 @@ pub struct Model {
     pub observed_updated_at: Option<DateTimeWithTimeZone>,
     pub observed_at: Option<DateTimeWithTimeZone>,
     pub sync_run_id: Option<Uuid>,
+    pub workspace_id: Uuid,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -41,8 +42,8 @@ pub enum Relation {
     AttributeDefinitions,
     #[sea_orm(
         belongs_to = "super::entities::Entity",
-        from = "Column::EntityId",
-        to = "super::entities::Column::Id",
+        from = "(Column::WorkspaceId, Column::EntityId)",
+        to = "(super::entities::Column::WorkspaceId, super::entities::Column::Id)",
         on_update = "NoAction",
         on_delete = "Cascade"
     )]

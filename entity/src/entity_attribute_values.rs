@@ -13,6 +13,7 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub value: Json,
     pub updated_at: DateTimeWithTimeZone,
+    pub workspace_id: Uuid,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -27,8 +28,8 @@ pub enum Relation {
     AttributeDefinitions,
     #[sea_orm(
         belongs_to = "super::entities::Entity",
-        from = "Column::EntityId",
-        to = "super::entities::Column::Id",
+        from = "(Column::WorkspaceId, Column::EntityId)",
+        to = "(super::entities::Column::WorkspaceId, super::entities::Column::Id)",
         on_update = "NoAction",
         on_delete = "Cascade"
     )]

@@ -33,6 +33,7 @@ mod m20261201_000005_shadow_values;
 mod m20261201_000006_attribute_history_and_sync_runs;
 mod m20261201_000007_analyze_synced_tables;
 mod m20261201_000008_sync_run_api_calls;
+mod m20261201_000009_rls_membership_once;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_attribute_history_and_sync_runs::Migration),
             Box::new(m20261201_000007_analyze_synced_tables::Migration),
             Box::new(m20261201_000008_sync_run_api_calls::Migration),
+            Box::new(m20261201_000009_rls_membership_once::Migration),
         ]
     }
 }

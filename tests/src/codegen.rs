@@ -37,5 +37,38 @@ pub fn generate_entities(database_url: &str, out_dir: &Path) -> anyhow::Result<(
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    for entry in std::fs::read_dir(out_dir)? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        let fixed = fix_entity_keys(&text);
+        if fixed != text {
+            std::fs::write(&path, fixed)?;
+        }
+    }
     Ok(())
+}
+
+/// sea-orm-cli 2.0.4 renders the target of a composite foreign key with the columns of every
+/// unique key on the target that shares one (`(Id, WorkspaceId, Id, WorkspaceId)` for our
+/// `(workspace_id, entity_id) → entities (workspace_id, id)`), which would join on the wrong
+/// columns. Our one composite key is written out as it is.
+fn fix_entity_keys(text: &str) -> String {
+    const FROM: &str = "from = \"(Column::WorkspaceId, Column::EntityId)\",";
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for index in 1..lines.len() {
+        if lines[index - 1].trim() == FROM && lines[index].trim().starts_with("to = ") {
+            let indent: String = lines[index]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .collect();
+            lines[index] = format!(
+                "{indent}to = \"(super::entities::Column::WorkspaceId, super::entities::Column::Id)\","
+            );
+        }
+    }
+    let mut fixed = lines.join("\n");
+    if text.ends_with('\n') {
+        fixed.push('\n');
+    }
+    fixed
 }

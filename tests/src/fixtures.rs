@@ -118,23 +118,68 @@ impl Tenant {
                     v(tenant.integration_id),
                 ],
             ),
-            (
-                "INSERT INTO entity_attribute_values (entity_id, attribute_id, value)
-                 VALUES ($1, $2, '\"ada@example.com\"')",
-                vec![v(tenant.entity_id), v(tenant.attribute_id)],
-            ),
-            (
-                "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type,
-                     source_integration_id, source_external_field)
-                 VALUES ($1, $2, 'INTEGRATION', $3, 'email')",
-                vec![
-                    v(tenant.entity_id),
-                    v(tenant.attribute_id),
-                    v(tenant.integration_id),
-                ],
-            ),
         ];
-        for (sql, values) in statements {
+        // A schema from before migration m20261201_000009 has no `workspace_id` on an entity's
+        // children (tests that migrate step by step create tenants on one).
+        let children_carry_workspace = test_db
+            .count(
+                match test_db.db.get_database_backend() {
+                    sea_orm::DbBackend::Sqlite => {
+                        "SELECT count(*) FROM pragma_table_info('entity_attribute_values')
+                         WHERE name = 'workspace_id'"
+                    }
+                    _ => {
+                        "SELECT count(*) FROM information_schema.columns
+                         WHERE table_name = 'entity_attribute_values' AND column_name = 'workspace_id'"
+                    }
+                },
+                vec![],
+            )
+            .await?
+            > 0;
+        let children: Vec<(&str, Vec<Value>)> = if children_carry_workspace {
+            vec![
+                (
+                    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, workspace_id)
+                     VALUES ($1, $2, '\"ada@example.com\"', $3)",
+                    vec![
+                        v(tenant.entity_id),
+                        v(tenant.attribute_id),
+                        v(tenant.workspace_id),
+                    ],
+                ),
+                (
+                    "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type,
+                         source_integration_id, source_external_field, workspace_id)
+                     VALUES ($1, $2, 'INTEGRATION', $3, 'email', $4)",
+                    vec![
+                        v(tenant.entity_id),
+                        v(tenant.attribute_id),
+                        v(tenant.integration_id),
+                        v(tenant.workspace_id),
+                    ],
+                ),
+            ]
+        } else {
+            vec![
+                (
+                    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value)
+                     VALUES ($1, $2, '\"ada@example.com\"')",
+                    vec![v(tenant.entity_id), v(tenant.attribute_id)],
+                ),
+                (
+                    "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type,
+                         source_integration_id, source_external_field)
+                     VALUES ($1, $2, 'INTEGRATION', $3, 'email')",
+                    vec![
+                        v(tenant.entity_id),
+                        v(tenant.attribute_id),
+                        v(tenant.integration_id),
+                    ],
+                ),
+            ]
+        };
+        for (sql, values) in statements.into_iter().chain(children) {
             test_db
                 .execute(sql, values)
                 .await

@@ -382,12 +382,12 @@ async fn add_entities(test_db: &TestDb, tenant: &Tenant, n: usize) -> anyhow::Re
                 index % 2 == 0,
             ),
         ] {
-            test_db.execute("INSERT INTO entity_attribute_values (entity_id, attribute_id, value) VALUES ($1, $2, $3)",
-                vec![v(entity_id), v(attribute), v(value)]).await?;
+            test_db.execute("INSERT INTO entity_attribute_values (entity_id, attribute_id, value, workspace_id) VALUES ($1, $2, $3, $4)",
+                vec![v(entity_id), v(attribute), v(value), v(tenant.workspace_id)]).await?;
             let override_at = overridden.then(|| chrono::Utc::now().fixed_offset());
-            test_db.execute("INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id, source_type, source_integration_id, source_external_field, override_by_user, override_at)
-                VALUES ($1, $2, $3, 'INTEGRATION', $4, 'email', $5, $6)",
-                vec![v(new_id()), v(entity_id), v(attribute), v(tenant.integration_id), v(overridden), v(override_at)]).await?;
+            test_db.execute("INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id, source_type, source_integration_id, source_external_field, override_by_user, override_at, workspace_id)
+                VALUES ($1, $2, $3, 'INTEGRATION', $4, 'email', $5, $6, $7)",
+                vec![v(new_id()), v(entity_id), v(attribute), v(tenant.integration_id), v(overridden), v(override_at), v(tenant.workspace_id)]).await?;
         }
     }
     Ok(())

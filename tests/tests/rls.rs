@@ -301,3 +301,207 @@ async fn auth_uid_matches_supabase_in_a_reused_session_with_either_claim_style()
     }
     Ok(())
 }
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan, depth first.
+fn plan_nodes(node: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    out.push(node.clone());
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        plan_nodes(child, out);
+    }
+}
+
+/// The plan of `statement` run as `user_id` through the API role, `EXPLAIN ANALYZE`d.
+async fn plan_as(
+    test_db: &TestDb,
+    user_id: uuid::Uuid,
+    statement: sea_orm::Statement,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let transaction = test_db.db.begin().await?;
+    transaction
+        .execute_unprepared("SET LOCAL ROLE authenticated")
+        .await?;
+    transaction
+        .execute_raw(test_db.statement(
+            "SELECT set_config('request.jwt.claim.sub', $1, true)",
+            vec![v(user_id.to_string())],
+        ))
+        .await?;
+    let explain = sea_orm::Statement {
+        sql: format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", statement.sql),
+        ..statement
+    };
+    let row = transaction
+        .query_one_raw(explain)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("EXPLAIN returned no row"))?;
+    transaction.rollback().await?;
+    let plan: serde_json::Value = row.try_get_by_index(0)?;
+    let mut nodes = Vec::new();
+    plan_nodes(&plan[0]["Plan"], &mut nodes);
+    Ok(nodes)
+}
+
+#[tokio::test]
+async fn the_entities_page_under_rls_checks_membership_once_per_statement_not_per_row()
+-> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let alpha = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let beta = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+    for tenant in [&alpha, &beta] {
+        test_db
+            .execute(
+                "INSERT INTO entities (id, workspace_id, entity_type)
+                 SELECT gen_random_uuid(), $1, 'person' FROM generate_series(1, 60)",
+                vec![v(tenant.workspace_id)],
+            )
+            .await?;
+        for table in ["entity_attribute_values", "entity_attribute_provenance"] {
+            let (columns, values) = if table == "entity_attribute_values" {
+                ("value", "'\"x\"'")
+            } else {
+                ("source_type", "'USER_CREATED'")
+            };
+            test_db
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (entity_id, attribute_id, workspace_id, {columns})
+                         SELECT e.id, $2, e.workspace_id, {values} FROM entities e
+                         WHERE e.workspace_id = $1 AND e.id <> $3"
+                    ),
+                    vec![
+                        v(tenant.workspace_id),
+                        v(tenant.attribute_id),
+                        v(tenant.entity_id),
+                    ],
+                )
+                .await?;
+        }
+    }
+    test_db.execute("ANALYZE", vec![]).await?;
+    let page = integrations::entity_page_statement(
+        sea_orm::DbBackend::Postgres,
+        &integrations::EntityQuery {
+            workspace_id: alpha.workspace_id,
+            viewer_id: alpha.user_id,
+            limit: 51,
+            ..integrations::EntityQuery::default()
+        },
+    )?;
+    let ids: Vec<uuid::Uuid> = {
+        let rows = test_db
+            .db
+            .query_all_raw(test_db.statement(
+                "SELECT id FROM entities WHERE workspace_id = $1 ORDER BY id LIMIT 50",
+                vec![v(alpha.workspace_id)],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get_by_index::<uuid::Uuid>(0))
+            .collect::<Result<_, _>>()?
+    };
+    let attributes =
+        sea_orm::DbBackend::Postgres.build(&integrations::attribute_rows_statement(&ids));
+    for (what, statement, rows) in [("page", page, 51), ("attributes", attributes, 50)] {
+        let nodes = plan_as(&test_db, alpha.user_id, statement).await?;
+        let subplans: Vec<_> = nodes
+            .iter()
+            .filter(|node| node["Parent Relationship"] == "SubPlan")
+            .collect();
+        assert!(
+            subplans.is_empty(),
+            "{what}: per-row subplans {subplans:#?}"
+        );
+        for node in &nodes {
+            if node["Relation Name"] == "workspace_members" {
+                assert_eq!(
+                    node["Actual Loops"], 1,
+                    "{what}: membership is read once per statement: {node:#}"
+                );
+            }
+        }
+        assert_eq!(
+            nodes[0]["Actual Rows"], rows,
+            "{what}: the member sees their rows: {:#}",
+            nodes[0]
+        );
+    }
+    // The other workspace's ids, asked for by a member of alpha: RLS alone returns nothing.
+    let beta_ids: Vec<uuid::Uuid> = {
+        let rows = test_db
+            .db
+            .query_all_raw(test_db.statement(
+                "SELECT id FROM entities WHERE workspace_id = $1",
+                vec![v(beta.workspace_id)],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get_by_index::<uuid::Uuid>(0))
+            .collect::<Result<_, _>>()?
+    };
+    let foreign = plan_as(
+        &test_db,
+        alpha.user_id,
+        sea_orm::DbBackend::Postgres.build(&integrations::attribute_rows_statement(&beta_ids)),
+    )
+    .await?;
+    assert_eq!(foreign[0]["Actual Rows"], 0, "{:#}", foreign[0]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_child_row_cannot_name_another_workspace_than_its_entitys() -> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let alpha = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+    let beta = Tenant::create(&test_db, "OWNER", "hubspot").await?;
+    for (table, columns, values) in [
+        ("entity_attribute_values", "value", "'\"x\"'"),
+        (
+            "entity_attribute_provenance",
+            "source_type",
+            "'USER_CREATED'",
+        ),
+    ] {
+        // Alpha's entity, with beta's workspace: even the owner's own connection is refused.
+        let refused = test_db
+            .execute(
+                &format!(
+                    "INSERT INTO {table} (entity_id, attribute_id, workspace_id, {columns})
+                     VALUES ($1, $2, $3, {values})"
+                ),
+                vec![
+                    v(alpha.entity_id),
+                    v(beta.attribute_id),
+                    v(beta.workspace_id),
+                ],
+            )
+            .await;
+        let error = refused
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains(&format!("fk_{table}_entity")),
+            "{table}: {error}"
+        );
+    }
+    // Deleting the entity still takes its children with it.
+    test_db
+        .execute(
+            "DELETE FROM entities WHERE id = $1",
+            vec![v(alpha.entity_id)],
+        )
+        .await?;
+    for table in ["entity_attribute_values", "entity_attribute_provenance"] {
+        assert_eq!(
+            test_db
+                .count(
+                    &format!("SELECT count(*) FROM {table} WHERE entity_id = $1"),
+                    vec![v(alpha.entity_id)]
+                )
+                .await?,
+            0,
+            "{table}"
+        );
+    }
+    Ok(())
+}

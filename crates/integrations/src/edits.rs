@@ -135,6 +135,7 @@ impl AttributeEditor {
         )
         .await?;
         attribute_values::Entity::insert(attribute_values::ActiveModel {
+            workspace_id: Set(entity.workspace_id),
             entity_id: Set(entity_id),
             attribute_id: Set(attribute_id),
             value: Set(value),
@@ -156,6 +157,7 @@ impl AttributeEditor {
         .context("update_attribute: writing")?;
         provenance::Entity::insert(provenance::ActiveModel {
             id: Set(Uuid::new_v4()),
+            workspace_id: Set(entity.workspace_id),
             entity_id: Set(entity_id),
             attribute_id: Set(attribute_id),
             source_type: Set(SourceType::UserOverride.as_str().to_owned()),

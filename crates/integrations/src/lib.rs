@@ -73,9 +73,9 @@ pub use progress::{
     PROGRESS_CHANNEL, PageCounts, ProgressFeed, SyncProgress,
 };
 pub use reads::{
-    AttributeRow, EntityAfter, EntityOrder, EntityQuery, attribute_rows, connection,
-    connection_with_definition, connections_of, entity, entity_page, health_logs, sync_states,
-    updated_key,
+    AttributeRow, EntityAfter, EntityOrder, EntityQuery, attribute_rows, attribute_rows_statement,
+    connection, connection_with_definition, connections_of, entity, entity_page,
+    entity_page_statement, health_logs, sync_states, updated_key,
 };
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{

@@ -52,12 +52,25 @@ pub async fn attribute_rows<C: ConnectionTrait>(
     db: &C,
     entity_ids: &[Uuid],
 ) -> Result<Vec<AttributeRow>, EngineError> {
+    let rows = db
+        .query_all(&attribute_rows_statement(entity_ids))
+        .await
+        .map_err(read("reading attributes"))?;
+    rows.iter()
+        .map(|row| AttributeRow::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read("reading attributes"))
+}
+
+/// The statement [`attribute_rows`] runs (for `EXPLAIN`: the page's plan under row-level
+/// security is tested).
+pub fn attribute_rows_statement(entity_ids: &[Uuid]) -> sea_orm::sea_query::SelectStatement {
     use entity::{attribute_definitions, entity_attribute_values as values};
     use sea_orm::sea_query::{Alias, JoinType};
     let v = Alias::new("v");
     let a = Alias::new("a");
     let p = Alias::new("p");
-    let statement = Query::select()
+    Query::select()
         .expr_as(
             Expr::col((v.clone(), values::Column::EntityId)),
             Alias::new("entity_id"),
@@ -128,15 +141,7 @@ pub async fn attribute_rows<C: ConnectionTrait>(
             (a, attribute_definitions::Column::Key),
             sea_orm::sea_query::Order::Asc,
         )
-        .to_owned();
-    let rows = db
-        .query_all(&statement)
-        .await
-        .map_err(read("reading attributes"))?;
-    rows.iter()
-        .map(|row| AttributeRow::from_query_result(row, ""))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read("reading attributes"))
+        .to_owned()
 }
 
 fn read(what: &'static str) -> impl Fn(sea_orm::DbErr) -> EngineError {
@@ -342,12 +347,9 @@ pub async fn entity_page<C: ConnectionTrait>(
     db: &C,
     query: &EntityQuery,
 ) -> Result<(Vec<entities::Model>, Option<u64>), EngineError> {
-    use entities::Column;
-    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
-    let all = matching(query);
     let total = if query.count {
         Some(
-            all.clone()
+            matching(query)
                 .count(db)
                 .await
                 .map_err(read("counting entities"))?,
@@ -355,7 +357,31 @@ pub async fn entity_page<C: ConnectionTrait>(
     } else {
         None
     };
-    let mut select = all;
+    let rows = page_select(db.get_database_backend(), query)?
+        .all(db)
+        .await
+        .map_err(read("reading a page of entities"))?;
+    Ok((rows, total))
+}
+
+/// The statement [`entity_page`] runs for its rows on `backend` (for `EXPLAIN`).
+pub fn entity_page_statement(
+    backend: DbBackend,
+    query: &EntityQuery,
+) -> Result<sea_orm::Statement, EngineError> {
+    Ok(sea_orm::QueryTrait::build(
+        &page_select(backend, query)?,
+        backend,
+    ))
+}
+
+fn page_select(
+    backend: DbBackend,
+    query: &EntityQuery,
+) -> Result<Select<entities::Entity>, EngineError> {
+    use entities::Column;
+    let sqlite = backend == DbBackend::Sqlite;
+    let mut select = matching(query);
     if let Some(after) = &query.after {
         let order = match after {
             EntityAfter::Id(_) => EntityOrder::IdAsc,
@@ -406,10 +432,5 @@ pub async fn entity_page<C: ConnectionTrait>(
             .order_by_asc(Column::DisplayName)
             .order_by_asc(Column::Id),
     };
-    let rows = select
-        .limit(query.limit)
-        .all(db)
-        .await
-        .map_err(read("reading a page of entities"))?;
-    Ok((rows, total))
+    Ok(select.limit(query.limit))
 }

@@ -58,8 +58,9 @@ const OBSERVED_COLUMNS: [provenance::Column; 5] = [
     provenance::Column::ObservedAt,
 ];
 
-/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits.
-const ROWS_PER_STATEMENT: usize = 2_000;
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits
+/// (32,766 and 65,535; a provenance row binds 17).
+const ROWS_PER_STATEMENT: usize = 1_500;
 
 /// What one sync run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1300,6 +1301,7 @@ async fn write_rows<C: ConnectionTrait>(
     let mut history_rows = Vec::with_capacity(planned.values.len());
     for write in planned.values {
         value_rows.push(attribute_values::ActiveModel {
+            workspace_id: sea_orm::Set(claim.workspace_id),
             entity_id: sea_orm::Set(write.entity_id),
             attribute_id: sea_orm::Set(write.attribute_id),
             value: sea_orm::Set(write.value.clone()),
@@ -1321,6 +1323,7 @@ async fn write_rows<C: ConnectionTrait>(
             observed_updated_at: sea_orm::Set(Some(write.observed_at)),
             observed_at: sea_orm::Set(Some(now)),
             sync_run_id: sea_orm::Set(Some(claim.run_id)),
+            workspace_id: sea_orm::Set(claim.workspace_id),
         });
         history_rows.push(history::ActiveModel {
             id: sea_orm::Set(Uuid::now_v7()),
@@ -1358,6 +1361,7 @@ async fn write_rows<C: ConnectionTrait>(
             observed_updated_at: sea_orm::Set(Some(write.observed_at)),
             observed_at: sea_orm::Set(Some(now)),
             sync_run_id: sea_orm::NotSet,
+            workspace_id: sea_orm::Set(claim.workspace_id),
         })
         .collect();
     for chunk in entity_rows.chunks(ROWS_PER_STATEMENT) {

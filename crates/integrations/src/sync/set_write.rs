@@ -41,8 +41,8 @@ const ENTITIES: &str =
 
 /// Writes the values; an override written since the page's read still wins.
 const VALUES: &str =
-    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at)
-    SELECT r.entity_id, r.attribute_id, r.value -> 0, $2
+    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at, workspace_id)
+    SELECT r.entity_id, r.attribute_id, r.value -> 0, $2, $3
     FROM jsonb_to_recordset($1::jsonb) AS r (entity_id uuid, attribute_id uuid, value jsonb)
     ON CONFLICT (entity_id, attribute_id)
     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
@@ -54,9 +54,9 @@ const VALUES: &str =
 const PROVENANCE: &str = "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
         source_type, source_integration_id, source_external_field, last_updated_at,
         override_by_user, override_at, observed_value, observed_integration_id,
-        observed_external_field, observed_updated_at, observed_at, sync_run_id)
+        observed_external_field, observed_updated_at, observed_at, sync_run_id, workspace_id)
     SELECT r.id, r.entity_id, r.attribute_id, $2, $3, r.external_field, r.observed_at, FALSE, NULL,
-        r.value -> 0, $3, r.external_field, r.observed_at, $4, $5
+        r.value -> 0, $3, r.external_field, r.observed_at, $4, $5, $6
     FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
         external_field text, observed_at timestamptz, value jsonb)
     ON CONFLICT (entity_id, attribute_id)
@@ -74,9 +74,9 @@ const PROVENANCE: &str = "INSERT INTO entity_attribute_provenance (id, entity_id
 const OBSERVATIONS: &str = "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
         source_type, source_integration_id, source_external_field, last_updated_at,
         override_by_user, override_at, observed_value, observed_integration_id,
-        observed_external_field, observed_updated_at, observed_at)
+        observed_external_field, observed_updated_at, observed_at, workspace_id)
     SELECT r.id, r.entity_id, r.attribute_id, $2, NULL, NULL, $4, TRUE, $4, r.value -> 0, $3,
-        r.external_field, r.observed_at, $4
+        r.external_field, r.observed_at, $4, $5
     FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
         external_field text, observed_at timestamptz, value jsonb)
     ON CONFLICT (entity_id, attribute_id)
@@ -220,7 +220,7 @@ pub(super) async fn write<C: ConnectionTrait>(
             db,
             VALUES,
             &values,
-            vec![now.into()],
+            vec![now.into(), claim.workspace_id.into()],
             "upserting attribute values",
         )
         .await?;
@@ -233,6 +233,7 @@ pub(super) async fn write<C: ConnectionTrait>(
                 claim.integration_id.into(),
                 now.into(),
                 claim.run_id.into(),
+                claim.workspace_id.into(),
             ],
             "upserting provenance",
         )
@@ -247,6 +248,7 @@ pub(super) async fn write<C: ConnectionTrait>(
                 SourceType::UserOverride.as_str().into(),
                 claim.integration_id.into(),
                 now.into(),
+                claim.workspace_id.into(),
             ],
             "keeping observed values under overrides",
         )
