@@ -292,6 +292,12 @@ for c in 1 32; do
     step="page_read: peers c=$c"
     bash "$here/scripts/peers.sh" --workspace "$workspace" --concurrency "$c" --duration "$duration" \
         --warmup "$warmup" --rls --port $(( port + 1 )) >> "$results" || die "bench/scripts/peers.sh -c $c failed"
+    # The same page SQL as the owner, in the same transaction without SET LOCAL ROLE (row-level
+    # security bypassed): what the policies cost.
+    step="page_read: the page SQL as owner c=$c"
+    bash "$here/scripts/peers.sh" --workspace "$workspace" --concurrency "$c" --duration "$duration" \
+        --warmup "$warmup" --only sql_limit --owner-in-transaction >> "$results" \
+        || die "bench/scripts/peers.sh --only sql_limit --owner-in-transaction -c $c failed"
 done
 
 # --- sync ingest ------------------------------------------------------------------------------------

@@ -11,10 +11,14 @@
 # Usage:
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench bench/scripts/peers.sh \
 #       --workspace <uuid> [--concurrency 8] [--duration 10] [--warmup 2] [--rls [<user uuid>]] \
-#       [--port 5055] [--only sql_limit|postgraphile] [--out results.jsonl]
+#       [--port 5055] [--only sql_limit|postgraphile] [--owner-in-transaction] [--out results.jsonl]
 #
 # --warmup S first runs the same load for S seconds unmeasured (V8's JIT, PostgreSQL's caches and
 # plan cache), for both peers alike; 0 skips it.
+#
+# --owner-in-transaction (sql_limit only) runs the page SQL as the DATABASE_URL user inside the
+# same BEGIN; set_config(claim); …; COMMIT as --rls, without SET LOCAL ROLE: the control that
+# isolates what the policies cost (mode "owner_tx").
 #
 # --rls runs both peers as our API does: role `authenticated` with request.jwt.claim.sub set to
 # the user (default: the workspace's OWNER), in a transaction; without it both run as the
@@ -41,6 +45,7 @@ rls=0
 rls_user=""
 port=5055
 only=""
+owner_tx=0
 out=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -53,6 +58,7 @@ while [ $# -gt 0 ]; do
             if [ $# -ge 2 ] && [[ "$2" =~ ^[0-9a-fA-F-]{36}$ ]]; then rls_user="$2"; shift 2; else shift; fi ;;
         --port) port="${2:-}"; shift 2 ;;
         --only) only="${2:-}"; shift 2 ;;
+        --owner-in-transaction) owner_tx=1; shift ;;
         --out) out="${2:-}"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
@@ -65,6 +71,10 @@ done
 [[ "$warmup" =~ ^[0-9]+$ ]] || die "--warmup must be a whole number of seconds"
 [[ "$port" =~ ^[1-9][0-9]*$ ]] || die "--port must be a port number"
 case "$only" in ""|sql_limit|postgraphile) ;; *) die "--only takes sql_limit or postgraphile" ;; esac
+if [ "$owner_tx" -eq 1 ]; then
+    [ "$rls" -eq 0 ] || die "--owner-in-transaction and --rls exclude each other"
+    [ "$only" = sql_limit ] || die "--owner-in-transaction needs --only sql_limit"
+fi
 
 step="tools"
 for tool in psql pgbench wrk jq curl node; do
@@ -87,6 +97,7 @@ trap cleanup EXIT
 threads=$(( concurrency < 2 ? concurrency : 2 ))
 mode=owner
 [ "$rls" -eq 1 ] && mode=rls
+[ "$owner_tx" -eq 1 ] && mode=owner_tx
 
 psql_q() { psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 
@@ -103,7 +114,7 @@ read -r expected_values expected_provenance < <(psql_q -F ' ' -c "
     || die "cannot count the page's attributes"
 [[ "${expected_values:-}" =~ ^[0-9]+$ && "${expected_provenance:-}" =~ ^[0-9]+$ ]] \
     || die "cannot count the page's attributes"
-if [ "$rls" -eq 1 ] && [ -z "$rls_user" ]; then
+if { [ "$rls" -eq 1 ] || [ "$owner_tx" -eq 1 ]; } && [ -z "$rls_user" ]; then
     rls_user="$(psql_q -c "SELECT user_id FROM workspace_members WHERE workspace_id = '$workspace'
                            AND role = 'OWNER' ORDER BY created_at, user_id LIMIT 1")" \
         || die "cannot read the workspace's owner"
@@ -125,13 +136,21 @@ run_sql_limit() {
             printf '\nCOMMIT;\n'
         } > "$script"
         defines+=(-D "user_id=$rls_user")
+    elif [ "$owner_tx" -eq 1 ]; then
+        {
+            printf 'BEGIN;\n'
+            printf "SELECT set_config('request.jwt.claim.sub', :user_id, true);\n"
+            cat "$bench/sql/page.sql"
+            printf '\nCOMMIT;\n'
+        } > "$script"
+        defines+=(-D "user_id=$rls_user")
     else
         cp "$bench/sql/page.sql" "$script"
     fi
 
     step="sql_limit: check"
     local doc
-    if [ "$rls" -eq 1 ]; then
+    if [ "$rls" -eq 1 ] || [ "$owner_tx" -eq 1 ]; then
         doc="$(psql_q -v workspace_id="'$workspace'" -v user_id="'$rls_user'" -f "$script" | tail -n 1)" \
             || die "page.sql failed"
     else
@@ -191,8 +210,8 @@ run_sql_limit() {
         '{workload: "page_read", peer: "sql_limit", tool: "pgbench -M prepared", tool_version: $version,
           mode: $mode, concurrency: $c, duration_s: $d, warmup_s: $w, requests: $n, errors: 0,
           rps: $tps, mean_ms: $mean, p50_ms: $p50, p90_ms: $p90, p99_ms: $p99, max_ms: $max,
-          statements_per_request: (if $mode == "rls" then 5 else 1 end),
-          statements_note: "BEGIN, SET LOCAL ROLE, set_config, page, COMMIT under --rls",
+          statements_per_request: (if $mode == "rls" then 5 elif $mode == "owner_tx" then 4 else 1 end),
+          statements_note: "BEGIN, SET LOCAL ROLE, set_config, page, COMMIT under --rls; the same without SET LOCAL ROLE under --owner-in-transaction",
           response_bytes: $bytes,
           unit: "requests/s (pgbench tps excluding connection time); latency per transaction in ms"}')")
     log "sql_limit: $tps req/s, p50 $p50 ms, p99 $p99 ms ($processed transactions)"
@@ -233,8 +252,8 @@ run_postgraphile() {
         || die "PostGraphile answered the page query with an HTTP error"
     got="$(jq -r 'if .errors then "errors: \(.errors | tostring)" else
             [(.data.allEntities.edges | length),
-             ([.data.allEntities.edges[].node.entityAttributeValuesByEntityId.nodes | length] | add // 0),
-             ([.data.allEntities.edges[].node.entityAttributeProvenancesByEntityId.nodes | length] | add // 0)]
+             ([.data.allEntities.edges[].node.entityAttributeValuesByWorkspaceIdAndEntityId.nodes | length] | add // 0),
+             ([.data.allEntities.edges[].node.entityAttributeProvenancesByWorkspaceIdAndEntityId.nodes | length] | add // 0)]
             | @tsv end' <<<"$response")" || die "PostGraphile did not return JSON"
     [ "$got" = "$page_size	$expected_values	$expected_provenance" ] \
         || die "PostGraphile returned (entities, values, provenance) = ($got), expected ($page_size, $expected_values, $expected_provenance)"

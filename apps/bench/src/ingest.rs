@@ -40,6 +40,137 @@ pub struct Args {
     /// Customers the mock serves.
     #[arg(long, default_value_t = 100_000)]
     records: usize,
+    /// Skip the COPY baselines (`just bench-scale` measures the rate over the run instead).
+    #[arg(long)]
+    skip_copy: bool,
+    /// Also read another workspace's entities page (50 with attributes and provenance, under
+    /// row-level security, as the API's statements) before and during the sync: its latency.
+    #[arg(long)]
+    neighbour: bool,
+}
+
+/// Records each committed page's time and running total of created entities.
+#[derive(Debug, Default)]
+struct PageTimes {
+    pages: std::sync::Mutex<Vec<(Instant, u64)>>,
+}
+
+impl integrations::EngineObserver for PageTimes {
+    fn sync_page(&self, _: ProviderKind, _: &str, counts: &integrations::PageCounts) {
+        if let Ok(mut pages) = self.pages.lock() {
+            let total = pages.last().map_or(0, |(_, total)| *total) + u64::from(counts.created);
+            pages.push((Instant::now(), total));
+        }
+    }
+}
+
+impl PageTimes {
+    /// Records/s over the first and the last `share` of `records`, from `started`.
+    #[allow(clippy::cast_precision_loss)]
+    fn first_and_last(&self, started: Instant, records: u64, share: f64) -> (f64, f64) {
+        let Ok(pages) = self.pages.lock() else {
+            return (0.0, 0.0);
+        };
+        let at = |count: f64| {
+            pages
+                .iter()
+                .find(|(_, total)| *total as f64 >= count)
+                .map_or(started, |(time, _)| *time)
+        };
+        let n = records as f64;
+        let first_end = at(n * share);
+        let last_start = at(n * (1.0 - share));
+        let last_end = at(n);
+        let first = n * share / first_end.duration_since(started).as_secs_f64().max(1e-6);
+        let last = n * share / last_end.duration_since(last_start).as_secs_f64().max(1e-6);
+        (first, last)
+    }
+}
+
+/// A workspace with a member and `entities` entities of 10 attributes each (values and
+/// provenance), for the neighbour's page reads.
+async fn seed_neighbour(db: &DatabaseConnection) -> anyhow::Result<(Uuid, Uuid)> {
+    let (workspace_id, user_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let backend = db.get_database_backend();
+    for sql in [
+        "INSERT INTO workspaces (id, name) VALUES ($1, 'Bench neighbour')",
+        "INSERT INTO users (id, email) VALUES ($2, 'neighbour@example.com')",
+        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'MEMBER')",
+        "INSERT INTO attribute_definitions (id, workspace_id, entity_type, key, label)
+         SELECT gen_random_uuid(), $1, 'person', 'field_' || g, 'Field ' || g FROM generate_series(1, 10) g",
+        "INSERT INTO entities (id, workspace_id, entity_type, display_name)
+         SELECT gen_random_uuid(), $1, 'person', 'Neighbour ' || g FROM generate_series(1, 1000) g",
+        "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, workspace_id)
+         SELECT e.id, a.id, to_jsonb(e.display_name || ' ' || a.key), $1
+         FROM entities e CROSS JOIN attribute_definitions a
+         WHERE e.workspace_id = $1 AND a.workspace_id = $1 AND $2::uuid IS NOT NULL",
+        "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type, workspace_id)
+         SELECT e.id, a.id, 'USER_CREATED', $1
+         FROM entities e CROSS JOIN attribute_definitions a
+         WHERE e.workspace_id = $1 AND a.workspace_id = $1 AND $2::uuid IS NOT NULL",
+    ] {
+        let values: Vec<sea_orm::Value> = if sql.contains("$2") {
+            vec![workspace_id.into(), user_id.into()]
+        } else {
+            vec![workspace_id.into()]
+        };
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .with_context(|| format!("seeding the neighbour: {sql}"))?;
+    }
+    Ok((workspace_id, user_id))
+}
+
+/// One read of the neighbour's first page as the API reads it: its own transaction as role
+/// `authenticated` with the member's claim, the page, then its attributes.
+async fn neighbour_page(
+    db: &DatabaseConnection,
+    workspace_id: Uuid,
+    user_id: Uuid,
+) -> anyhow::Result<f64> {
+    use sea_orm::TransactionTrait as _;
+    let started = Instant::now();
+    let transaction = db.begin().await?;
+    transaction
+        .execute_unprepared("SET LOCAL ROLE authenticated")
+        .await?;
+    transaction
+        .execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT set_config('request.jwt.claim.sub', $1, true)",
+            [user_id.to_string().into()],
+        ))
+        .await?;
+    let (rows, _) = integrations::entity_page(
+        &transaction,
+        &integrations::EntityQuery {
+            workspace_id,
+            viewer_id: user_id,
+            limit: 51,
+            ..integrations::EntityQuery::default()
+        },
+    )
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().take(50).map(|row| row.id).collect();
+    let attributes = integrations::attribute_rows(&transaction, &ids).await?;
+    transaction.commit().await?;
+    ensure!(
+        ids.len() == 50 && attributes.len() == 500,
+        "bench ingest: the neighbour's page held {} entities and {} attributes",
+        ids.len(),
+        attributes.len()
+    );
+    Ok(started.elapsed().as_secs_f64() * 1_000.0)
+}
+
+/// p50 and p99 of `latencies` (ms).
+fn percentiles(mut latencies: Vec<f64>) -> Value {
+    latencies.sort_by(f64::total_cmp);
+    json!({
+        "reads": latencies.len(),
+        "p50_ms": round(crate::quantile(&latencies, 0.5), 2),
+        "p99_ms": round(crate::quantile(&latencies, 0.99), 2),
+    })
 }
 
 /// The mock's pre-rendered pages: the body of the page after each cursor (`None` = the first).
@@ -280,8 +411,39 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         Arc::new(TokioSleeper),
     )?;
     let client = ProviderClient::new(spec, http, SecretString::from("sk_test_bench"));
-    let engine = SyncEngine::new(db.clone(), clock, "bench-ingest");
+    let page_times = Arc::new(PageTimes::default());
+    let engine =
+        SyncEngine::new(db.clone(), clock, "bench-ingest").with_observer(page_times.clone());
 
+    // The neighbour: its page read alone first (idle), then throughout the sync.
+    let neighbour = if args.neighbour {
+        let (workspace, user) = seed_neighbour(&db).await?;
+        db.execute_unprepared("ANALYZE").await?;
+        let mut idle = Vec::new();
+        for _ in 0..300 {
+            idle.push(neighbour_page(&db, workspace, user).await?);
+        }
+        Some((workspace, user, idle))
+    } else {
+        None
+    };
+    let (reading_tx, reading_rx) = tokio::sync::watch::channel(true);
+    let during = neighbour.as_ref().map(|(workspace, user, _)| {
+        let (db, workspace, user) = (db.clone(), *workspace, *user);
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while *reading_rx.borrow() {
+                latencies.push(neighbour_page(&db, workspace, user).await?);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            anyhow::Ok(latencies)
+        })
+    });
+
+    let (pg_cpu0, own_cpu0) = (
+        crate::tenants::postgres_cpu_seconds(),
+        crate::tenants::own_cpu_seconds(),
+    );
     let started = Instant::now();
     let claim = engine
         .claim(connection_id, "customers")
@@ -292,6 +454,21 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         .await
         .context("bench ingest: the sync failed")?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = json!({
+        "postgres_s": round(crate::tenants::postgres_cpu_seconds() - pg_cpu0, 1),
+        "harness_s": round(crate::tenants::own_cpu_seconds() - own_cpu0, 1),
+        "note": "harness = the engine plus the loopback mock (and the neighbour's reads, when on)",
+    });
+    let _ = reading_tx.send(false);
+    let neighbour = match (neighbour, during) {
+        (Some((_, _, idle)), Some(during)) => {
+            let during = during.await??;
+            Some(json!({"idle": percentiles(idle), "during_sync": percentiles(during)}))
+        }
+        _ => None,
+    };
+    let (first_10, last_10) =
+        page_times.first_and_last(started, u64::try_from(args.records)?, 0.1);
 
     let records = i64::try_from(args.records)?;
     let entities = count(
@@ -325,6 +502,25 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         );
     }
 
+    #[allow(clippy::cast_precision_loss)]
+    let rate = records as f64 / seconds;
+    if args.skip_copy {
+        return Ok(json!({
+            "workload": "sync_ingest_flat",
+            "records": records,
+            "pages": report.pages,
+            "seconds": round(seconds, 3),
+            "records_per_s": round(rate, 1),
+            "first_10pct_records_per_s": round(first_10, 1),
+            "last_10pct_records_per_s": round(last_10, 1),
+            "last_over_first": round(last_10 / first_10.max(1e-6), 3),
+            "cpu": cpu,
+            "neighbour_page": neighbour,
+            "unit": "records/s: Stripe customers into a workspace of a database that was never analyzed (the engine's ANALYZE schedule runs); neighbour: ms per page read (50 entities, 500 attributes, RLS)",
+            "measured_by": "bench-harness ingest --skip-copy [--neighbour]",
+        })
+        .to_string());
+    }
     let copies = copy_baseline(&args.database_url, workspace_id)
         .await
         .context("bench ingest: the COPY baseline failed")?;
@@ -335,8 +531,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         copies.rows
     );
     #[allow(clippy::cast_precision_loss)]
-    let (rate, copy_rate, copy_fk_rate) = (
-        records as f64 / seconds,
+    let (copy_rate, copy_fk_rate) = (
         records as f64 / copies.seconds,
         records as f64 / copies.with_foreign_keys_seconds,
     );

@@ -5,11 +5,14 @@
 //!   list envelope, then an empty `/v1/events` pass); the real [`SyncEngine`] reads them through the
 //!   real adapter into PostgreSQL. The same rows (entities, values, provenance) are then written by
 //!   a raw `COPY … FROM STDIN` into empty copies of the tables: the baseline.
+//! - `tenants`: K small and B big Stripe tenants, every sync due at once, through the real queue
+//!   and W workers (`just bench-scale`); when each group was done.
 //! - `webhooks`: N signed Stripe Connect deliveries (10% of them repeats of another) POSTed at a
 //!   running server by C concurrent clients; every answer must be 200 and `webhook_events` must hold
 //!   exactly the distinct ones.
 
 mod ingest;
+mod tenants;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +30,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Burst signed Stripe deliveries at a running server and check the stored count.
     Webhooks(webhooks::Args),
+    /// Sync many small and a few big tenants at once through the queue and its workers.
+    Tenants(tenants::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Ingest(args) => ingest::run(args).await,
             Command::Webhooks(args) => webhooks::run(args).await,
+            Command::Tenants(args) => tenants::run(args).await,
         }
     })?;
     println!("{line}");
