@@ -51,8 +51,10 @@ for tool in psql pgbench jq; do
 done
 
 step="build"
-log "cargo build --release (migration, bench-harness)"
-cargo build --release --locked -p migration -p bench-harness >&2 || die "cargo build --release failed"
+# The same build as bench/run.sh (the same features, so neither rebuilds the other's crates).
+log "cargo build --release (server, migration, bench-harness, bench-migrate)"
+cargo build --release --locked --bins -p server -p migration -p bench-harness -p tests >&2 \
+    || die "cargo build --release failed"
 bin="$root/target/release"
 
 # A fresh migrated database; its URL on stdout.

@@ -252,8 +252,8 @@ run_postgraphile() {
         || die "PostGraphile answered the page query with an HTTP error"
     got="$(jq -r 'if .errors then "errors: \(.errors | tostring)" else
             [(.data.allEntities.edges | length),
-             ([.data.allEntities.edges[].node.entityAttributeValuesByWorkspaceIdAndEntityId.nodes | length] | add // 0),
-             ([.data.allEntities.edges[].node.entityAttributeProvenancesByWorkspaceIdAndEntityId.nodes | length] | add // 0)]
+             ([.data.allEntities.edges[].node.entityAttributeValuesByEntityIdAndWorkspaceId.nodes | length] | add // 0),
+             ([.data.allEntities.edges[].node.entityAttributeProvenancesByEntityIdAndWorkspaceId.nodes | length] | add // 0)]
             | @tsv end' <<<"$response")" || die "PostGraphile did not return JSON"
     [ "$got" = "$page_size	$expected_values	$expected_provenance" ] \
         || die "PostGraphile returned (entities, values, provenance) = ($got), expected ($page_size, $expected_values, $expected_provenance)"

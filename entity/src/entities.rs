@@ -9,10 +9,10 @@ pub struct Model {
     #[sea_orm(
         primary_key,
         auto_increment = false,
-        unique_key = "idx_entities_workspace_id_id"
+        unique_key = "uq_entities_id_workspace"
     )]
     pub id: Uuid,
-    #[sea_orm(unique_key = "idx_entities_workspace_id_id")]
+    #[sea_orm(unique_key = "uq_entities_id_workspace")]
     pub workspace_id: Uuid,
     pub entity_type: String,
     #[sea_orm(column_type = "Text", nullable)]

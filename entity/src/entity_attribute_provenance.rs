@@ -42,8 +42,8 @@ pub enum Relation {
     AttributeDefinitions,
     #[sea_orm(
         belongs_to = "super::entities::Entity",
-        from = "(Column::WorkspaceId, Column::EntityId)",
-        to = "(super::entities::Column::WorkspaceId, super::entities::Column::Id)",
+        from = "(Column::EntityId, Column::WorkspaceId)",
+        to = "(super::entities::Column::Id, super::entities::Column::WorkspaceId)",
         on_update = "NoAction",
         on_delete = "Cascade"
     )]

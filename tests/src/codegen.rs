@@ -49,11 +49,11 @@ pub fn generate_entities(database_url: &str, out_dir: &Path) -> anyhow::Result<(
 }
 
 /// sea-orm-cli 2.0.4 renders the target of a composite foreign key with the columns of every
-/// unique key on the target that shares one (`(Id, WorkspaceId, Id, WorkspaceId)` for our
-/// `(workspace_id, entity_id) → entities (workspace_id, id)`), which would join on the wrong
+/// unique key on the target that shares one (`(Id, WorkspaceId, Id, …)` for our
+/// `(entity_id, workspace_id) → entities (id, workspace_id)`), which would join on the wrong
 /// columns. Our one composite key is written out as it is.
 fn fix_entity_keys(text: &str) -> String {
-    const FROM: &str = "from = \"(Column::WorkspaceId, Column::EntityId)\",";
+    const FROM: &str = "from = \"(Column::EntityId, Column::WorkspaceId)\",";
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for index in 1..lines.len() {
         if lines[index - 1].trim() == FROM && lines[index].trim().starts_with("to = ") {
@@ -62,7 +62,7 @@ fn fix_entity_keys(text: &str) -> String {
                 .take_while(|c| c.is_whitespace())
                 .collect();
             lines[index] = format!(
-                "{indent}to = \"(super::entities::Column::WorkspaceId, super::entities::Column::Id)\","
+                "{indent}to = \"(super::entities::Column::Id, super::entities::Column::WorkspaceId)\","
             );
         }
     }

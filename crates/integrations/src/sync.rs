@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 
@@ -222,40 +221,58 @@ pub enum SliceOutcome {
 /// otherwise (`SYNC_ANALYZE_EVERY_ROWS`; PostgreSQL only).
 pub const DEFAULT_ANALYZE_EVERY_ROWS: u64 = 50_000;
 
-/// When the tables a sync grows are analyzed (PostgreSQL): after every `every` entities created,
-/// counted across the runs that share the schedule (a worker's syncs share one), so a large first
-/// load, or many small ones, leave no query planned on an empty table's statistics until
-/// autovacuum comes. `ANALYZE (SKIP_LOCKED)` through `analyze_synced_tables()`; a failure is
-/// logged and never fails a sync.
+/// Entities created before a schedule's first `ANALYZE` (when `every` is larger).
+const FIRST_ANALYZE_AFTER_ROWS: u64 = 1_000;
+
+/// When the tables a sync grows are analyzed (PostgreSQL): after 1,000 entities created, then at
+/// each doubling up to `every` (2,000, 4,000, …), then after every `every`, counted across the runs
+/// that share the schedule (a worker's syncs share one), so a large first load, or many small ones,
+/// leave no query planned on an empty table's statistics until autovacuum comes. The early
+/// doublings matter most: a plan cached while the table was empty costs every index alike, and an
+/// `ANALYZE` invalidates it (tenants at once on a fresh database kept a per-key lookup that scanned
+/// the workspace until one). `ANALYZE (SKIP_LOCKED)` through `analyze_synced_tables()`; a failure
+/// is logged and never fails a sync.
 #[derive(Debug, Clone)]
 pub struct AnalyzeSchedule {
     every: u64,
-    grown: Arc<AtomicU64>,
+    /// Entities counted so far, and the count at which the tables are next due.
+    state: Arc<std::sync::Mutex<(u64, u64)>>,
 }
 
 impl AnalyzeSchedule {
-    /// Analyzes after every `rows` created entities; 0 never does.
+    /// Analyzes after 1,000 created entities, at each doubling up to `rows`, then after every
+    /// `rows`; 0 never does.
     pub fn every(rows: u64) -> Self {
         Self {
             every: rows,
-            grown: Arc::new(AtomicU64::new(0)),
+            state: Arc::new(std::sync::Mutex::new((
+                0,
+                Ord::min(FIRST_ANALYZE_AFTER_ROWS, rows),
+            ))),
         }
     }
 
-    /// Counts `created` entities; true when the tables are due (the count starts again).
+    /// Counts `created` entities; true when the tables are due (the next time is set).
     fn grew(&self, created: u32) -> bool {
         if self.every == 0 || created == 0 {
             return false;
         }
-        let created = u64::from(created);
-        let total = self.grown.fetch_add(created, Ordering::Relaxed) + created;
-        if total < self.every {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let (total, next_at) = &mut *state;
+        *total += u64::from(created);
+        if *total < *next_at {
             return false;
         }
-        // Another page may have counted meanwhile: only one of them analyzes.
-        self.grown
-            .compare_exchange(total, 0, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        while *next_at <= *total {
+            *next_at = if *next_at < self.every {
+                Ord::min(*next_at * 2, self.every)
+            } else {
+                *next_at + self.every
+            };
+        }
+        true
     }
 }
 

@@ -54,3 +54,29 @@ fn history_values_lose_secret_members_at_any_depth() {
     );
     assert_eq!(crate::sanitized_value(&json!("a token")), json!("a token"));
 }
+
+/// The schedule analyzes early and often while a table is young, then every `every` entities.
+#[test]
+fn analyze_runs_after_a_thousand_rows_at_each_doubling_then_every_n() {
+    let schedule = super::AnalyzeSchedule::every(50_000);
+    let mut analyzed_at = Vec::new();
+    for page in 1..=1_500_u64 {
+        if schedule.grew(100) {
+            analyzed_at.push(page * 100);
+        }
+    }
+    assert_eq!(
+        analyzed_at,
+        [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000, 100_000, 150_000]
+    );
+    // A page larger than several steps counts once.
+    let schedule = super::AnalyzeSchedule::every(50_000);
+    assert!(schedule.grew(10_000));
+    assert!(!schedule.grew(5_000));
+    assert!(schedule.grew(1_000));
+    let never = super::AnalyzeSchedule::every(0);
+    assert!(!never.grew(u32::MAX));
+    let small = super::AnalyzeSchedule::every(2);
+    assert!(!small.grew(1));
+    assert!(small.grew(1));
+}
