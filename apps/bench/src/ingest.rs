@@ -467,8 +467,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         }
         _ => None,
     };
-    let (first_10, last_10) =
-        page_times.first_and_last(started, u64::try_from(args.records)?, 0.1);
+    let (first_10, last_10) = page_times.first_and_last(started, u64::try_from(args.records)?, 0.1);
 
     let records = i64::try_from(args.records)?;
     let entities = count(

@@ -75,17 +75,18 @@ fn customer(index: usize) -> Value {
 }
 
 /// The page after `starting_after` of a tenant holding `records` customers.
-async fn customers(
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+async fn customers(headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
     let records = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer sk_test_scale_"))
         .and_then(|value| value.parse::<usize>().ok());
     let Some(records) = records else {
-        return (StatusCode::UNAUTHORIZED, "a bench key names the record count").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a bench key names the record count",
+        )
+            .into_response();
     };
     let start = match query.get("starting_after") {
         None => 0,

@@ -67,7 +67,9 @@ fn analyze_runs_after_a_thousand_rows_at_each_doubling_then_every_n() {
     }
     assert_eq!(
         analyzed_at,
-        [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000, 100_000, 150_000]
+        [
+            1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000, 100_000, 150_000
+        ]
     );
     // A page larger than several steps counts once.
     let schedule = super::AnalyzeSchedule::every(50_000);
