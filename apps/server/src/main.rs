@@ -22,6 +22,11 @@ Configuration table. Without DATABASE_URL it runs on the embedded SQLite default
 )]
 struct Cli {}
 
+/// mimalloc's thread caches instead of glibc's malloc, which took about a third of the server's
+/// CPU on the entities page (bench/NOTES.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
