@@ -23,6 +23,7 @@ def row($cells): "| " + ($cells | map(f) | join(" | ")) + " |";
 "| workload | figure | unit |",
 "|---|---|---|",
 row(["sync ingest (engine)", .sync_ingest.records_per_s, "records/s, \(.sync_ingest.records) Stripe customers in pages of \(.sync_ingest.page_size)"]),
+row(["re-sync of the same records, all unchanged", .sync_ingest.resync_records_per_s, "records/s (nothing written)"]),
 row(["sync ingest (raw COPY of the same rows, no foreign keys)", .sync_ingest.copy_records_per_s, "records/s; ours/COPY \(.sync_ingest.ratio_to_copy)"]),
 row(["sync ingest (raw COPY, with the tables' foreign keys)", .sync_ingest.copy_with_foreign_keys_records_per_s, "records/s; ours/COPY \(.sync_ingest.ratio_to_copy_with_foreign_keys)"]),
 row(["webhook intake c=\(.webhook_intake.concurrency), API-only process", .webhook_intake.rps, "deliveries/s, p99 \(.webhook_intake.p99_ms) ms, \(.webhook_intake.deliveries) deliveries, \(.webhook_intake.stored_events) stored (exact)"]),

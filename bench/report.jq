@@ -54,6 +54,7 @@ def target($name; $value; $op; $bound; $unit):
       target("SQL statements per page read"; $page.c1.ours.statements_per_request; "<="; 5; "statements"),
       target("sync ingest"; $ingest.records_per_s; ">="; 10000; "records/s"),
       target("sync ingest / COPY with the tables' foreign keys"; $ingest.ratio_to_copy_with_foreign_keys; ">="; 0.8; "ratio of records/s"),
+      target("re-sync of \($ingest.records) unchanged records"; $ingest.resync_records_per_s; ">="; 50000; "records/s"),
       target("webhook intake c=32 (API-only process)"; $webhooks.rps; ">="; 10000; "deliveries/s"),
       target("webhook intake c=32 (workers running)"; $webhooks_with_workers.rps; ">="; 5000; "deliveries/s"),
       target("simple query p99 at c=8 under refused fan-out and alias bombs"; $hostile.attacked_p99_ms; "<"; 50; "ms (quiet: \($hostile.quiet_p99_ms) ms)"),

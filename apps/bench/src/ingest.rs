@@ -520,6 +520,49 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         })
         .to_string());
     }
+    // The same records again from the start: nothing changed, so nothing may be written.
+    let history_before = count(
+        &db,
+        "SELECT count(*) FROM entity_attribute_history WHERE workspace_id = $1",
+        workspace_id,
+    )
+    .await?;
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "UPDATE integration_sync_states SET sync_cursor = NULL, last_modified_sync = NULL
+         WHERE connection_id = $1",
+        [connection_id.into()],
+    ))
+    .await?;
+    let resync_started = Instant::now();
+    let claim = engine
+        .claim(connection_id, "customers")
+        .await?
+        .context("bench ingest: the re-sync could not be claimed")?;
+    let resync = engine
+        .run(claim, &client, &ReadOptions::default())
+        .await
+        .context("bench ingest: the re-sync failed")?;
+    let resync_seconds = resync_started.elapsed().as_secs_f64();
+    let history_after = count(
+        &db,
+        "SELECT count(*) FROM entity_attribute_history WHERE workspace_id = $1",
+        workspace_id,
+    )
+    .await?;
+    ensure!(
+        resync.created == 0
+            && resync.updated == 0
+            && i64::from(resync.unchanged) == records
+            && history_after == history_before,
+        "bench ingest: the unchanged re-sync created {}, updated {}, left {} unchanged and added {} history rows; expected 0, 0, {records}, 0",
+        resync.created,
+        resync.updated,
+        resync.unchanged,
+        history_after - history_before
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let resync_rate = records as f64 / resync_seconds;
     let copies = copy_baseline(&args.database_url, workspace_id)
         .await
         .context("bench ingest: the COPY baseline failed")?;
@@ -548,6 +591,9 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         "copy_with_foreign_keys_seconds": round(copies.with_foreign_keys_seconds, 3),
         "copy_with_foreign_keys_records_per_s": round(copy_fk_rate, 1),
         "ratio_to_copy_with_foreign_keys": round(rate / copy_fk_rate, 4),
+        "resync_seconds": round(resync_seconds, 3),
+        "resync_records_per_s": round(resync_rate, 1),
+        "resync_note": "the same records read again from the start, all unchanged: nothing written, no history",
         "unit": "records/s: Stripe customers (1 entity + 4 values + 4 provenance rows each) from claim to the committed last page",
         "measured_by": "bench-harness ingest: loopback Stripe mock (pre-rendered pages of 100) -> ProviderClient -> SyncEngine -> PostgreSQL; baseline: COPY FROM STDIN (binary) of the same rows into empty LIKE … INCLUDING ALL tables (indexes, no foreign keys), one transaction; again with the tables' foreign keys added",
     })
