@@ -39,7 +39,7 @@ impl AttributeConflict {
     }
 
     /// The integration the provider's value came from.
-    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<Integration>> {
+    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<std::sync::Arc<Integration>>> {
         super::entities::load_integration(ctx, self.integration_id).await
     }
 }

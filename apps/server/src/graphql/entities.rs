@@ -66,7 +66,7 @@ pub struct EntitySource {
 #[ComplexObject]
 impl EntitySource {
     /// The integration it was synced from.
-    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<Integration>> {
+    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<std::sync::Arc<Integration>>> {
         load_integration(ctx, self.integration_id).await
     }
 }
@@ -94,7 +94,7 @@ pub struct Provenance {
 #[ComplexObject]
 impl Provenance {
     /// The integration the value came from.
-    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<Integration>> {
+    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<std::sync::Arc<Integration>>> {
         load_integration(ctx, self.integration_id).await
     }
 
@@ -448,10 +448,12 @@ pub async fn prefetch(ctx: &Context<'_>, page: &EntityConnection) -> Result<()> 
     Ok(())
 }
 
+/// The integration `id` names, shared (a page names the same few hundreds of times: each is an
+/// `Arc`, not a copy of its JSON).
 pub(crate) async fn load_integration(
     ctx: &Context<'_>,
     id: Option<Uuid>,
-) -> Result<Option<Integration>> {
+) -> Result<Option<std::sync::Arc<Integration>>> {
     let Some(id) = id else {
         return Ok(None);
     };
@@ -510,13 +512,14 @@ const CATALOG_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// shared by every request of the process and read again after a minute or when a request names an
 /// id it does not hold. Tenant data is never cached.
 #[derive(Debug, Default)]
-pub struct IntegrationCatalog(
-    std::sync::RwLock<Option<(std::time::Instant, HashMap<Uuid, Integration>)>>,
-);
+pub struct IntegrationCatalog(std::sync::RwLock<Option<(std::time::Instant, Catalog)>>);
+
+/// The catalog's definitions by id, each shared.
+type Catalog = HashMap<Uuid, std::sync::Arc<Integration>>;
 
 impl IntegrationCatalog {
     /// The definitions among `keys`, if the cached catalog is fresh and holds all of them.
-    fn cached(&self, keys: &[Uuid]) -> Option<HashMap<Uuid, Integration>> {
+    fn cached(&self, keys: &[Uuid]) -> Option<Catalog> {
         let cache = self
             .0
             .read()
@@ -530,7 +533,7 @@ impl IntegrationCatalog {
             .collect()
     }
 
-    fn store(&self, catalog: HashMap<Uuid, Integration>) {
+    fn store(&self, catalog: Catalog) {
         *self
             .0
             .write()
@@ -545,10 +548,10 @@ impl IntegrationCatalog {
 pub struct IntegrationsLoader(pub RequestDb, pub std::sync::Arc<IntegrationCatalog>);
 
 impl Loader<Uuid> for IntegrationsLoader {
-    type Value = Integration;
+    type Value = std::sync::Arc<Integration>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Integration>, Self::Error> {
+    async fn load(&self, keys: &[Uuid]) -> Result<Catalog, Self::Error> {
         if let Some(found) = self.1.cached(keys) {
             return Ok(found);
         }
@@ -557,12 +560,12 @@ impl Loader<Uuid> for IntegrationsLoader {
             .all(&*transaction)
             .await
             .map_err(db)?;
-        let catalog: HashMap<Uuid, Integration> = rows
+        let catalog: Catalog = rows
             .into_iter()
             .map(|definition| {
                 (
                     definition.id,
-                    Integration {
+                    std::sync::Arc::new(Integration {
                         id: definition.id,
                         slug: definition.slug,
                         name: definition.name,
@@ -570,7 +573,7 @@ impl Loader<Uuid> for IntegrationsLoader {
                         description: definition.description,
                         capabilities: Json(definition.capabilities),
                         auth_config: Json(definition.auth_config),
-                    },
+                    }),
                 )
             })
             .collect();

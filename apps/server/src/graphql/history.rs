@@ -35,7 +35,7 @@ pub struct AttributeChange {
 #[ComplexObject]
 impl AttributeChange {
     /// The integration the value came from (syncs).
-    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<Integration>> {
+    async fn integration(&self, ctx: &Context<'_>) -> Result<Option<std::sync::Arc<Integration>>> {
         super::entities::load_integration(ctx, self.integration_id).await
     }
 
