@@ -269,14 +269,32 @@ log "hostile mix: p99 quiet $(jq -r .p99_ms <<<"$quiet") ms, attacked $(jq -r .p
 # Twice: on the same server (its 4 background workers process the follow-up jobs meanwhile, on the
 # same 2 cores), then on an API-only process (BACKGROUND_WORKERS=0: intake alone, the jobs are
 # left for workers elsewhere). Each run sends fresh events and checks its own counts.
+# CPU clock ticks (user + system) of one process, and of every PostgreSQL server process.
+ticks_of() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+postgres_ticks() {
+    local total=0 pid
+    for pid in $(pgrep -x postgres); do total=$(( total + $(ticks_of "$pid") )); done
+    echo "$total"
+}
 webhooks() {  # webhooks <workload name> <server note>
     step="webhooks: $1"
     log "$1: $deliveries signed deliveries, 10% repeats, concurrency 32"
+    local server0 pg0 server1 pg1 hz
+    hz="$(getconf CLK_TCK)"
+    server0="$(ticks_of "$server_pid")" pg0="$(postgres_ticks)"
     "$bin/bench-harness" webhooks --url "http://127.0.0.1:$port" --deliveries "$deliveries" \
         --duplicate-percent 10 --concurrency 32 > "$tmp/webhooks.json" || die "bench-harness webhooks failed"
+    server1="$(ticks_of "$server_pid")" pg1="$(postgres_ticks)"
     kill -0 "$server_pid" 2>/dev/null || die "the server died during the webhook burst"
-    jq -c --arg w "$1" --arg note "$2" '. + {workload: $w, server: $note}' "$tmp/webhooks.json" >> "$results"
-    log "$1: $(jq -r '"\(.rps) deliveries/s, p99 \(.p99_ms) ms"' "$tmp/webhooks.json")"
+    # CPU per delivery from /proc (clock ticks, so ±1 tick of rounding over the burst).
+    jq -c --arg w "$1" --arg note "$2" --argjson n "$deliveries" --argjson hz "$hz" \
+        --argjson server $(( server1 - server0 )) --argjson pg $(( pg1 - pg0 )) \
+        '. + {workload: $w, server: $note,
+              cpu_us_per_delivery: {server: ($server / $hz * 1e6 / $n | round),
+                                    postgres: ($pg / $hz * 1e6 / $n | round),
+                                    note: "user + system CPU of the server process and of all PostgreSQL processes during the burst (/proc), over the deliveries sent"}}' \
+        "$tmp/webhooks.json" >> "$results"
+    log "$1: $(tail -n 1 "$results" | jq -r '"\(.rps) deliveries/s, p99 \(.p99_ms) ms, CPU µs/delivery: server \(.cpu_us_per_delivery.server), PostgreSQL \(.cpu_us_per_delivery.postgres)"')"
 }
 webhooks webhook_intake_with_workers "one server process with its default 4 background workers, which process the follow-up jobs during the burst"
 server_rss_kb="$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")"
