@@ -137,51 +137,49 @@ impl Tenant {
             )
             .await?
             > 0;
-        let children: Vec<(&str, Vec<Value>)> = if children_carry_workspace {
-            vec![
-                (
-                    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, workspace_id)
-                     VALUES ($1, $2, '\"ada@example.com\"', $3)",
-                    vec![
-                        v(tenant.entity_id),
-                        v(tenant.attribute_id),
-                        v(tenant.workspace_id),
-                    ],
-                ),
-                (
-                    "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type,
-                         source_integration_id, source_external_field, workspace_id)
-                     VALUES ($1, $2, 'INTEGRATION', $3, 'email', $4)",
-                    vec![
-                        v(tenant.entity_id),
-                        v(tenant.attribute_id),
-                        v(tenant.integration_id),
-                        v(tenant.workspace_id),
-                    ],
-                ),
-            ]
+        // The column and its bound value ($3 for values, $4 for provenance), when it exists.
+        let column = if children_carry_workspace {
+            ", workspace_id"
         } else {
-            vec![
-                (
-                    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value)
-                     VALUES ($1, $2, '\"ada@example.com\"')",
-                    vec![v(tenant.entity_id), v(tenant.attribute_id)],
-                ),
-                (
-                    "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type,
-                         source_integration_id, source_external_field)
-                     VALUES ($1, $2, 'INTEGRATION', $3, 'email')",
-                    vec![
-                        v(tenant.entity_id),
-                        v(tenant.attribute_id),
-                        v(tenant.integration_id),
-                    ],
-                ),
-            ]
+            ""
         };
-        for (sql, values) in statements.into_iter().chain(children) {
+        let bound = |values: Vec<Value>| {
+            let mut values = values;
+            if children_carry_workspace {
+                values.push(v(tenant.workspace_id));
+            }
+            values
+        };
+        let children: Vec<(String, Vec<Value>)> = vec![
+            (
+                format!(
+                    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value{column})
+                     VALUES ($1, $2, '\"ada@example.com\"'{})",
+                    if children_carry_workspace { ", $3" } else { "" }
+                ),
+                bound(vec![v(tenant.entity_id), v(tenant.attribute_id)]),
+            ),
+            (
+                format!(
+                    "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type,
+                         source_integration_id, source_external_field{column})
+                     VALUES ($1, $2, 'INTEGRATION', $3, 'email'{})",
+                    if children_carry_workspace { ", $4" } else { "" }
+                ),
+                bound(vec![
+                    v(tenant.entity_id),
+                    v(tenant.attribute_id),
+                    v(tenant.integration_id),
+                ]),
+            ),
+        ];
+        let statements = statements
+            .into_iter()
+            .map(|(sql, values)| (sql.to_owned(), values))
+            .chain(children);
+        for (sql, values) in statements {
             test_db
-                .execute(sql, values)
+                .execute(&sql, values)
                 .await
                 .with_context(|| format!("fixture statement: {sql}"))?;
         }

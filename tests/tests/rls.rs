@@ -310,6 +310,25 @@ fn plan_nodes(node: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
     }
 }
 
+/// The first `limit` entity ids of `workspace_id`, in id order (read as the owner).
+async fn entity_ids(
+    test_db: &TestDb,
+    workspace_id: uuid::Uuid,
+    limit: i64,
+) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let rows = test_db
+        .db
+        .query_all_raw(test_db.statement(
+            "SELECT id FROM entities WHERE workspace_id = $1 ORDER BY id LIMIT $2",
+            vec![v(workspace_id), v(limit)],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get_by_index::<uuid::Uuid>(0))
+        .collect::<Result<_, _>>()?)
+}
+
 /// The plan of `statement` run as `user_id` through the API role, `EXPLAIN ANALYZE`d.
 async fn plan_as(
     test_db: &TestDb,
@@ -387,18 +406,7 @@ async fn the_entities_page_under_rls_checks_membership_once_per_statement_not_pe
             ..integrations::EntityQuery::default()
         },
     )?;
-    let ids: Vec<uuid::Uuid> = {
-        let rows = test_db
-            .db
-            .query_all_raw(test_db.statement(
-                "SELECT id FROM entities WHERE workspace_id = $1 ORDER BY id LIMIT 50",
-                vec![v(alpha.workspace_id)],
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| row.try_get_by_index::<uuid::Uuid>(0))
-            .collect::<Result<_, _>>()?
-    };
+    let ids = entity_ids(&test_db, alpha.workspace_id, 50).await?;
     let attributes =
         sea_orm::DbBackend::Postgres.build(&integrations::attribute_rows_statement(&ids));
     for (what, statement, rows) in [("page", page, 51), ("attributes", attributes, 50)] {
@@ -426,18 +434,7 @@ async fn the_entities_page_under_rls_checks_membership_once_per_statement_not_pe
         );
     }
     // The other workspace's ids, asked for by a member of alpha: RLS alone returns nothing.
-    let beta_ids: Vec<uuid::Uuid> = {
-        let rows = test_db
-            .db
-            .query_all_raw(test_db.statement(
-                "SELECT id FROM entities WHERE workspace_id = $1",
-                vec![v(beta.workspace_id)],
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| row.try_get_by_index::<uuid::Uuid>(0))
-            .collect::<Result<_, _>>()?
-    };
+    let beta_ids = entity_ids(&test_db, beta.workspace_id, 1_000).await?;
     let foreign = plan_as(
         &test_db,
         alpha.user_id,

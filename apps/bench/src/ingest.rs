@@ -103,11 +103,11 @@ async fn seed_neighbour(db: &DatabaseConnection) -> anyhow::Result<(Uuid, Uuid)>
         "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, workspace_id)
          SELECT e.id, a.id, to_jsonb(e.display_name || ' ' || a.key), $1
          FROM entities e CROSS JOIN attribute_definitions a
-         WHERE e.workspace_id = $1 AND a.workspace_id = $1 AND $2::uuid IS NOT NULL",
+         WHERE e.workspace_id = $1 AND a.workspace_id = $1",
         "INSERT INTO entity_attribute_provenance (entity_id, attribute_id, source_type, workspace_id)
          SELECT e.id, a.id, 'USER_CREATED', $1
          FROM entities e CROSS JOIN attribute_definitions a
-         WHERE e.workspace_id = $1 AND a.workspace_id = $1 AND $2::uuid IS NOT NULL",
+         WHERE e.workspace_id = $1 AND a.workspace_id = $1",
     ] {
         let values: Vec<sea_orm::Value> = if sql.contains("$2") {
             vec![workspace_id.into(), user_id.into()]

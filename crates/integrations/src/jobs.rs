@@ -364,23 +364,7 @@ impl JobQueue {
         run_at: DateTime<FixedOffset>,
         reason: &str,
     ) -> Result<(), EngineError> {
-        let now = self.now();
-        job_queue::Entity::update_many()
-            .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Queued))
-            .col_expr(job_queue::Column::RunAt, Expr::value(Ord::max(run_at, now)))
-            .col_expr(
-                job_queue::Column::Attempts,
-                Expr::value(Ord::max(job.attempts - 1, 0)),
-            )
-            .col_expr(job_queue::Column::LastError, Expr::value(reason.to_owned()))
-            .col_expr(
-                job_queue::Column::LockedUntil,
-                Expr::value(Option::<DateTime<FixedOffset>>::None),
-            )
-            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
-            .filter(job_queue::Column::Id.eq(job.id))
-            .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
-            .exec(&self.db)
+        self.put_back(job, run_at, Some(reason))
             .await
             .context("deferring the job")?;
         Ok(())
@@ -389,10 +373,24 @@ impl JobQueue {
     /// Puts a claimed job back, due now, without spending an attempt: it did a bounded slice of
     /// its work and the rest waits its turn behind the jobs that were already due.
     pub async fn requeue(&self, job: &job_queue::Model) -> Result<(), EngineError> {
+        self.put_back(job, self.now(), None)
+            .await
+            .context("re-queueing the job's next slice")?;
+        Ok(())
+    }
+
+    /// Queues a job this worker holds again at `run_at` (never before now), giving back the
+    /// attempt its claim took; `reason` becomes its `last_error` when given.
+    async fn put_back(
+        &self,
+        job: &job_queue::Model,
+        run_at: DateTime<FixedOffset>,
+        reason: Option<&str>,
+    ) -> Result<(), sea_orm::DbErr> {
         let now = self.now();
-        job_queue::Entity::update_many()
+        let mut update = job_queue::Entity::update_many()
             .col_expr(job_queue::Column::Status, Expr::value(JobStatus::Queued))
-            .col_expr(job_queue::Column::RunAt, Expr::value(now))
+            .col_expr(job_queue::Column::RunAt, Expr::value(Ord::max(run_at, now)))
             .col_expr(
                 job_queue::Column::Attempts,
                 Expr::value(Ord::max(job.attempts - 1, 0)),
@@ -401,12 +399,15 @@ impl JobQueue {
                 job_queue::Column::LockedUntil,
                 Expr::value(Option::<DateTime<FixedOffset>>::None),
             )
-            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now))
+            .col_expr(job_queue::Column::UpdatedAt, Expr::value(now));
+        if let Some(reason) = reason {
+            update = update.col_expr(job_queue::Column::LastError, Expr::value(reason.to_owned()));
+        }
+        update
             .filter(job_queue::Column::Id.eq(job.id))
             .filter(job_queue::Column::LockedBy.eq(self.worker_id.clone()))
             .exec(&self.db)
-            .await
-            .context("re-queueing the job's next slice")?;
+            .await?;
         Ok(())
     }
 
