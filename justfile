@@ -44,7 +44,7 @@ bench:
 bench-quick:
     bash bench/run.sh --quick
 
-# How the figures move with work (release builds, ~15 min): one 300,000-record sync at a flat
+# How the figures move with work (release builds, ~10 min): one 300,000-record sync at a flat
 # rate with a neighbour's page beside it, 200 small + 4 big tenants at once on 4 workers, and the
 # page and ingest at 100,000 and 1,000,000 entities. Writes bench/results/scale.{json,md}.
 bench-scale:

@@ -12,7 +12,7 @@
 #                 at 100,000 entities, then again at 1,000,000
 #
 # Results: bench/results/scale.json and scale.md, written only when every part succeeded; any
-# failure stops with `bench-scale: FAILED at <step>: <why>`. Takes about 15 minutes on 2 cores.
+# failure stops with `bench-scale: FAILED at <step>: <why>`. Takes about 9 minutes on 2 cores.
 # SCALE_QUICK=1 runs every part at a tenth of the size (a check of the script, not a figure).
 set -euo pipefail
 
