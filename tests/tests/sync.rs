@@ -723,6 +723,7 @@ async fn runs_are_recorded_and_history_has_every_change_and_nothing_else() -> an
         assert_eq!(written, 3, "{backend:?}: email, first name, last name");
         assert_eq!(world.count("SELECT count(*) FROM sync_runs WHERE status = 'succeeded' AND created = 1 AND cursor_from IS NULL AND finished_at IS NOT NULL").await?, 1, "{backend:?}");
 
+        world.clock.advance(chrono::Duration::minutes(1));
         world.sync(&first).await?;
         assert_eq!(
             world
@@ -730,6 +731,13 @@ async fn runs_are_recorded_and_history_has_every_change_and_nothing_else() -> an
                 .await?,
             3,
             "{backend:?}: an unchanged re-sync writes no history"
+        );
+        assert_eq!(
+            world
+                .count("SELECT count(*) FROM entities WHERE last_synced_at = first_synced_at AND updated_at = created_at AND sync_version = 1")
+                .await?,
+            1,
+            "{backend:?}: an unchanged re-sync leaves the entity row as it was (a minute later)"
         );
         assert_eq!(world.count("SELECT count(*) FROM sync_runs WHERE status = 'succeeded' AND cursor_from IS NOT NULL").await?, 1, "{backend:?}: the second run started from the first's cursor");
 
@@ -741,6 +749,13 @@ async fn runs_are_recorded_and_history_has_every_change_and_nothing_else() -> an
         )]])
         .await;
         world.sync(&changed).await?;
+        assert_eq!(
+            world
+                .count("SELECT count(*) FROM entities WHERE last_synced_at > first_synced_at AND sync_version = 2")
+                .await?,
+            1,
+            "{backend:?}: a changed record moves its entity's sync time and version"
+        );
         assert_eq!(world.count("SELECT count(*) FROM entity_attribute_history h JOIN attribute_definitions a ON a.id = h.attribute_id
             WHERE a.key = 'email' AND h.source_external_field = 'email'").await?, 2, "{backend:?}");
         // The newest email change names the run that wrote the current provenance.

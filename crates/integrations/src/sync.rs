@@ -935,6 +935,8 @@ impl SyncEngine {
                     ExistingEntity {
                         id: row.id,
                         archived: row.archived_at.is_some(),
+                        display_name: row.display_name,
+                        source_url: row.source_url,
                     },
                 );
             }

@@ -55,7 +55,8 @@ pub struct EntitySource {
     pub url: Option<String>,
     /// When it was first synced.
     pub first_synced_at: Option<DateTime<Utc>>,
-    /// When it was last synced.
+    /// When a sync last wrote it (created it, changed a value, its name or link, or unarchived
+    /// it); a record read again unchanged leaves it as it was.
     pub last_synced_at: Option<DateTime<Utc>>,
     /// The entity's version (optimistic concurrency for edits).
     pub sync_version: i64,

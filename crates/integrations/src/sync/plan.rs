@@ -31,6 +31,10 @@ pub struct ExistingEntity {
     pub id: Uuid,
     /// It is archived.
     pub archived: bool,
+    /// Its name as stored.
+    pub display_name: Option<String>,
+    /// Its link into the provider's app as stored.
+    pub source_url: Option<String>,
 }
 
 /// Where an attribute's current value came from.
@@ -113,7 +117,7 @@ pub struct ValueWrite {
 /// The merge decision of one page.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PagePlan {
-    /// Entities to upsert, one per live record.
+    /// Entities to upsert: each live record that is new or changed something of its entity.
     pub entities: Vec<EntityWrite>,
     /// Values to write, each with this integration's provenance.
     pub values: Vec<ValueWrite>,
@@ -222,14 +226,20 @@ fn plan_record(
     } else {
         out.counts.unchanged += 1;
     }
-    out.entities.push(EntityWrite {
-        id: entity_id,
-        display_name: display_name(&mapped, &record.external_id),
-        external_id: record.external_id,
-        source_url: record.source_url,
-        created: current.is_none(),
-        changed: current.is_none() || changed,
+    let display_name = display_name(&mapped, &record.external_id);
+    let relabelled = current.is_some_and(|entity| {
+        entity.display_name != display_name || entity.source_url != record.source_url
     });
+    if current.is_none() || changed || relabelled {
+        out.entities.push(EntityWrite {
+            id: entity_id,
+            display_name,
+            external_id: record.external_id,
+            source_url: record.source_url,
+            created: current.is_none(),
+            changed: current.is_none() || changed,
+        });
+    }
 }
 
 /// What happens to one incoming attribute value.

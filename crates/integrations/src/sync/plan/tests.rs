@@ -71,6 +71,9 @@ fn existing(held: Option<&Held>) -> Existing {
         ExistingEntity {
             id: ENTITY,
             archived: held.archived,
+            // The name the engine derives from the held email.
+            display_name: held.value.map(str::to_owned),
+            source_url: None,
         },
     );
     if let Some(value) = held.value {
@@ -311,5 +314,34 @@ fn writes_carry_the_provider_time_and_field_and_entities_their_version_step() {
     assert_eq!(
         planned.entities[1].display_name.as_deref(),
         Some("two@example.com")
+    );
+}
+
+#[test]
+fn an_entity_row_is_written_only_when_something_of_it_changes() {
+    let written = |records: Vec<Record>| -> Vec<(Uuid, bool, bool)> {
+        run(Some(&HELD), records)
+            .0
+            .entities
+            .iter()
+            .map(|entity| (entity.id, entity.created, entity.changed))
+            .collect()
+    };
+    assert_eq!(
+        written(vec![record("c1", Some("old@example.com"), Some(40), false)]),
+        vec![],
+        "a record read again unchanged writes no entity row"
+    );
+    let mut moved = record("c1", Some("old@example.com"), Some(40), false);
+    moved.source_url = Some("https://provider.example/c1".to_owned());
+    assert_eq!(
+        written(vec![moved]),
+        vec![(ENTITY, false, false)],
+        "a new link is written without a version step"
+    );
+    assert_eq!(
+        written(vec![record("c1", Some("new@example.com"), Some(40), false)]),
+        vec![(ENTITY, false, true)],
+        "a changed value writes the entity with a version step"
     );
 }
