@@ -430,8 +430,10 @@ pub async fn prefetch(ctx: &Context<'_>, page: &EntityConnection) -> Result<()> 
     else {
         return Err(internal("loaders missing"));
     };
+    // The loaders are called directly and their caches fed: `load_many` would wait for the
+    // DataLoader's batching delay (a 1 ms timer, twice per page) although the keys are all known.
     let ids: Vec<Uuid> = page.edges.iter().map(|edge| edge.node.id).collect();
-    let loaded = attributes.load_many(ids).await?;
+    let mut loaded = attributes.loader().load(&ids).await?;
     let mut integration_ids: Vec<Uuid> = page
         .edges
         .iter()
@@ -445,7 +447,13 @@ pub async fn prefetch(ctx: &Context<'_>, page: &EntityConnection) -> Result<()> 
     );
     integration_ids.sort_unstable();
     integration_ids.dedup();
-    integrations.load_many(integration_ids).await?;
+    let named = integrations.loader().load(&integration_ids).await?;
+    integrations.feed_many(named).await;
+    // An entity without attributes is cached as such, so its resolver does not load it again.
+    for id in ids {
+        loaded.entry(id).or_default();
+    }
+    attributes.feed_many(loaded).await;
     Ok(())
 }
 
