@@ -469,6 +469,11 @@ pub(crate) async fn load_integration(
     let loader = ctx
         .data::<Integrations>()
         .map_err(|_| internal("integrations loader missing"))?;
+    // A page names the same few integrations hundreds of times: the process's catalog answers
+    // without the loader's per-call bookkeeping; the loader reads it again when it is stale.
+    if let Some(found) = loader.loader().1.get(id) {
+        return Ok(Some(found));
+    }
     loader.load_one(id).await
 }
 
@@ -529,6 +534,13 @@ type Catalog = HashMap<Uuid, std::sync::Arc<Integration>>;
 impl IntegrationCatalog {
     /// The definitions among `keys`, if the cached catalog is fresh and holds all of them.
     fn cached(&self, keys: &[Uuid]) -> Option<Catalog> {
+        keys.iter()
+            .map(|key| self.get(*key).map(|found| (*key, found)))
+            .collect()
+    }
+
+    /// One definition, if the cached catalog is fresh and holds it.
+    fn get(&self, id: Uuid) -> Option<std::sync::Arc<Integration>> {
         let cache = self
             .0
             .read()
@@ -537,9 +549,7 @@ impl IntegrationCatalog {
         if loaded_at.elapsed() >= CATALOG_TTL {
             return None;
         }
-        keys.iter()
-            .map(|key| catalog.get(key).map(|found| (*key, found.clone())))
-            .collect()
+        catalog.get(&id).cloned()
     }
 
     fn store(&self, catalog: Catalog) {
