@@ -397,7 +397,6 @@ pub fn root_field_names(
 /// `application/graphql-response+json`, a request that failed before execution (no data, and no
 /// error with a path) is 400 without a `data` entry.
 pub fn respond(media: Media, response: &async_graphql::Response) -> Response {
-    let mut body = serde_json::to_value(response).unwrap_or_else(|_| json!({}));
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|error| error.path.is_empty());
@@ -411,9 +410,6 @@ pub fn respond(media: Media, response: &async_graphql::Response) -> Response {
     let status = if unavailable {
         StatusCode::SERVICE_UNAVAILABLE
     } else if request_error {
-        if let Value::Object(map) = &mut body {
-            map.remove("data");
-        }
         match media {
             Media::GraphqlResponse => StatusCode::BAD_REQUEST,
             Media::Json => StatusCode::OK,
@@ -421,7 +417,19 @@ pub fn respond(media: Media, response: &async_graphql::Response) -> Response {
     } else {
         StatusCode::OK
     };
-    let mut http = (status, body.to_string()).into_response();
+    // The response is written straight to bytes; only a request error, whose body is small, goes
+    // through a JSON tree to lose its `data` entry.
+    let body = if request_error && !unavailable {
+        let mut body = serde_json::to_value(response).unwrap_or_else(|_| json!({}));
+        if let Value::Object(map) = &mut body {
+            map.remove("data");
+        }
+        serde_json::to_vec(&body)
+    } else {
+        serde_json::to_vec(response)
+    }
+    .unwrap_or_else(|_| b"{}".to_vec());
+    let mut http = (status, body).into_response();
     http.headers_mut()
         .insert(header::CONTENT_TYPE, media.content_type());
     if unavailable {
