@@ -19,7 +19,7 @@ pub use background::{Background, spawn_background};
 pub use demo::{DEMO_USER_ID, DEMO_WORKSPACE_ID, DemoAccess, seed_demo};
 pub use metrics::Metrics;
 pub use observability::init_tracing;
-pub use runtime::{AppState, ConfiguredProviders};
+pub use runtime::{AppState, ConfiguredProviders, Services};
 pub use settings::{
     AppEnv, DEV_KEYS_DIR, GOOGLE_OIDC_CERTS_URL, LogFormat, ProviderSettings, Settings,
     SettingsError, env_prefix,
