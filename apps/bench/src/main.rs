@@ -34,6 +34,10 @@ enum Command {
     Tenants(tenants::Args),
 }
 
+/// The server's allocator (mimalloc), so the engine runs here as it does in the server's workers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
