@@ -867,7 +867,14 @@ async fn postgres_analyzes_the_tables_a_sync_grows_after_every_n_created_entitie
             "entity_attribute_values",
             "entity_attribute_history",
         ] {
-            let tuples = reltuples(&world, table).await?;
+            let mut tuples = reltuples(&world, table).await?;
+            // The engine analyzes in its own task, so the sync does not wait for it: wait for it
+            // here, at most 10 s.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while analyzed && tuples < 3.0 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tuples = reltuples(&world, table).await?;
+            }
             if analyzed {
                 assert!(
                     tuples >= 3.0,

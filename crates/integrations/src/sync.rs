@@ -235,8 +235,28 @@ const FIRST_ANALYZE_AFTER_ROWS: u64 = 1_000;
 #[derive(Debug, Clone)]
 pub struct AnalyzeSchedule {
     every: u64,
-    /// Entities counted so far, and the count at which the tables are next due.
-    state: Arc<std::sync::Mutex<(u64, u64)>>,
+    state: Arc<std::sync::Mutex<AnalyzeState>>,
+}
+
+#[derive(Debug)]
+struct AnalyzeState {
+    /// Entities counted so far.
+    total: u64,
+    /// The count at which the tables are next due.
+    next_at: u64,
+    /// An `ANALYZE` is running (in its own task).
+    running: bool,
+    /// The tables came due again while it ran: it runs once more.
+    again: bool,
+}
+
+/// What [`AnalyzeSchedule::grew`] asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Analyze {
+    /// Not due, or the running one will run again.
+    No,
+    /// Due: start one.
+    Start,
 }
 
 impl AnalyzeSchedule {
@@ -245,34 +265,56 @@ impl AnalyzeSchedule {
     pub fn every(rows: u64) -> Self {
         Self {
             every: rows,
-            state: Arc::new(std::sync::Mutex::new((
-                0,
-                Ord::min(FIRST_ANALYZE_AFTER_ROWS, rows),
-            ))),
+            state: Arc::new(std::sync::Mutex::new(AnalyzeState {
+                total: 0,
+                next_at: Ord::min(FIRST_ANALYZE_AFTER_ROWS, rows),
+                running: false,
+                again: false,
+            })),
         }
     }
 
-    /// Counts `created` entities; true when the tables are due (the next time is set).
-    fn grew(&self, created: u32) -> bool {
+    fn state(&self) -> std::sync::MutexGuard<'_, AnalyzeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts `created` entities; [`Analyze::Start`] when the tables are due and no `ANALYZE`
+    /// runs (the next time is set either way).
+    fn grew(&self, created: u32) -> Analyze {
         if self.every == 0 || created == 0 {
-            return false;
+            return Analyze::No;
         }
-        let Ok(mut state) = self.state.lock() else {
-            return false;
-        };
-        let (total, next_at) = &mut *state;
-        *total += u64::from(created);
-        if *total < *next_at {
-            return false;
+        let mut state = self.state();
+        state.total += u64::from(created);
+        if state.total < state.next_at {
+            return Analyze::No;
         }
-        while *next_at <= *total {
-            *next_at = if *next_at < self.every {
-                Ord::min(*next_at * 2, self.every)
+        while state.next_at <= state.total {
+            state.next_at = if state.next_at < self.every {
+                Ord::min(state.next_at * 2, self.every)
             } else {
-                *next_at + self.every
+                state.next_at + self.every
             };
         }
-        true
+        if state.running {
+            state.again = true;
+            return Analyze::No;
+        }
+        state.running = true;
+        Analyze::Start
+    }
+
+    /// After an `ANALYZE`: true when it must run again (the tables came due meanwhile).
+    fn finished(&self) -> bool {
+        let mut state = self.state();
+        if state.again {
+            state.again = false;
+            return true;
+        }
+        state.running = false;
+        false
     }
 }
 
@@ -319,26 +361,32 @@ impl SyncEngine {
         self
     }
 
-    /// Runs `analyze_synced_tables()` when `created` makes the tables due.
-    async fn analyze_if_grown(&self, created: u32) {
-        if !self.is_postgres() || !self.analyze.grew(created) {
+    /// Starts `analyze_synced_tables()` in its own task when `created` makes the tables due, so
+    /// the sync's next page does not wait for it (a few hundred milliseconds on large tables:
+    /// 12% of a 20,000-record first load when it ran in line). One runs at a time per schedule.
+    fn analyze_if_grown(&self, created: u32) {
+        if !self.is_postgres() || self.analyze.grew(created) == Analyze::No {
             return;
         }
-        let started = std::time::Instant::now();
-        match self
-            .db
-            .execute_unprepared("SELECT analyze_synced_tables()")
-            .await
-        {
-            Ok(_) => tracing::info!(
-                every = self.analyze.every,
-                millis = started.elapsed().as_millis(),
-                "analyzed the tables syncs grow"
-            ),
-            Err(error) => {
-                tracing::warn!(%error, "could not analyze the tables syncs grow");
+        let (db, schedule) = (self.db.clone(), self.analyze.clone());
+        tokio::spawn(async move {
+            loop {
+                let started = std::time::Instant::now();
+                match db.execute_unprepared("SELECT analyze_synced_tables()").await {
+                    Ok(_) => tracing::info!(
+                        every = schedule.every,
+                        millis = started.elapsed().as_millis(),
+                        "analyzed the tables syncs grow"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not analyze the tables syncs grow");
+                    }
+                }
+                if !schedule.finished() {
+                    break;
+                }
             }
-        }
+        });
     }
 
     /// Lets each run make at most `calls` API calls (see [`DEFAULT_SYNC_REQUEST_BUDGET`]).
@@ -1089,7 +1137,7 @@ impl SyncEngine {
                 .context("notifying entity changes")?;
         }
         transaction.commit().await?;
-        self.analyze_if_grown(counts.created).await;
+        self.analyze_if_grown(counts.created);
         self.publish_local(event);
         if !self.is_postgres()
             && !changes.changes.is_empty()

@@ -58,10 +58,19 @@ fn history_values_lose_secret_members_at_any_depth() {
 /// The schedule analyzes early and often while a table is young, then every `every` entities.
 #[test]
 fn analyze_runs_after_a_thousand_rows_at_each_doubling_then_every_n() {
+    use super::Analyze::{No, Start};
+    // Each `ANALYZE` here ends before the next page.
+    let due = |schedule: &super::AnalyzeSchedule, created: u32| {
+        let due = schedule.grew(created) == Start;
+        if due {
+            assert!(!schedule.finished(), "nothing came due while it ran");
+        }
+        due
+    };
     let schedule = super::AnalyzeSchedule::every(50_000);
     let mut analyzed_at = Vec::new();
     for page in 1..=1_500_u64 {
-        if schedule.grew(100) {
+        if due(&schedule, 100) {
             analyzed_at.push(page * 100);
         }
     }
@@ -73,12 +82,18 @@ fn analyze_runs_after_a_thousand_rows_at_each_doubling_then_every_n() {
     );
     // A page larger than several steps counts once.
     let schedule = super::AnalyzeSchedule::every(50_000);
-    assert!(schedule.grew(10_000));
-    assert!(!schedule.grew(5_000));
-    assert!(schedule.grew(1_000));
+    assert!(due(&schedule, 10_000));
+    assert!(!due(&schedule, 5_000));
+    assert!(due(&schedule, 1_000));
     let never = super::AnalyzeSchedule::every(0);
-    assert!(!never.grew(u32::MAX));
+    assert_eq!(never.grew(u32::MAX), No);
     let small = super::AnalyzeSchedule::every(2);
-    assert!(!small.grew(1));
-    assert!(small.grew(1));
+    assert_eq!(small.grew(1), No);
+    assert_eq!(small.grew(1), Start);
+    // Due again while it runs: no second one starts; the running one runs once more, then stops.
+    assert_eq!(small.grew(2), No);
+    assert_eq!(small.grew(2), No);
+    assert!(small.finished(), "it runs again");
+    assert!(!small.finished(), "then it is done");
+    assert_eq!(small.grew(2), Start, "and the next due one starts");
 }
