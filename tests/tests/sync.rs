@@ -870,9 +870,9 @@ async fn postgres_analyzes_the_tables_a_sync_grows_after_every_n_created_entitie
             let mut tuples = reltuples(&world, table).await?;
             // The engine analyzes in its own task, so the sync does not wait for it: wait for it
             // here, at most 10 s.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while analyzed && tuples < 3.0 && std::time::Instant::now() < deadline {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 tuples = reltuples(&world, table).await?;
             }
             if analyzed {

@@ -372,7 +372,10 @@ impl SyncEngine {
         tokio::spawn(async move {
             loop {
                 let started = std::time::Instant::now();
-                match db.execute_unprepared("SELECT analyze_synced_tables()").await {
+                match db
+                    .execute_unprepared("SELECT analyze_synced_tables()")
+                    .await
+                {
                     Ok(_) => tracing::info!(
                         every = schedule.every,
                         millis = started.elapsed().as_millis(),
