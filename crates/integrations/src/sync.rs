@@ -250,15 +250,6 @@ struct AnalyzeState {
     again: bool,
 }
 
-/// What [`AnalyzeSchedule::grew`] asks of its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Analyze {
-    /// Not due, or the running one will run again.
-    No,
-    /// Due: start one.
-    Start,
-}
-
 impl AnalyzeSchedule {
     /// Analyzes after 1,000 created entities, at each doubling up to `rows`, then after every
     /// `rows`; 0 never does.
@@ -280,16 +271,17 @@ impl AnalyzeSchedule {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts `created` entities; [`Analyze::Start`] when the tables are due and no `ANALYZE`
-    /// runs (the next time is set either way).
-    fn grew(&self, created: u32) -> Analyze {
+    /// Counts `created` entities; true when the caller must start an `ANALYZE`: the tables are
+    /// due and none runs (one running when they come due runs once more). The next time is set
+    /// either way.
+    fn grew(&self, created: u32) -> bool {
         if self.every == 0 || created == 0 {
-            return Analyze::No;
+            return false;
         }
         let mut state = self.state();
         state.total += u64::from(created);
         if state.total < state.next_at {
-            return Analyze::No;
+            return false;
         }
         while state.next_at <= state.total {
             state.next_at = if state.next_at < self.every {
@@ -300,10 +292,10 @@ impl AnalyzeSchedule {
         }
         if state.running {
             state.again = true;
-            return Analyze::No;
+            return false;
         }
         state.running = true;
-        Analyze::Start
+        true
     }
 
     /// After an `ANALYZE`: true when it must run again (the tables came due meanwhile).
@@ -365,7 +357,7 @@ impl SyncEngine {
     /// the sync's next page does not wait for it (a few hundred milliseconds on large tables:
     /// 12% of a 20,000-record first load when it ran in line). One runs at a time per schedule.
     fn analyze_if_grown(&self, created: u32) {
-        if !self.is_postgres() || self.analyze.grew(created) == Analyze::No {
+        if !self.is_postgres() || !self.analyze.grew(created) {
             return;
         }
         let (db, schedule) = (self.db.clone(), self.analyze.clone());

@@ -469,8 +469,8 @@ pub(crate) async fn load_integration(
     let loader = ctx
         .data::<Integrations>()
         .map_err(|_| internal("integrations loader missing"))?;
-    // A page names the same few integrations hundreds of times: the process's catalog answers
-    // without the loader's per-call bookkeeping; the loader reads it again when it is stale.
+    // The fresh catalog answers without the loader's per-call bookkeeping; the loader reads it
+    // again when it is stale or lacks the id.
     if let Some(found) = loader.loader().1.get(id) {
         return Ok(Some(found));
     }
