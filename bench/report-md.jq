@@ -12,9 +12,10 @@ def row($cells): "| " + ($cells | map(f) | join(" | ")) + " |";
 (.page_read as $p | ("c1", "c32") as $c | ("ours", "postgraphile", "sql_limit") as $peer
   | $p[$c][$peer] | row([$peer, .concurrency, .rps, .p50_ms, .p99_ms, .statements_per_request])),
 (.page_read as $p | ("c1", "c32") as $c
-  | $p[$c].sql_as_owner | row(["sql_limit as owner in the same transaction (no RLS)", .concurrency, .rps, .p50_ms, .p99_ms, .statements_per_request])),
+  | ($p[$c].sql_under_rls | row(["sql_limit under RLS, mean of \(.rounds) rounds alternating with the next row", .concurrency, .rps, .p50_ms, .p99_ms, .statements_per_request])),
+    ($p[$c].sql_as_owner | row(["sql_limit as owner in the same transaction (no RLS), mean of \(.rounds) rounds", .concurrency, .rps, .p50_ms, .p99_ms, .statements_per_request]))),
 "",
-"Page SQL as owner / under RLS (requests/s): \(.page_read.c1.rls_over_owner) (c=1), \(.page_read.c32.rls_over_owner) (c=32).",
+"Page SQL as owner / under RLS (requests/s over the alternating rounds): \(.page_read.c1.rls_over_owner) (c=1; per round \(.page_read.c1.rls_over_owner_per_round | map(tostring) | join(", "))), \(.page_read.c32.rls_over_owner) (c=32; per round \(.page_read.c32.rls_over_owner_per_round | map(tostring) | join(", "))).",
 "Ratios of requests/s: ours/PostGraphile \(.page_read.c1.ours_over_postgraphile) (c=1), \(.page_read.c32.ours_over_postgraphile) (c=32); ours/SQL limit \(.page_read.c1.ours_over_sql_limit) (c=1), \(.page_read.c32.ours_over_sql_limit) (c=32).",
 "Server peak RSS: \(.server_peak_rss_mb.after_page_reads) MB after the page reads, \(.server_peak_rss_mb.peak) MB at most over the whole run.",
 "",

@@ -9,6 +9,16 @@ def only($workload):
   [.[] | select(.workload == $workload)]
   | if length == 1 then .[0] else error("expected one \($workload) result, got \(length)") end;
 def r3: . * 1000 | round / 1000;
+# The alternating rounds of the page SQL under RLS or as owner at one concurrency, in round order.
+def rounds($c; $mode):
+  [.[] | select(.workload == "page_sql_rls_cost" and .concurrency == $c and .mode == $mode)]
+  | sort_by(.round)
+  | if length > 0 then . else error("expected page_sql_rls_cost rounds at c=\($c) \($mode), got none") end;
+# One row standing for rounds of the same load: mean requests/s and latencies.
+def mean_row:
+  (map(.rps) | add / length | r3) as $rps
+  | .[0] + {rps: $rps, p50_ms: (map(.p50_ms) | add / length | r3),
+            p99_ms: (map(.p99_ms) | add / length | r3), rounds: length, round: null};
 def mb: . / 1024 * 10 | round / 10;
 def target($name; $value; $op; $bound; $unit):
   {name: $name, value: $value, target: "\($op) \($bound)", unit: $unit,
@@ -19,11 +29,15 @@ def target($name; $value; $op; $bound; $unit):
     .["c\($c)"] = (($all | one("page_read"; "ours"; $c)) as $ours
       | ($all | one("page_read"; "postgraphile"; $c)) as $pg
       | ($all | one("page_read"; "sql_limit"; $c)) as $limit
-      | ($all | one_in("page_read"; "sql_limit"; $c; "owner_tx")) as $owner
-      | {ours: $ours, postgraphile: $pg, sql_limit: $limit, sql_as_owner: $owner,
+      | ($all | rounds($c; "rls")) as $rls_rounds
+      | ($all | rounds($c; "owner_tx")) as $owner_rounds
+      | {ours: $ours, postgraphile: $pg, sql_limit: $limit,
+         sql_as_owner: ($owner_rounds | mean_row), sql_under_rls: ($rls_rounds | mean_row),
          ours_over_postgraphile: ($ours.rps / $pg.rps | r3),
          ours_over_sql_limit: ($ours.rps / $limit.rps | r3),
-         rls_over_owner: ($owner.rps / $limit.rps | r3)}))) as $page
+         rls_over_owner: (($owner_rounds | map(.rps) | add) / ($rls_rounds | map(.rps) | add) | r3),
+         rls_over_owner_per_round: [range(0; $rls_rounds | length) as $i
+                                    | $owner_rounds[$i].rps / $rls_rounds[$i].rps | r3]}))) as $page
 | only("webhook_intake") as $webhooks
 | only("webhook_intake_with_workers") as $webhooks_with_workers
 | only("sync_ingest") as $ingest
@@ -38,7 +52,7 @@ def target($name; $value; $op; $bound; $unit):
     page_read: ($page + {
       query: "entities(first: 50) with all attributes, provenance and integration; ours: bench/graphql/entities-page.graphql, PostGraphile: bench/postgraphile/query.graphql, limit: bench/sql/page.sql",
       mode: "all three as role authenticated with the owner's claim, in a transaction (row-level security on); sql_as_owner: the same page SQL as the database owner (row-level security bypassed) in the same transaction and set_config, without SET LOCAL ROLE",
-      rls_over_owner_note: "requests/s of the page SQL as owner over the same under RLS, both in BEGIN … COMMIT with the claim set (RLS also runs SET LOCAL ROLE)"}),
+      rls_over_owner_note: "requests/s of the page SQL as owner over the same under RLS (total over alternating rounds of equal duration, so the ratio of time per page), both in BEGIN … COMMIT with the claim set (RLS also runs SET LOCAL ROLE); sql_as_owner and sql_under_rls are the rounds' means"}),
     server_peak_rss_mb: {after_page_reads: ($page_rss | mb), peak: ($rss | mb),
                          unit: "MB, VmHWM of our server process: the page reads' process after them; peak: the larger of it after the webhooks and the API-only process"},
     webhook_intake: $webhooks,

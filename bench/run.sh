@@ -36,9 +36,9 @@ case "${1:-}" in
     *) die "unknown argument $1 (only --quick)" ;;
 esac
 if [ "$quick" -eq 1 ]; then
-    name=quick entities=10000 duration=3 warmup=1 ingest_records=10000 deliveries=2000 migrate_entities=100000
+    name=quick entities=10000 duration=3 warmup=1 rls_rounds=2 rls_duration=3 ingest_records=10000 deliveries=2000 migrate_entities=100000
 else
-    name=latest entities=100000 duration=10 warmup=2 ingest_records=100000 deliveries=20000 migrate_entities=1000000
+    name=latest entities=100000 duration=10 warmup=2 rls_rounds=3 rls_duration=5 ingest_records=100000 deliveries=20000 migrate_entities=1000000
 fi
 seed=0.42
 workspace=6f1c0b4e-0000-4000-8000-000000000001
@@ -310,12 +310,18 @@ for c in 1 32; do
     step="page_read: peers c=$c"
     bash "$here/scripts/peers.sh" --workspace "$workspace" --concurrency "$c" --duration "$duration" \
         --warmup "$warmup" --rls --port $(( port + 1 )) >> "$results" || die "bench/scripts/peers.sh -c $c failed"
-    # The same page SQL as the owner, in the same transaction without SET LOCAL ROLE (row-level
-    # security bypassed): what the policies cost.
-    step="page_read: the page SQL as owner c=$c"
-    bash "$here/scripts/peers.sh" --workspace "$workspace" --concurrency "$c" --duration "$duration" \
-        --warmup "$warmup" --only sql_limit --owner-in-transaction >> "$results" \
-        || die "bench/scripts/peers.sh --only sql_limit --owner-in-transaction -c $c failed"
+    # What the policies cost: the page SQL under RLS and as the owner (the same transaction
+    # without SET LOCAL ROLE: row-level security bypassed), alternating for $rls_rounds rounds so
+    # that the machine's drift falls on both sides alike.
+    for round in $(seq 1 "$rls_rounds"); do
+        for side in --rls --owner-in-transaction; do
+            step="page_read: the page SQL $side c=$c, round $round"
+            bash "$here/scripts/peers.sh" --workspace "$workspace" --concurrency "$c" \
+                --duration "$rls_duration" --warmup "$warmup" --only sql_limit "$side" \
+                | jq -c --argjson round "$round" '. + {workload: "page_sql_rls_cost", round: $round}' \
+                >> "$results" || die "bench/scripts/peers.sh --only sql_limit $side -c $c failed"
+        done
+    done
 done
 
 # --- sync ingest ------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ use providers::{Clock, Cursor, Page, ProviderClient, ProviderKind, ReadOptions, 
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict, Query};
 use sea_orm::{
     ColumnTrait as _, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait as _,
-    QueryFilter as _, Statement,
+    FromQueryResult as _, QueryFilter as _, Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -985,47 +985,40 @@ impl SyncEngine {
             }
         }
         let entity_ids: Vec<Uuid> = existing.entities.values().map(|row| row.id).collect();
-        let (values, origins) = if self.is_postgres() {
-            lookup_attributes_pg(db, &entity_ids).await?
-        } else {
-            let mut values = Vec::new();
-            let mut origins = Vec::new();
-            for chunk in entity_ids.chunks(ROWS_PER_STATEMENT) {
-                values.extend(
-                    attribute_values::Entity::find()
-                        .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
-                        .all(db)
-                        .await
-                        .context("reading the page's attribute values")?,
-                );
-                origins.extend(
-                    provenance::Entity::find()
-                        .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
-                        .all(db)
-                        .await
-                        .context("reading the page's provenance")?,
+        if self.is_postgres() {
+            lookup_attributes_pg(db, &entity_ids, &mut existing).await?;
+            return Ok(existing);
+        }
+        for chunk in entity_ids.chunks(ROWS_PER_STATEMENT) {
+            let values = attribute_values::Entity::find()
+                .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
+                .all(db)
+                .await
+                .context("reading the page's attribute values")?;
+            for row in values {
+                existing
+                    .values
+                    .insert((row.entity_id, row.attribute_id), row.value);
+            }
+            let origins = provenance::Entity::find()
+                .filter(provenance::Column::EntityId.is_in(chunk.iter().copied()))
+                .all(db)
+                .await
+                .context("reading the page's provenance")?;
+            for row in origins {
+                existing.origins.insert(
+                    (row.entity_id, row.attribute_id),
+                    Origin {
+                        source_integration_id: row.source_integration_id,
+                        source_external_field: row.source_external_field,
+                        last_updated_at: row.last_updated_at,
+                        override_by_user: row.override_by_user,
+                        observed_value: row.observed_value,
+                        observed_external_field: row.observed_external_field,
+                        observed_updated_at: row.observed_updated_at,
+                    },
                 );
             }
-            (values, origins)
-        };
-        for row in values {
-            existing
-                .values
-                .insert((row.entity_id, row.attribute_id), row.value);
-        }
-        for row in origins {
-            existing.origins.insert(
-                (row.entity_id, row.attribute_id),
-                Origin {
-                    source_integration_id: row.source_integration_id,
-                    source_external_field: row.source_external_field,
-                    last_updated_at: row.last_updated_at,
-                    override_by_user: row.override_by_user,
-                    observed_value: row.observed_value,
-                    observed_external_field: row.observed_external_field,
-                    observed_updated_at: row.observed_updated_at,
-                },
-            );
         }
         Ok(existing)
     }
@@ -1039,6 +1032,18 @@ impl SyncEngine {
     ) -> Result<SyncReport, EngineError> {
         let now = self.now();
         let transaction = crate::begin_write(&self.db).await?;
+        if self.is_postgres() {
+            // A page's commit need not wait for its WAL flush: if PostgreSQL itself crashes within
+            // the next few hundred milliseconds, the page and its checkpoint are lost together
+            // (never one without the other) and the sync reads that page again from the provider.
+            // The generic plan: see `lookup_entities_pg`.
+            transaction
+                .execute_unprepared(
+                    "SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan",
+                )
+                .await
+                .context("setting up the page's transaction")?;
+        }
         let external_ids: BTreeSet<&str> = page
             .records
             .iter()
@@ -1542,10 +1547,7 @@ async fn lookup_entities_pg<C: ConnectionTrait>(
     // A custom plan would cost the probe with this workspace's own row estimate, which for a
     // tenant whose first load is running says "almost none" and picks the workspace index, whose
     // scan then grows with the load. The generic plan costs all three equalities together and
-    // probes the source-record (or external-id) index per key.
-    db.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
-        .await
-        .context("planning the page's lookup")?;
+    // probes the source-record (or external-id) index per key. `write_page` sets it.
     entities::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -1568,37 +1570,86 @@ async fn lookup_entities_pg<C: ConnectionTrait>(
         .map_err(Into::into)
 }
 
-/// The page's attribute values and provenance on PostgreSQL, probed per entity id (their indexes
-/// lead with `entity_id`) for the same reason as [`lookup_entities_pg`].
+/// One row of [`lookup_attributes_pg`]: an (entity, attribute) pair with its value, its
+/// provenance, or both.
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct AttributeRow {
+    entity_id: Uuid,
+    attribute_id: Uuid,
+    has_value: bool,
+    value: Option<Value>,
+    has_origin: bool,
+    source_integration_id: Option<Uuid>,
+    source_external_field: Option<String>,
+    last_updated_at: Option<DateTime<FixedOffset>>,
+    override_by_user: Option<bool>,
+    observed_value: Option<Value>,
+    observed_external_field: Option<String>,
+    observed_updated_at: Option<DateTime<FixedOffset>>,
+}
+
+/// The page's attribute values and provenance on PostgreSQL in one statement, probed per entity
+/// id (both tables' keys lead with `entity_id`) for the same reason as [`lookup_entities_pg`]:
+/// per entity, its values full-joined with its provenance on the attribute, so a value without
+/// provenance and provenance without a value both come back.
 async fn lookup_attributes_pg<C: ConnectionTrait>(
     db: &C,
     entity_ids: &[Uuid],
-) -> Result<(Vec<attribute_values::Model>, Vec<provenance::Model>), EngineError> {
+    existing: &mut Existing,
+) -> Result<(), EngineError> {
     if entity_ids.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(());
     }
     let keys = serde_json::to_string(entity_ids).context("encoding the page's entity ids")?;
-    let per_entity = |table: &str| {
-        Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "SELECT t.* FROM jsonb_array_elements_text($1::jsonb) AS k (entity_id)
-                 CROSS JOIN LATERAL (SELECT * FROM {table} WHERE entity_id = k.entity_id::uuid) AS t"
-            ),
-            [keys.clone().into()],
-        )
-    };
-    let values = attribute_values::Entity::find()
-        .from_raw_sql(per_entity("entity_attribute_values"))
-        .all(db)
-        .await
-        .context("reading the page's attribute values")?;
-    let origins = provenance::Entity::find()
-        .from_raw_sql(per_entity("entity_attribute_provenance"))
-        .all(db)
-        .await
-        .context("reading the page's provenance")?;
-    Ok((values, origins))
+    let rows = AttributeRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT k.entity_id, a.* FROM
+             (SELECT value::uuid AS entity_id FROM jsonb_array_elements_text($1::jsonb)) AS k
+         CROSS JOIN LATERAL (
+             SELECT coalesce(v.attribute_id, p.attribute_id) AS attribute_id,
+                 v.attribute_id IS NOT NULL AS has_value, v.value,
+                 p.attribute_id IS NOT NULL AS has_origin, p.source_integration_id,
+                 p.source_external_field, p.last_updated_at, p.override_by_user,
+                 p.observed_value, p.observed_external_field, p.observed_updated_at
+             FROM (SELECT attribute_id, value FROM entity_attribute_values
+                   WHERE entity_id = k.entity_id) AS v
+             FULL JOIN (SELECT attribute_id, source_integration_id, source_external_field,
+                           last_updated_at, override_by_user, observed_value,
+                           observed_external_field, observed_updated_at
+                       FROM entity_attribute_provenance WHERE entity_id = k.entity_id) AS p
+                 ON p.attribute_id = v.attribute_id
+         ) AS a",
+        [keys.into()],
+    ))
+    .all(db)
+    .await
+    .context("reading the page's attribute values and provenance")?;
+    for row in rows {
+        let key = (row.entity_id, row.attribute_id);
+        if row.has_value {
+            existing
+                .values
+                .insert(key, row.value.unwrap_or(Value::Null));
+        }
+        if row.has_origin
+            && let (Some(last_updated_at), Some(override_by_user)) =
+                (row.last_updated_at, row.override_by_user)
+        {
+            existing.origins.insert(
+                key,
+                Origin {
+                    source_integration_id: row.source_integration_id,
+                    source_external_field: row.source_external_field,
+                    last_updated_at,
+                    override_by_user,
+                    observed_value: row.observed_value,
+                    observed_external_field: row.observed_external_field,
+                    observed_updated_at: row.observed_updated_at,
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 fn entity_changes(
