@@ -467,6 +467,108 @@ async fn an_entity_page_with_provenance_costs_the_same_few_statements_whatever_i
     Ok(())
 }
 
+/// The page's attributes as the web app asks for them, with aliases and `__typename`; the
+/// attribute list answers this selection without the per-field resolvers.
+const PLAIN_ATTRIBUTES: &str = "attributes { __typename key v: value value
+    provenance { sourceType externalField lastUpdatedAt overriddenByUser overrideAt
+                 source: integration { slug name __typename } __typename } }";
+
+/// The same selection inside an inline fragment, which the attribute list leaves to the generic
+/// resolvers.
+const GENERIC_ATTRIBUTES: &str = "attributes { ... on Attribute { __typename key v: value value
+    provenance { sourceType externalField lastUpdatedAt overriddenByUser overrideAt
+                 source: integration { slug name __typename } __typename } } }";
+
+#[tokio::test]
+async fn the_attribute_list_answers_plain_selections_exactly_as_the_generic_resolvers()
+-> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let tenant = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+        add_entities(&test_db, &tenant, 6).await?;
+        // An attribute without provenance, with JSON values of every kind.
+        let extra = new_id();
+        test_db.execute("INSERT INTO attribute_definitions (id, workspace_id, entity_type, key, label) VALUES ($1, $2, 'person', 'extra', 'Extra')",
+            vec![v(extra), v(tenant.workspace_id)]).await?;
+        let entity_ids: Vec<uuid::Uuid> = entity::entities::Entity::find()
+            .filter(entity::entities::Column::WorkspaceId.eq(tenant.workspace_id))
+            .filter(entity::entities::Column::SourceExternalId.starts_with("ext-"))
+            .all(&test_db.db)
+            .await?
+            .into_iter()
+            .map(|entity| entity.id)
+            .collect();
+        for (entity_id, value) in entity_ids.iter().zip([
+            json!(null),
+            json!(42.5),
+            json!({"nested": [1, "two", {"three": true}]}),
+            json!("text with \"quotes\" and \u{e9}"),
+            json!([]),
+            json!(false),
+        ]) {
+            test_db.execute("INSERT INTO entity_attribute_values (entity_id, attribute_id, value, workspace_id) VALUES ($1, $2, $3, $4)",
+                vec![v(*entity_id), v(extra), v(value), v(tenant.workspace_id)]).await?;
+        }
+        let bearer = token(tenant.user_id, 3600, SECRET)?;
+        let mut answers = Vec::new();
+        for attributes in [PLAIN_ATTRIBUTES, GENERIC_ATTRIBUTES] {
+            let query = format!(
+                "query($w: UUID!) {{ entities(workspaceId: $w, first: 10) {{ edges {{ node {{ id {attributes} }} }} }} }}"
+            );
+            let response = post(
+                &test_db,
+                Some(&bearer),
+                &query,
+                json!({"w": tenant.workspace_id}),
+            )
+            .await?;
+            assert!(response["errors"].is_null(), "{backend:?}: {response}");
+            answers.push(response);
+        }
+        let nodes = answers[0]["data"]["entities"]["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        // The tenant's own entity and the six added.
+        assert_eq!(nodes.len(), 7, "{backend:?}: {}", answers[0]);
+        let attributes: Vec<&Value> = nodes
+            .iter()
+            .flat_map(|edge| edge["node"]["attributes"].as_array().into_iter().flatten())
+            .collect();
+        assert!(attributes.len() >= 18, "{backend:?}: {}", attributes.len());
+        assert!(
+            attributes
+                .iter()
+                .any(|attribute| attribute["provenance"].is_null())
+                && attributes
+                    .iter()
+                    .any(|attribute| !attribute["provenance"]["overrideAt"].is_null())
+                && attributes
+                    .iter()
+                    .all(|attribute| attribute["v"] == attribute["value"]
+                        && attribute["__typename"] == json!("Attribute")),
+            "{backend:?}: {}",
+            answers[0]
+        );
+        assert!(
+            attributes
+                .iter()
+                .any(|attribute| attribute["provenance"]["source"]
+                    == json!({"slug": "hubspot", "name": "HubSpot", "__typename": "Integration"})),
+            "{backend:?}: {}",
+            answers[0]
+        );
+        assert_eq!(answers[0], answers[1], "{backend:?}");
+        // Keys come in the order the query names them, as the generic resolvers write them.
+        let text = serde_json::to_string(&answers[0])?;
+        assert!(
+            text.contains(r#"{"__typename":"Attribute","key":"#),
+            "{backend:?}: {text}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn entity_pages_chain_by_cursor_filter_and_refuse_oversized_pages() -> anyhow::Result<()> {
     for backend in [Backend::Postgres, Backend::Sqlite] {

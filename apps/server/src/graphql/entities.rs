@@ -17,6 +17,7 @@ use integrations::EntityAfter;
 use sea_orm::{ConnectionTrait as _, DbBackend, EntityTrait as _};
 use uuid::Uuid;
 
+use super::attribute_list::AttributeList;
 use super::context::RequestDb;
 use super::errors::{Code, db, error, internal};
 use super::types::{AttributeSourceType, EntitySourceType, Integration};
@@ -168,14 +169,18 @@ impl Entity {
     /// Its attributes with their provenance, by key (as they stood at `asOf` when the entity was
     /// asked for at a time: provenance is then the change that set each value, when the history
     /// has it).
-    async fn attributes(&self, ctx: &Context<'_>) -> Result<Vec<Attribute>> {
+    async fn attributes(&self, ctx: &Context<'_>) -> Result<AttributeList> {
         if let Some(as_of) = self.as_of {
-            return attributes_as_of(ctx, self.id, as_of).await;
+            return attributes_as_of(ctx, self.id, as_of)
+                .await
+                .map(AttributeList);
         }
         let loader = ctx
             .data::<Attributes>()
             .map_err(|_| internal("attributes loader missing"))?;
-        Ok(loader.load_one(self.id).await?.unwrap_or_default())
+        Ok(AttributeList(
+            loader.load_one(self.id).await?.unwrap_or_default(),
+        ))
     }
 }
 

@@ -5,6 +5,7 @@
 //! limits the standard introspection query fits. The schema is exported to
 //! `apps/server/schema.graphql`.
 
+mod attribute_list;
 pub mod auth;
 mod conflicts;
 mod context;
