@@ -5,7 +5,8 @@
 #   1. data          bench/sql/generate.sql fills one workspace (100,000 entities; quick: 10,000)
 #   2. statements    SQL statements one page read sends, counted in PostgreSQL's own statement log
 #   3. page_read     our server under wrk at concurrency 1 and 32, then the peers (PostGraphile and
-#                    the hand-written SQL limit under pgbench, bench/scripts/peers.sh --rls) alike
+#                    the hand-written SQL limit under pgbench, bench/scripts/peers.sh --rls) alike,
+#                    then the SQL limit under RLS and as owner in alternating rounds (what RLS costs)
 #   4. webhooks      signed Stripe deliveries, 10% repeats, at concurrency 32 (bench-harness):
 #                    on the server with its background workers, then on an API-only process
 #   5. ingest        100,000 Stripe customers from a loopback mock through the sync engine, and

@@ -276,8 +276,9 @@ async fn count(db: &DatabaseConnection, sql: &str, workspace_id: Uuid) -> anyhow
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
-/// The three tables a sync writes, and how to select this workspace's rows of each.
-const TABLES: [(&str, &str); 3] = [
+/// The four tables a sync writes, and how to select this workspace's rows of each (the attribute
+/// history too: the sync appends a row per written value, so "the same rows" include them).
+const TABLES: [(&str, &str); 4] = [
     (
         "entities",
         "SELECT * FROM entities WHERE workspace_id = '{ws}'",
@@ -289,6 +290,10 @@ const TABLES: [(&str, &str); 3] = [
     (
         "entity_attribute_provenance",
         "SELECT p.* FROM entity_attribute_provenance p JOIN entities e ON e.id = p.entity_id WHERE e.workspace_id = '{ws}'",
+    ),
+    (
+        "entity_attribute_history",
+        "SELECT * FROM entity_attribute_history WHERE workspace_id = '{ws}'",
     ),
 ];
 
@@ -566,7 +571,8 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
     let copies = copy_baseline(&args.database_url, workspace_id)
         .await
         .context("bench ingest: the COPY baseline failed")?;
-    let expected_rows = u64::try_from(records * (1 + 2 * ATTRIBUTES_PER_RECORD))?;
+    // Per record: its entity, and per attribute a value, its provenance and a history row.
+    let expected_rows = u64::try_from(records * (1 + 3 * ATTRIBUTES_PER_RECORD))?;
     ensure!(
         copies.rows == expected_rows,
         "bench ingest: COPY wrote {} rows, expected {expected_rows}",
@@ -594,8 +600,8 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         "resync_seconds": round(resync_seconds, 3),
         "resync_records_per_s": round(resync_rate, 1),
         "resync_note": "the same records read again from the start, all unchanged: nothing written, no history",
-        "unit": "records/s: Stripe customers (1 entity + 4 values + 4 provenance rows each) from claim to the committed last page",
-        "measured_by": "bench-harness ingest: loopback Stripe mock (pre-rendered pages of 100) -> ProviderClient -> SyncEngine -> PostgreSQL; baseline: COPY FROM STDIN (binary) of the same rows into empty LIKE … INCLUDING ALL tables (indexes, no foreign keys), one transaction; again with the tables' foreign keys added",
+        "unit": "records/s: Stripe customers (1 entity + 4 values + 4 provenance + 4 history rows each) from claim to the committed last page",
+        "measured_by": "bench-harness ingest: loopback Stripe mock (pre-rendered pages of 100) -> ProviderClient -> SyncEngine -> PostgreSQL; baseline: COPY FROM STDIN (binary) of the same rows (entities, values, provenance, history) into empty LIKE … INCLUDING ALL tables (indexes, no foreign keys), one transaction; again with the tables' foreign keys added",
     })
     .to_string())
 }
