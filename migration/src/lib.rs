@@ -34,6 +34,7 @@ mod m20261201_000006_attribute_history_and_sync_runs;
 mod m20261201_000007_analyze_synced_tables;
 mod m20261201_000008_sync_run_api_calls;
 mod m20261201_000009_rls_membership_once;
+mod m20261202_000010_membership_plan_cached;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_analyze_synced_tables::Migration),
             Box::new(m20261201_000008_sync_run_api_calls::Migration),
             Box::new(m20261201_000009_rls_membership_once::Migration),
+            Box::new(m20261202_000010_membership_plan_cached::Migration),
         ]
     }
 }

@@ -502,3 +502,49 @@ async fn a_child_row_cannot_name_another_workspace_than_its_entitys() -> anyhow:
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_membership_functions_answer_the_same_whatever_the_callers_search_path()
+-> anyhow::Result<()> {
+    let test_db = TestDb::migrated(Backend::Postgres).await?;
+    let member = Tenant::create(&test_db, "MEMBER", "hubspot").await?;
+    let admin = Tenant::create(&test_db, "ADMIN", "hubspot").await?;
+    for search_path in ["public, pg_temp", "pg_temp", "\"$user\""] {
+        for (tenant, admin_of) in [(&member, 0), (&admin, 1)] {
+            let transaction = test_db.db.begin().await?;
+            transaction
+                .execute_unprepared(&format!(
+                    "SET LOCAL ROLE authenticated; SET LOCAL search_path = {search_path}"
+                ))
+                .await?;
+            transaction
+                .execute_raw(test_db.statement(
+                    "SELECT pg_catalog.set_config('request.jwt.claim.sub', $1, true)",
+                    vec![v(tenant.user_id.to_string())],
+                ))
+                .await?;
+            let row = transaction
+                .query_one_raw(test_db.statement(
+                    "SELECT pg_catalog.cardinality(public.member_workspace_ids()),
+                        pg_catalog.cardinality(public.admin_workspace_ids()),
+                        public.member_workspace_ids() OPERATOR(pg_catalog.=) ARRAY[$1]::pg_catalog.uuid[]",
+                    vec![v(tenant.workspace_id)],
+                ))
+                .await
+                .map_err(|error| anyhow::anyhow!("search_path {search_path}: {error}"))?
+                .ok_or_else(|| anyhow::anyhow!("no row"))?;
+            transaction.rollback().await?;
+            // Each user is a member of their own workspace only, and an admin of it as ADMIN.
+            assert_eq!(
+                (
+                    row.try_get_by_index::<i32>(0)?,
+                    row.try_get_by_index::<i32>(1)?,
+                    row.try_get_by_index::<bool>(2)?
+                ),
+                (1, admin_of, true),
+                "search_path {search_path}"
+            );
+        }
+    }
+    Ok(())
+}
