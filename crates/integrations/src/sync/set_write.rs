@@ -41,44 +41,50 @@ const ENTITIES: &str =
         updated_at = CASE WHEN excluded.sync_version > 0 THEN excluded.updated_at
                           ELSE entities.updated_at END";
 
-/// Writes the values; an override written since the page's read still wins.
-const VALUES: &str =
-    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at, workspace_id)
+/// The insert of a page's values: [`NEW_VALUES`] as it is, [`VALUES`] with its conflict clause.
+macro_rules! insert_values {
+    () => {
+        "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at, workspace_id)
     SELECT r.entity_id, r.attribute_id, r.value -> 0, $2, $3
-    FROM jsonb_to_recordset($1::jsonb) AS r (entity_id uuid, attribute_id uuid, value jsonb)
+    FROM jsonb_to_recordset($1::jsonb) AS r (entity_id uuid, attribute_id uuid, value jsonb)"
+    };
+}
+
+/// The insert of a page's provenance: [`NEW_PROVENANCE`] as it is, [`PROVENANCE`] with its
+/// conflict clause.
+macro_rules! insert_provenance {
+    () => {
+        "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
+        source_type, source_integration_id, source_external_field, last_updated_at,
+        override_by_user, override_at, observed_value, observed_integration_id,
+        observed_external_field, observed_updated_at, observed_at, sync_run_id, workspace_id)
+    SELECT r.id, r.entity_id, r.attribute_id, $2, $3, r.external_field, r.observed_at, FALSE, NULL,
+        r.value -> 0, $3, r.external_field, r.observed_at, $4, $5, $6
+    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
+        external_field text, observed_at timestamptz, value jsonb)"
+    };
+}
+
+/// Writes the values; an override written since the page's read still wins.
+const VALUES: &str = concat!(
+    insert_values!(),
+    "
     ON CONFLICT (entity_id, attribute_id)
     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
     WHERE NOT EXISTS (SELECT 1 FROM entity_attribute_provenance p
         WHERE p.entity_id = excluded.entity_id AND p.attribute_id = excluded.attribute_id
-          AND p.override_by_user)";
+          AND p.override_by_user)"
+);
 
 /// Inserts the values of entities this page creates: nothing can hold a row for an id that is
 /// only now being inserted, so no conflict arbiter is needed (each row then costs one index
 /// probe fewer).
-const NEW_VALUES: &str =
-    "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at, workspace_id)
-    SELECT r.entity_id, r.attribute_id, r.value -> 0, $2, $3
-    FROM jsonb_to_recordset($1::jsonb) AS r (entity_id uuid, attribute_id uuid, value jsonb)";
-
-/// Inserts the provenance and observation of new entities' values (see [`NEW_VALUES`]).
-const NEW_PROVENANCE: &str = "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
-        source_type, source_integration_id, source_external_field, last_updated_at,
-        override_by_user, override_at, observed_value, observed_integration_id,
-        observed_external_field, observed_updated_at, observed_at, sync_run_id, workspace_id)
-    SELECT r.id, r.entity_id, r.attribute_id, $2, $3, r.external_field, r.observed_at, FALSE, NULL,
-        r.value -> 0, $3, r.external_field, r.observed_at, $4, $5, $6
-    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
-        external_field text, observed_at timestamptz, value jsonb)";
+const NEW_VALUES: &str = insert_values!();
 
 /// Writes the values' provenance and observation, unless an override holds.
-const PROVENANCE: &str = "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
-        source_type, source_integration_id, source_external_field, last_updated_at,
-        override_by_user, override_at, observed_value, observed_integration_id,
-        observed_external_field, observed_updated_at, observed_at, sync_run_id, workspace_id)
-    SELECT r.id, r.entity_id, r.attribute_id, $2, $3, r.external_field, r.observed_at, FALSE, NULL,
-        r.value -> 0, $3, r.external_field, r.observed_at, $4, $5, $6
-    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
-        external_field text, observed_at timestamptz, value jsonb)
+const PROVENANCE: &str = concat!(
+    insert_provenance!(),
+    "
     ON CONFLICT (entity_id, attribute_id)
     DO UPDATE SET source_type = excluded.source_type,
         source_integration_id = excluded.source_integration_id,
@@ -88,7 +94,11 @@ const PROVENANCE: &str = "INSERT INTO entity_attribute_provenance (id, entity_id
         observed_integration_id = excluded.observed_integration_id,
         observed_external_field = excluded.observed_external_field,
         observed_updated_at = excluded.observed_updated_at, observed_at = excluded.observed_at
-    WHERE entity_attribute_provenance.override_by_user = FALSE";
+    WHERE entity_attribute_provenance.override_by_user = FALSE"
+);
+
+/// Inserts the provenance and observation of new entities' values (see [`NEW_VALUES`]).
+const NEW_PROVENANCE: &str = insert_provenance!();
 
 /// Keeps only the observation (the shadow value) of values an override holds out.
 const OBSERVATIONS: &str = "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
@@ -256,7 +266,7 @@ pub(super) async fn write<C: ConnectionTrait>(
             values_sql,
             &values,
             vec![now.into(), claim.workspace_id.into()],
-            "upserting attribute values",
+            "writing attribute values",
         )
         .await?;
         run(
@@ -270,7 +280,7 @@ pub(super) async fn write<C: ConnectionTrait>(
                 claim.run_id.into(),
                 claim.workspace_id.into(),
             ],
-            "upserting provenance",
+            "writing provenance",
         )
         .await?;
     }
