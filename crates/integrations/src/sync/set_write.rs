@@ -266,7 +266,7 @@ pub(super) async fn write<C: ConnectionTrait>(
             values_sql,
             &values,
             vec![now.into(), claim.workspace_id.into()],
-            "writing attribute values",
+            "upserting attribute values",
         )
         .await?;
         run(
@@ -280,7 +280,7 @@ pub(super) async fn write<C: ConnectionTrait>(
                 claim.run_id.into(),
                 claim.workspace_id.into(),
             ],
-            "writing provenance",
+            "upserting provenance",
         )
         .await?;
     }
