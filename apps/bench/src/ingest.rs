@@ -387,6 +387,29 @@ async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> anyhow::Result<(
     Ok(())
 }
 
+/// CPU seconds used so far by every PostgreSQL process and by this one.
+struct CpuMark {
+    postgres: f64,
+    harness: f64,
+}
+
+impl CpuMark {
+    fn now() -> Self {
+        Self {
+            postgres: crate::tenants::postgres_cpu_seconds(),
+            harness: crate::tenants::own_cpu_seconds(),
+        }
+    }
+
+    /// The CPU both sides used since the mark.
+    fn since(&self) -> Value {
+        json!({
+            "postgres_s": round(crate::tenants::postgres_cpu_seconds() - self.postgres, 1),
+            "harness_s": round(crate::tenants::own_cpu_seconds() - self.harness, 1),
+        })
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<String> {
     ensure!(args.records > 0, "--records must be positive");
     ensure!(args.resyncs > 0, "--resyncs must be positive");
@@ -449,10 +472,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         })
     });
 
-    let (pg_cpu0, own_cpu0) = (
-        crate::tenants::postgres_cpu_seconds(),
-        crate::tenants::own_cpu_seconds(),
-    );
+    let cpu_mark = CpuMark::now();
     let started = Instant::now();
     let claim = engine
         .claim(connection_id, "customers")
@@ -463,11 +483,9 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         .await
         .context("bench ingest: the sync failed")?;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu = json!({
-        "postgres_s": round(crate::tenants::postgres_cpu_seconds() - pg_cpu0, 1),
-        "harness_s": round(crate::tenants::own_cpu_seconds() - own_cpu0, 1),
-        "note": "harness = the engine plus the loopback mock (and the neighbour's reads, when on)",
-    });
+    let mut cpu = cpu_mark.since();
+    cpu["note"] =
+        json!("harness = the engine plus the loopback mock (and the neighbour's reads, when on)");
     let _ = reading_tx.send(false);
     let neighbour = match (neighbour, during) {
         (Some((_, _, idle)), Some(during)) => {
@@ -536,10 +554,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         workspace_id,
     )
     .await?;
-    let (pg_cpu0, own_cpu0) = (
-        crate::tenants::postgres_cpu_seconds(),
-        crate::tenants::own_cpu_seconds(),
-    );
+    let cpu_mark = CpuMark::now();
     let mut resync_rates = Vec::new();
     let mut resync_seconds = 0.0;
     for _ in 0..args.resyncs {
@@ -571,10 +586,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         #[allow(clippy::cast_precision_loss)]
         resync_rates.push(round(records as f64 / seconds, 1));
     }
-    let resync_cpu = json!({
-        "postgres_s": round(crate::tenants::postgres_cpu_seconds() - pg_cpu0, 1),
-        "harness_s": round(crate::tenants::own_cpu_seconds() - own_cpu0, 1),
-    });
+    let resync_cpu = cpu_mark.since();
     let history_after = count(
         &db,
         "SELECT count(*) FROM entity_attribute_history WHERE workspace_id = $1",

@@ -15,8 +15,8 @@
 //! it has no rows; on PostgreSQL the checkpoint carries the progress notification). On PostgreSQL
 //! the writes are set-based (`set_write.rs`: one `INSERT … SELECT … FROM jsonb_to_recordset` per
 //! table, the rows as one JSON parameter, the same statement text every page); elsewhere
-//! sea-orm's multi-row statements (`write_rows`). Every run has a `sync_runs` row (a resumed run keeps it), and every
-//! value it writes names it in its provenance and history.
+//! sea-orm's multi-row statements (`write_rows`). Every run has a `sync_runs` row (a resumed run
+//! keeps it), and every value it writes names it in its provenance and history.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -456,8 +456,7 @@ impl SyncEngine {
         event: &SyncProgress,
     ) -> Result<(), EngineError> {
         if self.is_postgres() {
-            let payload = serde_json::to_string(event)
-                .map_err(|error| EngineError::Unexpected(error.into()))?;
+            let payload = progress_payload(event)?;
             db.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_notify($1, $2)",
@@ -1123,8 +1122,7 @@ impl SyncEngine {
         // On PostgreSQL the progress notification rides in the checkpoint's statement, sent only
         // when the checkpoint took (the lease is still ours).
         let checkpointed = if self.is_postgres() {
-            let payload = serde_json::to_string(&event)
-                .map_err(|error| EngineError::Unexpected(error.into()))?;
+            let payload = progress_payload(&event)?;
             let statement = checkpoint.build(DbBackend::Postgres);
             let mut values = statement.values.map(|values| values.0).unwrap_or_default();
             let sql = format!(
@@ -1591,7 +1589,7 @@ async fn lookup_pg<C: ConnectionTrait>(
     for result in results {
         let row = result
             .try_as_pg_row()
-            .context("a PostgreSQL row")
+            .context("the lookup answered with a row that is not PostgreSQL's")
             .and_then(|row| LookupRow::decode(row).context(step))?;
         match row.kind {
             LOOKUP_ENTITY => {
@@ -1615,7 +1613,7 @@ async fn lookup_pg<C: ConnectionTrait>(
                     );
                 }
             }
-            _ => {
+            LOOKUP_PROVENANCE => {
                 if let (Some(attribute_id), Some(last_updated_at), Some(override_by_user)) =
                     (row.attribute_id, row.last_updated_at, row.override_by_user)
                 {
@@ -1633,14 +1631,21 @@ async fn lookup_pg<C: ConnectionTrait>(
                     );
                 }
             }
+            _ => {}
         }
     }
     Ok(existing)
 }
 
+/// A progress event as its `pg_notify` payload.
+fn progress_payload(event: &SyncProgress) -> Result<String, EngineError> {
+    serde_json::to_string(event).map_err(|error| EngineError::Unexpected(error.into()))
+}
+
 /// [`LookupRow::kind`] of an entity, a value and a provenance row.
 const LOOKUP_ENTITY: i16 = 0;
 const LOOKUP_VALUE: i16 = 1;
+const LOOKUP_PROVENANCE: i16 = 2;
 
 /// The statement of [`lookup_pg`]. The entities are found once (`MATERIALIZED`) and feed both
 /// attribute probes; a value without provenance and provenance without a value both come back.
