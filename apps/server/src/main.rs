@@ -45,6 +45,13 @@ fn main() -> ExitCode {
         }
     };
     server::init_tracing(settings.log_format);
+    // mimalloc returns and re-faults its arenas' pages; with transparent huge pages on (`madvise`),
+    // each such fault zeroed 2 MB (bench/NOTES.md). Without them the process runs as before, only
+    // slower, so a refusal is a warning.
+    #[cfg(target_os = "linux")]
+    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
+        tracing::warn!(%error, "cannot turn transparent huge pages off for the process");
+    }
     match runtime.block_on(run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
