@@ -18,7 +18,7 @@
 //! sea-orm's multi-row statements (`write_rows`). Every run has a `sync_runs` row (a resumed run
 //! keeps it), and every value it writes names it in its provenance and history.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -847,65 +847,140 @@ impl SyncEngine {
             .await
             .map_err(|error| (error, report.clone()))?;
         let object_type = claim.object_type.clone();
-        let mut page = client
-            .read_page(&object_type, claim.cursor.as_ref(), options)
-            .await
-            .map_err(|error| (error.into(), report.clone()))?;
-        let mut restarts = 0;
-        loop {
-            if page.restarted {
-                restarts += 1;
-                if restarts > MAX_RESTARTS_PER_RUN {
-                    return Err((
-                        EngineError::RunawayRead(format!(
-                            "{} expired the sync position again right after a full re-read of `{object_type}`",
-                            claim.provider
-                        )),
-                        report,
-                    ));
+        // Three stages overlap, each in page order:
+        // - the reader reads pages one request at a time, at most two pages ahead of the lookup;
+        // - on PostgreSQL a page is looked up while the page before it commits, when the two share
+        //   no record (that page's writes cannot change what the lookup reads); otherwise inside
+        //   its own transaction, after the page before committed;
+        // - a page is written only after the one before it committed, so the checkpoint order
+        //   (and crash recovery) is unchanged. Pages read ahead of a failed one are dropped.
+        // A stop (shutdown) abandons the read of a next page, never the write of this one.
+        let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(1);
+        let (first_cursor, claim_provider) = (claim.cursor.clone(), claim.provider);
+        let reader = async {
+            let mut cursor = first_cursor;
+            let (mut read, mut restarts) = (0, 0);
+            loop {
+                let next = client.read_page(&object_type, cursor.as_ref(), options);
+                // A run always writes its first page; a stop abandons the reads after it.
+                let page = if read == 0 {
+                    next.await.map_err(Some)
+                } else {
+                    tokio::select! {
+                        page = next => page.map_err(Some),
+                        () = self.stop_requested() => Err(None),
+                    }
+                };
+                read += 1;
+                let page = page.map_err(|error| error.map(EngineError::from)).and_then(|page| {
+                    if page.restarted {
+                        restarts += 1;
+                        if restarts > MAX_RESTARTS_PER_RUN {
+                            return Err(Some(EngineError::RunawayRead(format!(
+                                "{} expired the sync position again right after a full re-read of `{object_type}`",
+                                claim_provider
+                            ))));
+                        }
+                    }
+                    Ok(page)
+                });
+                let last = match page {
+                    Err(None) => Next::Stopped,
+                    Err(Some(error)) => {
+                        let _ = pages_tx.send(Next::Page(Err(error))).await;
+                        break;
+                    }
+                    Ok(page) => {
+                        let has_more = page.has_more;
+                        cursor = Some(page.cursor.clone());
+                        if pages_tx.send(Next::Page(Ok(page))).await.is_err() {
+                            break;
+                        }
+                        // The slice ends with this page once it has its pages or its time: the
+                        // next page is then left for the next slice, not read and dropped.
+                        if !has_more {
+                            Next::End
+                        } else if slice.is_some_and(|slice| {
+                            slice.is_over(read, self.now().signed_duration_since(started))
+                        }) {
+                            Next::SliceOver
+                        } else {
+                            continue;
+                        }
+                    }
+                };
+                let _ = pages_tx.send(last).await;
+                break;
+            }
+            // The sender stays open: the writer ends the run, on the marker just sent.
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        let writer = async {
+            let (workspace_id, integration_id) = (claim.workspace_id, claim.integration_id);
+            let mut page = match pages_rx.recv().await {
+                Some(Next::Page(Ok(page))) => page,
+                Some(Next::Page(Err(error))) => return Err((error, report)),
+                _ => return Err((EngineError::Stopped, report)),
+            };
+            // What the database holds for `page`'s records, when it was looked up ahead.
+            let mut looked_up: Option<Existing> = None;
+            loop {
+                let cursor = page.cursor.clone();
+                let keys: HashSet<String> = if self.is_postgres() {
+                    page.records
+                        .iter()
+                        .map(|record| record.external_id.clone())
+                        .collect()
+                } else {
+                    HashSet::new()
+                };
+                let next = async {
+                    match pages_rx.recv().await {
+                        Some(Next::Page(Ok(next)))
+                            if self.is_postgres()
+                                && !next
+                                    .records
+                                    .iter()
+                                    .any(|record| keys.contains(record.external_id.as_str())) =>
+                        {
+                            let ahead = self
+                                .look_up_ahead(workspace_id, integration_id, &next.records)
+                                .await
+                                .inspect_err(|error| {
+                                    tracing::debug!(%error, "the lookup ahead failed; the page's own transaction reads it");
+                                })
+                                .ok();
+                            Next::Page((Ok(next), ahead))
+                        }
+                        Some(Next::Page(read)) => Next::Page((read, None)),
+                        Some(Next::End) => Next::End,
+                        Some(Next::SliceOver) => Next::SliceOver,
+                        Some(Next::Stopped) | None => Next::Stopped,
+                    }
+                };
+                let (written, next) = tokio::join!(
+                    self.write_page(claim, &attribute_ids, page, &report, looked_up.take()),
+                    next
+                );
+                let counts = written.map_err(|error| (error, report.clone()))?;
+                report.pages += 1;
+                report.add(&counts);
+                claim.cursor = Some(cursor);
+                match next {
+                    Next::End => return Ok((report, true)),
+                    Next::SliceOver => return Ok((report, false)),
+                    Next::Stopped => return Err((EngineError::Stopped, report)),
+                    Next::Page(_) if self.stopping() => return Err((EngineError::Stopped, report)),
+                    Next::Page((next, ahead)) => {
+                        page = next.map_err(|error| (error, report.clone()))?;
+                        looked_up = ahead;
+                    }
                 }
             }
-            let has_more = page.has_more;
-            // The slice ends with this page once it has its pages or its time: the next page is
-            // then left for the next slice, not read and dropped.
-            let slice_over = slice.is_some_and(|slice| {
-                slice.is_over(report.pages + 1, self.now().signed_duration_since(started))
-            });
-            let cursor = page.cursor.clone();
-            // The next page is read while this one is written: still one request at a time to the
-            // provider, and a page is only written after the one before it committed, so the
-            // checkpoint order (and crash recovery) is unchanged; a prefetched page whose
-            // predecessor failed is dropped.
-            // A stop (shutdown) abandons the read of the next page, never the write of this one.
-            let next = async {
-                if !has_more {
-                    return Next::End;
-                }
-                if slice_over {
-                    return Next::SliceOver;
-                }
-                tokio::select! {
-                    read = client.read_page(&object_type, Some(&cursor), options) => Next::Page(read),
-                    () = self.stop_requested() => Next::Stopped,
-                }
-            };
-            let (written, next) =
-                tokio::join!(self.write_page(claim, &attribute_ids, page, &report), next);
-            let counts = written.map_err(|error| (error, report.clone()))?;
-            report.pages += 1;
-            report.add(&counts);
-            claim.cursor = Some(cursor);
-            let next = match next {
-                Next::End => None,
-                Next::SliceOver => return Ok((report, false)),
-                Next::Stopped => return Err((EngineError::Stopped, report)),
-                Next::Page(_) if self.stopping() => return Err((EngineError::Stopped, report)),
-                Next::Page(read) => Some(read),
-            };
-            match next {
-                None => return Ok((report, true)),
-                Some(next) => page = next.map_err(|error| (error.into(), report.clone()))?,
-            }
+        };
+        tokio::select! {
+            outcome = writer => outcome,
+            never = reader => match never {},
         }
     }
 
@@ -954,7 +1029,7 @@ impl SyncEngine {
         external_ids: &[&str],
     ) -> Result<Existing, EngineError> {
         if self.is_postgres() {
-            return lookup_pg(db, claim, external_ids).await;
+            return lookup_pg(db, claim.workspace_id, claim.integration_id, external_ids).await;
         }
         let mut existing = Existing::default();
         let rows = {
@@ -1020,20 +1095,13 @@ impl SyncEngine {
         Ok(existing)
     }
 
-    async fn write_page(
-        &self,
-        claim: &mut SyncClaim,
-        attribute_ids: &HashMap<String, Uuid>,
-        page: Page,
-        so_far: &SyncReport,
-    ) -> Result<SyncReport, EngineError> {
-        let now = self.now();
+    /// Opens a page's write transaction. On PostgreSQL a page's commit need not wait for its WAL
+    /// flush: if PostgreSQL itself crashes within the next few hundred milliseconds, the page and
+    /// its checkpoint are lost together (never one without the other) and the sync reads that page
+    /// again from the provider. The generic plan: see `lookup_pg`.
+    async fn begin_page(&self) -> Result<sea_orm::DatabaseTransaction, EngineError> {
         let transaction = crate::begin_write(&self.db).await?;
         if self.is_postgres() {
-            // A page's commit need not wait for its WAL flush: if PostgreSQL itself crashes within
-            // the next few hundred milliseconds, the page and its checkpoint are lost together
-            // (never one without the other) and the sync reads that page again from the provider.
-            // The generic plan: see `lookup_pg`.
             transaction
                 .execute_unprepared(
                     "SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan",
@@ -1041,15 +1109,60 @@ impl SyncEngine {
                 .await
                 .context("setting up the page's transaction")?;
         }
-        let external_ids: BTreeSet<&str> = page
-            .records
-            .iter()
-            .map(|record| record.external_id.as_str())
-            .collect();
-        let external_ids: Vec<&str> = external_ids.into_iter().collect();
-        let existing = self
-            .read_existing(&transaction, claim, &external_ids)
-            .await?;
+        Ok(transaction)
+    }
+
+    /// On PostgreSQL, what the database holds for a page's records, read in a transaction of its
+    /// own while the page before commits (`pages` only calls it when the two pages share no
+    /// record).
+    async fn look_up_ahead(
+        &self,
+        workspace_id: Uuid,
+        integration_id: Uuid,
+        records: &[providers::Record],
+    ) -> Result<Existing, EngineError> {
+        use sea_orm::TransactionTrait as _;
+        let transaction = self.db.begin().await?;
+        transaction
+            .execute_unprepared(
+                "SET LOCAL transaction_read_only = on; SET LOCAL plan_cache_mode = force_generic_plan",
+            )
+            .await
+            .context("setting up the page's lookup")?;
+        let existing = lookup_pg(
+            &transaction,
+            workspace_id,
+            integration_id,
+            &page_keys(records),
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(existing)
+    }
+
+    /// Plans and writes one page, with its checkpoint, atomically. `looked_up` is what the
+    /// database held for its records when it was read ahead (see `pages`); without it the page's
+    /// transaction reads it first. A page that writes nothing but its checkpoint needs no
+    /// transaction: the checkpoint is one statement.
+    async fn write_page(
+        &self,
+        claim: &mut SyncClaim,
+        attribute_ids: &HashMap<String, Uuid>,
+        page: Page,
+        so_far: &SyncReport,
+        looked_up: Option<Existing>,
+    ) -> Result<SyncReport, EngineError> {
+        let now = self.now();
+        let (existing, transaction) = match looked_up {
+            Some(existing) => (existing, None),
+            None => {
+                let transaction = self.begin_page().await?;
+                let existing = self
+                    .read_existing(&transaction, claim, &page_keys(&page.records))
+                    .await?;
+                (existing, Some(transaction))
+            }
+        };
         let mut planned = plan::plan(
             &PlanInput {
                 integration_id: claim.integration_id,
@@ -1065,27 +1178,20 @@ impl SyncEngine {
         let changes = entity_changes(claim, attribute_ids, &planned);
         let newest = Ord::max(claim.last_modified, planned.newest);
         let archive_ids = std::mem::take(&mut planned.archive);
-        if self.is_postgres() {
-            set_write::write(&transaction, claim, now, &planned).await?;
-        } else {
-            write_rows(&transaction, claim, now, planned).await?;
+        let only_checkpoint = planned.entities.is_empty()
+            && planned.values.is_empty()
+            && planned.pinned.is_empty()
+            && archive_ids.is_empty()
+            && changes.changes.is_empty();
+        let transaction = match transaction {
+            None if only_checkpoint => None,
+            None => Some(self.begin_page().await?),
+            Some(transaction) => Some(transaction),
+        };
+        if let Some(transaction) = &transaction {
+            self.write_planned(transaction, claim, now, planned, &archive_ids)
+                .await?;
         }
-        for chunk in archive_ids.chunks(ROWS_PER_STATEMENT) {
-            entities::Entity::update_many()
-                .col_expr(entities::Column::ArchivedAt, Expr::value(now))
-                .col_expr(entities::Column::LastSyncedAt, Expr::value(now))
-                .col_expr(entities::Column::UpdatedAt, Expr::value(now))
-                .col_expr(
-                    entities::Column::SyncVersion,
-                    Expr::col(entities::Column::SyncVersion).add(1),
-                )
-                .filter(entities::Column::Id.is_in(chunk.iter().copied()))
-                .filter(entities::Column::ArchivedAt.is_null())
-                .exec(&transaction)
-                .await
-                .context("archiving deleted records")?;
-        }
-
         let checkpoint = sync_states::Entity::update_many()
             .col_expr(
                 sync_states::Column::SyncCursor,
@@ -1119,46 +1225,28 @@ impl SyncEngine {
         totals.pages += 1;
         totals.add(&counts);
         let event = progress_event(claim, &totals, SyncStatus::Syncing, None);
-        // On PostgreSQL the progress notification rides in the checkpoint's statement, sent only
-        // when the checkpoint took (the lease is still ours).
-        let checkpointed = if self.is_postgres() {
-            let payload = progress_payload(&event)?;
-            let statement = checkpoint.build(DbBackend::Postgres);
-            let mut values = statement.values.map(|values| values.0).unwrap_or_default();
-            let sql = format!(
-                "WITH checkpoint AS ({} RETURNING 1) SELECT pg_notify(${}, ${}) FROM checkpoint",
-                statement.sql,
-                values.len() + 1,
-                values.len() + 2
-            );
-            values.extend([PROGRESS_CHANNEL.into(), payload.into()]);
-            transaction
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    sql,
-                    values,
-                ))
-                .await
-                .context("checkpointing the page")?
-                .len()
-        } else {
-            let updated = checkpoint
-                .exec(&transaction)
-                .await
-                .context("checkpointing the page")?;
-            usize::try_from(updated.rows_affected).unwrap_or(usize::MAX)
+        let checkpointed = match &transaction {
+            Some(transaction) => {
+                self.checkpoint(transaction, checkpoint, &event, false)
+                    .await?
+            }
+            None => self.checkpoint(&self.db, checkpoint, &event, true).await?,
         };
         if checkpointed != 1 {
-            transaction.rollback().await?;
+            if let Some(transaction) = transaction {
+                transaction.rollback().await?;
+            }
             return Err(EngineError::LeaseLost);
         }
-        if !changes.changes.is_empty() {
-            changes
-                .notify(&transaction)
-                .await
-                .context("notifying entity changes")?;
+        if let Some(transaction) = transaction {
+            if !changes.changes.is_empty() {
+                changes
+                    .notify(&transaction)
+                    .await
+                    .context("notifying entity changes")?;
+            }
+            transaction.commit().await?;
         }
-        transaction.commit().await?;
         self.analyze_if_grown(counts.created);
         self.publish_local(event);
         if !self.is_postgres()
@@ -1182,6 +1270,85 @@ impl SyncEngine {
         }
         claim.last_modified = newest;
         Ok(counts)
+    }
+
+    /// Executes a page's plan (all but its checkpoint) in its transaction.
+    async fn write_planned(
+        &self,
+        transaction: &sea_orm::DatabaseTransaction,
+        claim: &SyncClaim,
+        now: DateTime<FixedOffset>,
+        planned: plan::PagePlan,
+        archive_ids: &[Uuid],
+    ) -> Result<(), EngineError> {
+        if self.is_postgres() {
+            set_write::write(transaction, claim, now, &planned).await?;
+        } else {
+            write_rows(transaction, claim, now, planned).await?;
+        }
+        for chunk in archive_ids.chunks(ROWS_PER_STATEMENT) {
+            entities::Entity::update_many()
+                .col_expr(entities::Column::ArchivedAt, Expr::value(now))
+                .col_expr(entities::Column::LastSyncedAt, Expr::value(now))
+                .col_expr(entities::Column::UpdatedAt, Expr::value(now))
+                .col_expr(
+                    entities::Column::SyncVersion,
+                    Expr::col(entities::Column::SyncVersion).add(1),
+                )
+                .filter(entities::Column::Id.is_in(chunk.iter().copied()))
+                .filter(entities::Column::ArchivedAt.is_null())
+                .exec(transaction)
+                .await
+                .context("archiving deleted records")?;
+        }
+        Ok(())
+    }
+
+    /// Moves the checkpoint; the number of rows it moved (1, or 0 when the lease is no longer
+    /// ours). On PostgreSQL the progress notification rides in the same statement, sent only when
+    /// the checkpoint took. `alone`: the statement is its own transaction, whose commit then need
+    /// not wait for its WAL flush either (as `begin_page` says).
+    async fn checkpoint<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        checkpoint: sea_orm::UpdateMany<sync_states::Entity>,
+        event: &SyncProgress,
+        alone: bool,
+    ) -> Result<usize, EngineError> {
+        if !self.is_postgres() {
+            let updated = checkpoint
+                .exec(db)
+                .await
+                .context("checkpointing the page")?;
+            return Ok(usize::try_from(updated.rows_affected).unwrap_or(usize::MAX));
+        }
+        let payload = progress_payload(event)?;
+        let statement = checkpoint.build(DbBackend::Postgres);
+        let mut values = statement.values.map(|values| values.0).unwrap_or_default();
+        let (durability, durability_join) = if alone {
+            (
+                "durability AS (SELECT set_config('synchronous_commit', 'off', true)), ",
+                ", durability",
+            )
+        } else {
+            ("", "")
+        };
+        let sql = format!(
+            "WITH {durability}checkpoint AS ({} RETURNING 1) SELECT pg_notify(${}, ${}) FROM checkpoint{durability_join}",
+            statement.sql,
+            values.len() + 1,
+            values.len() + 2
+        );
+        values.extend([PROGRESS_CHANNEL.into(), payload.into()]);
+        Ok(db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await
+            .context("checkpointing the page")?
+            .len())
     }
 
     async fn finish(&self, claim: &SyncClaim, report: &SyncReport) -> Result<(), EngineError> {
@@ -1553,6 +1720,15 @@ async fn write_rows<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A page's external ids, sorted and once each.
+fn page_keys(records: &[providers::Record]) -> Vec<&str> {
+    let keys: BTreeSet<&str> = records
+        .iter()
+        .map(|record| record.external_id.as_str())
+        .collect();
+    keys.into_iter().collect()
+}
+
 /// What the database holds for a page's records on PostgreSQL, in one statement: the entities
 /// (one index probe per external id: a `LATERAL … LIMIT 1` per key, with a generic plan), then
 /// each found entity's values and provenance (probed per entity id; both tables' keys lead with
@@ -1561,7 +1737,8 @@ async fn write_rows<C: ConnectionTrait>(
 /// was never analyzed or its statistics predate this tenant's load.
 async fn lookup_pg<C: ConnectionTrait>(
     db: &C,
-    claim: &SyncClaim,
+    workspace_id: Uuid,
+    integration_id: Uuid,
     external_ids: &[&str],
 ) -> Result<Existing, EngineError> {
     let mut existing = Existing::default();
@@ -1572,17 +1749,14 @@ async fn lookup_pg<C: ConnectionTrait>(
     // A custom plan would cost the probe with this workspace's own row estimate, which for a
     // tenant whose first load is running says "almost none" and picks the workspace index, whose
     // scan then grows with the load. The generic plan costs all three equalities together and
-    // probes the source-record (or external-id) index per key. `write_page` sets it.
+    // probes the source-record (or external-id) index per key. `begin_page` and `look_up_ahead`
+    // set it.
     let step = "reading the page's entities, attribute values and provenance";
     let results = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             LOOKUP,
-            [
-                claim.workspace_id.into(),
-                claim.integration_id.into(),
-                keys.into(),
-            ],
+            [workspace_id.into(), integration_id.into(), keys.into()],
         ))
         .await
         .context(step)?;
@@ -1649,6 +1823,8 @@ const LOOKUP_PROVENANCE: i16 = 2;
 
 /// The statement of [`lookup_pg`]. The entities are found once (`MATERIALIZED`) and feed both
 /// attribute probes; a value without provenance and provenance without a value both come back.
+/// The observation (the shadow value) only comes with an override, the one case where the plan
+/// reads it: the rest of the rows carry no JSON but their value to decode.
 const LOOKUP: &str = "WITH e AS MATERIALIZED (
         SELECT e.* FROM jsonb_array_elements_text($3::jsonb) AS k (external_id)
         CROSS JOIN LATERAL (
@@ -1673,8 +1849,10 @@ const LOOKUP: &str = "WITH e AS MATERIALIZED (
     ) AS v
     UNION ALL
     SELECT 2::int2, e.id, NULL, NULL, NULL, NULL, p.attribute_id, NULL, p.source_integration_id,
-        p.source_external_field, p.last_updated_at, p.override_by_user, p.observed_value,
-        p.observed_external_field, p.observed_updated_at
+        p.source_external_field, p.last_updated_at, p.override_by_user,
+        CASE WHEN p.override_by_user THEN p.observed_value END,
+        CASE WHEN p.override_by_user THEN p.observed_external_field END,
+        CASE WHEN p.override_by_user THEN p.observed_updated_at END
     FROM e CROSS JOIN LATERAL (
         SELECT attribute_id, source_integration_id, source_external_field, last_updated_at,
             override_by_user, observed_value, observed_external_field, observed_updated_at
@@ -1705,25 +1883,27 @@ struct LookupRow {
 impl LookupRow {
     /// Decodes by position straight from the driver's row. Most of a row's columns are `NULL`,
     /// and sea-orm's by-name getters allocate an error for every `NULL` they meet: this way
-    /// one page's lookup costs a fraction of the CPU.
+    /// one page's lookup costs a fraction of the CPU. The types are [`LOOKUP`]'s own casts, so
+    /// they are not compared with the row's column types again (a wrong one still fails to
+    /// decode; the sync tests run the statement).
     fn decode(row: &sea_orm::sqlx::postgres::PgRow) -> Result<Self, sea_orm::sqlx::Error> {
         use sea_orm::sqlx::Row as _;
         Ok(Self {
-            kind: row.try_get(0)?,
-            entity_id: row.try_get(1)?,
-            external_id: row.try_get(2)?,
-            archived: row.try_get(3)?,
-            display_name: row.try_get(4)?,
-            source_url: row.try_get(5)?,
-            attribute_id: row.try_get(6)?,
-            value: row.try_get(7)?,
-            source_integration_id: row.try_get(8)?,
-            source_external_field: row.try_get(9)?,
-            last_updated_at: row.try_get(10)?,
-            override_by_user: row.try_get(11)?,
-            observed_value: row.try_get(12)?,
-            observed_external_field: row.try_get(13)?,
-            observed_updated_at: row.try_get(14)?,
+            kind: row.try_get_unchecked(0)?,
+            entity_id: row.try_get_unchecked(1)?,
+            external_id: row.try_get_unchecked(2)?,
+            archived: row.try_get_unchecked(3)?,
+            display_name: row.try_get_unchecked(4)?,
+            source_url: row.try_get_unchecked(5)?,
+            attribute_id: row.try_get_unchecked(6)?,
+            value: row.try_get_unchecked(7)?,
+            source_integration_id: row.try_get_unchecked(8)?,
+            source_external_field: row.try_get_unchecked(9)?,
+            last_updated_at: row.try_get_unchecked(10)?,
+            override_by_user: row.try_get_unchecked(11)?,
+            observed_value: row.try_get_unchecked(12)?,
+            observed_external_field: row.try_get_unchecked(13)?,
+            observed_updated_at: row.try_get_unchecked(14)?,
         })
     }
 }

@@ -49,6 +49,8 @@ pub struct Origin {
     /// A user override pins it.
     pub override_by_user: bool,
     /// The latest value observed from an integration (the shadow value, kept under an override).
+    /// This and the two below are only read under an override (PostgreSQL's lookup only
+    /// fetches them then).
     pub observed_value: Option<Value>,
     /// The provider field of the observation.
     pub observed_external_field: Option<String>,
@@ -144,11 +146,9 @@ pub fn plan(
     let mut order: Vec<String> = Vec::new();
     let mut latest: HashMap<String, Record> = HashMap::new();
     for record in records {
-        if latest
-            .insert(record.external_id.clone(), record.clone())
-            .is_none()
-        {
-            order.push(record.external_id);
+        let external_id = record.external_id.clone();
+        if latest.insert(external_id.clone(), record).is_none() {
+            order.push(external_id);
         }
     }
     let mut out = PagePlan::default();
@@ -195,7 +195,8 @@ fn plan_record(
         let slot = (entity_id, *attribute_id);
         let origin = existing.origins.get(&slot);
         let held = existing.values.get(&slot);
-        let write = ValueWrite {
+        // The write is only built (its value copied) when something is written.
+        let write = || ValueWrite {
             entity_id,
             attribute_id: *attribute_id,
             value: value.clone(),
@@ -203,19 +204,25 @@ fn plan_record(
             observed_at: updated_at.unwrap_or(input.now),
             previous: held.cloned(),
         };
-        match decide(input.integration_id, origin, held, &write, updated_at) {
+        match decide(
+            input.integration_id,
+            origin,
+            held,
+            (value, external_field),
+            updated_at,
+        ) {
             Decision::Pinned { conflict, observe } => {
                 if conflict {
                     out.counts.conflicts += 1;
                 }
                 if observe {
-                    out.pinned.push(write);
+                    out.pinned.push(write());
                 }
             }
             Decision::Keep => {}
             Decision::Write => {
                 changed = true;
-                out.values.push(write);
+                out.values.push(write());
             }
         }
     }
@@ -254,21 +261,22 @@ enum Decision {
     Write,
 }
 
+/// `incoming`: the value and the provider field it came from.
 fn decide(
     integration_id: Uuid,
     origin: Option<&Origin>,
     held: Option<&Value>,
-    incoming: &ValueWrite,
+    (value, external_field): (&Value, &str),
     updated_at: Option<DateTime<FixedOffset>>,
 ) -> Decision {
     if let Some(origin) = origin.filter(|origin| origin.override_by_user) {
-        let same = origin.observed_value.as_ref() == Some(&incoming.value)
-            && origin.observed_external_field.as_deref() == Some(incoming.external_field.as_str());
+        let same = origin.observed_value.as_ref() == Some(value)
+            && origin.observed_external_field.as_deref() == Some(external_field);
         let older = origin
             .observed_updated_at
             .is_some_and(|observed| updated_at.is_some_and(|incoming| observed > incoming));
         return Decision::Pinned {
-            conflict: held != Some(&incoming.value),
+            conflict: held != Some(value),
             observe: !same && !older,
         };
     }
@@ -276,10 +284,9 @@ fn decide(
     // Stripe's events arrive newest first, so an object's earlier state can come on a later page.
     let stale = ours
         .is_some_and(|origin| updated_at.is_some_and(|incoming| origin.last_updated_at > incoming));
-    let same = held == Some(&incoming.value)
-        && ours.is_some_and(|origin| {
-            origin.source_external_field.as_deref() == Some(incoming.external_field.as_str())
-        });
+    let same = held == Some(value)
+        && ours
+            .is_some_and(|origin| origin.source_external_field.as_deref() == Some(external_field));
     if stale || same {
         Decision::Keep
     } else {
