@@ -4,15 +4,16 @@
 //! duplicate.
 //!
 //! What a page writes is decided by the pure [`plan`](plan::plan) (user overrides win, an older
-//! snapshot never overwrites a newer one); `write_page` reads the rows the plan needs, and
-//! executes it.
+//! snapshot never overwrites a newer one); `write_page` reads the rows the plan needs (on
+//! PostgreSQL usually read ahead, while the page before commits: see `pages`), and executes it.
 //!
 //! A page costs a fixed number of statements whatever its size: the reads of its entities, values
 //! and provenance (on PostgreSQL one statement that probes each index once per key through
 //! `LATERAL`, so a table whose statistics are stale cannot turn the lookup into a scan of the
 //! workspace; elsewhere three), three upserts, one update of the values observed under overrides,
 //! one append to the attribute history, one archive update and one checkpoint (each skipped when
-//! it has no rows; on PostgreSQL the checkpoint carries the progress notification). On PostgreSQL
+//! it has no rows; on PostgreSQL the checkpoint carries the progress notification, and a page
+//! that changes nothing is its checkpoint alone, without a transaction). On PostgreSQL
 //! the writes are set-based (`set_write.rs`: one `INSERT … SELECT … FROM jsonb_to_recordset` per
 //! table, the rows as one JSON parameter, the same statement text every page); elsewhere
 //! sea-orm's multi-row statements (`write_rows`). Every run has a `sync_runs` row (a resumed run
