@@ -30,6 +30,8 @@ pub struct Model {
     pub first_synced_at: Option<DateTimeWithTimeZone>,
     pub last_synced_at: Option<DateTimeWithTimeZone>,
     pub sync_version: i64,
+    #[sea_orm(column_type = "VarBinary(StringLen::None)", nullable)]
+    pub sync_fingerprint: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

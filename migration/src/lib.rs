@@ -35,6 +35,7 @@ mod m20261201_000007_analyze_synced_tables;
 mod m20261201_000008_sync_run_api_calls;
 mod m20261201_000009_rls_membership_once;
 mod m20261202_000010_membership_plan_cached;
+mod m20261203_000011_sync_fingerprint;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -74,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_sync_run_api_calls::Migration),
             Box::new(m20261201_000009_rls_membership_once::Migration),
             Box::new(m20261202_000010_membership_plan_cached::Migration),
+            Box::new(m20261203_000011_sync_fingerprint::Migration),
         ]
     }
 }

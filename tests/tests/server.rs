@@ -40,7 +40,7 @@ async fn the_server_migrates_an_embedded_sqlite_database_and_is_ready() -> anyho
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["schema_version"].as_str(),
-        Some("m20261202_000010_membership_plan_cached")
+        Some("m20261203_000011_sync_fingerprint")
     );
     if let Some(folder) = path.parent() {
         std::fs::remove_dir_all(folder)?;

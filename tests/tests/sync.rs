@@ -569,6 +569,75 @@ async fn user_edits_use_the_sync_version_and_win_over_syncs_until_cleared() -> a
     Ok(())
 }
 
+/// A record read again unchanged is not planned from its values while its entity carries the
+/// record's fingerprint at its current version: a value changed underneath without a version step
+/// stays (the read was skipped). A user edit steps the version, so the next sync plans the record
+/// in full and counts its conflict, every time while the conflict lasts.
+#[tokio::test]
+async fn a_record_read_again_unchanged_skips_its_values_until_an_edit_moves_its_entity()
+-> anyhow::Result<()> {
+    use integrations::AttributeEditor;
+    for backend in BACKENDS {
+        let world = World::new(backend).await?;
+        let provider = hubspot(vec![vec![contact(
+            "1",
+            "ada@example.com",
+            "Ada",
+            "2026-11-01T10:00:00.000Z",
+        )]])
+        .await;
+        world.sync(&provider).await?;
+        let sealed = "SELECT count(*) FROM entities WHERE length(sync_fingerprint) = 24";
+        assert_eq!(world.count(sealed).await?, 1, "{backend:?}");
+        let underneath = "UPDATE entity_attribute_values SET value = '\"under@example.com\"' WHERE attribute_id IN (SELECT id FROM attribute_definitions WHERE key = 'email')";
+        world.test_db.execute(underneath, vec![]).await?;
+        let again = world.sync(&provider).await?;
+        assert_eq!((again.updated, again.unchanged), (0, 1), "{backend:?}");
+        assert_eq!(
+            world.value("1", "email").await?,
+            json!("under@example.com"),
+            "{backend:?}: the values were not read"
+        );
+
+        let entity_id = {
+            use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+            entity::entities::Entity::find()
+                .filter(entity::entities::Column::SourceExternalId.eq("1"))
+                .one(&world.test_db.db)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("entity"))?
+                .id
+        };
+        let editor = AttributeEditor::new(world.test_db.db.clone(), world.clock.clone());
+        editor
+            .update_attribute(entity_id, "email", json!("ada@mine.example"), 1)
+            .await?;
+        for _ in 0..2 {
+            let report = world.sync(&provider).await?;
+            assert_eq!(
+                (report.conflicts, report.unchanged),
+                (1, 1),
+                "{backend:?}: the edit moved the version, so the record was planned"
+            );
+            assert_eq!(
+                world.count(sealed).await?,
+                0,
+                "{backend:?}: no fingerprint under a conflict"
+            );
+        }
+        editor.clear_override(entity_id, "email", 2).await?;
+        let report = world.sync(&provider).await?;
+        assert_eq!(
+            (report.conflicts, report.updated, report.unchanged),
+            (0, 0, 1),
+            "{backend:?}"
+        );
+        assert_eq!(world.count(sealed).await?, 1, "{backend:?}: sealed again");
+        assert_eq!(world.value("1", "email").await?, json!("ada@example.com"));
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_older_snapshot_on_a_later_page_does_not_overwrite_a_newer_one() -> anyhow::Result<()> {
     let world = World::new(Backend::Postgres).await?;

@@ -19,7 +19,7 @@
 //! sea-orm's multi-row statements (`write_rows`). Every run has a `sync_runs` row (a resumed run
 //! keeps it), and every value it writes names it in its provenance and history.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -918,6 +918,9 @@ impl SyncEngine {
         };
         let writer = async {
             let (workspace_id, integration_id) = (claim.workspace_id, claim.integration_id);
+            // The mapping, for the fingerprints of a page looked up ahead (`claim` is lent to the
+            // page being written meanwhile).
+            let fields = claim.mapping.fields.clone();
             let mut page = match pages_rx.recv().await {
                 Some(Next::Page(Ok(page))) => page,
                 Some(Next::Page(Err(error))) => return Err((error, report)),
@@ -944,8 +947,18 @@ impl SyncEngine {
                                     .iter()
                                     .any(|record| keys.contains(record.external_id.as_str())) =>
                         {
+                            let input = PlanInput {
+                                integration_id,
+                                fields: &fields,
+                                attribute_ids: &attribute_ids,
+                                now: self.now(),
+                            };
                             let ahead = self
-                                .look_up_ahead(workspace_id, integration_id, &next.records)
+                                .look_up_ahead(
+                                    workspace_id,
+                                    integration_id,
+                                    &page_keys(&input, &next.records),
+                                )
                                 .await
                                 .inspect_err(|error| {
                                     tracing::debug!(%error, "the lookup ahead failed; the page's own transaction reads it");
@@ -1027,11 +1040,12 @@ impl SyncEngine {
         &self,
         db: &C,
         claim: &SyncClaim,
-        external_ids: &[&str],
+        keys: &[(&str, Option<plan::Fingerprint>)],
     ) -> Result<Existing, EngineError> {
         if self.is_postgres() {
-            return lookup_pg(db, claim.workspace_id, claim.integration_id, external_ids).await;
+            return lookup_pg(db, claim.workspace_id, claim.integration_id, keys).await;
         }
+        let external_ids: Vec<&str> = keys.iter().map(|(id, _)| *id).collect();
         let mut existing = Existing::default();
         let rows = {
             let mut rows = Vec::with_capacity(external_ids.len());
@@ -1057,11 +1071,21 @@ impl SyncEngine {
                         archived: row.archived_at.is_some(),
                         display_name: row.display_name,
                         source_url: row.source_url,
+                        sync_version: row.sync_version,
+                        fingerprint: row.sync_fingerprint,
                     },
                 );
             }
         }
-        let entity_ids: Vec<Uuid> = existing.entities.values().map(|row| row.id).collect();
+        // As on PostgreSQL, an entity that seals its record's fingerprint is read no further.
+        let entity_ids: Vec<Uuid> = keys
+            .iter()
+            .filter_map(|(id, print)| {
+                let entity = existing.entities.get(*id)?;
+                let sealed = print.as_ref().is_some_and(|print| entity.seals(print));
+                (!sealed).then_some(entity.id)
+            })
+            .collect();
         for chunk in entity_ids.chunks(ROWS_PER_STATEMENT) {
             let values = attribute_values::Entity::find()
                 .filter(attribute_values::Column::EntityId.is_in(chunk.iter().copied()))
@@ -1120,7 +1144,7 @@ impl SyncEngine {
         &self,
         workspace_id: Uuid,
         integration_id: Uuid,
-        records: &[providers::Record],
+        keys: &[(&str, Option<plan::Fingerprint>)],
     ) -> Result<Existing, EngineError> {
         use sea_orm::TransactionTrait as _;
         let transaction = self.db.begin().await?;
@@ -1130,13 +1154,7 @@ impl SyncEngine {
             )
             .await
             .context("setting up the page's lookup")?;
-        let existing = lookup_pg(
-            &transaction,
-            workspace_id,
-            integration_id,
-            &page_keys(records),
-        )
-        .await?;
+        let existing = lookup_pg(&transaction, workspace_id, integration_id, keys).await?;
         transaction.commit().await?;
         Ok(existing)
     }
@@ -1154,27 +1172,23 @@ impl SyncEngine {
         looked_up: Option<Existing>,
     ) -> Result<SyncReport, EngineError> {
         let now = self.now();
+        let input = PlanInput {
+            integration_id: claim.integration_id,
+            fields: &claim.mapping.fields,
+            attribute_ids,
+            now,
+        };
         let (existing, transaction) = match looked_up {
             Some(existing) => (existing, None),
             None => {
                 let transaction = self.begin_page().await?;
                 let existing = self
-                    .read_existing(&transaction, claim, &page_keys(&page.records))
+                    .read_existing(&transaction, claim, &page_keys(&input, &page.records))
                     .await?;
                 (existing, Some(transaction))
             }
         };
-        let mut planned = plan::plan(
-            &PlanInput {
-                integration_id: claim.integration_id,
-                fields: &claim.mapping.fields,
-                attribute_ids,
-                now,
-            },
-            page.records,
-            &existing,
-            Uuid::now_v7,
-        );
+        let mut planned = plan::plan(&input, page.records, &existing, Uuid::now_v7);
         let counts = planned.counts.clone();
         let changes = entity_changes(claim, attribute_ids, &planned);
         let newest = Ord::max(claim.last_modified, planned.newest);
@@ -1531,8 +1545,22 @@ async fn write_rows<C: ConnectionTrait>(
     now: DateTime<FixedOffset>,
     planned: plan::PagePlan,
 ) -> Result<(), EngineError> {
-    let entity_rows: Vec<entities::ActiveModel> = planned
+    let (synced, resealed): (Vec<plan::EntityWrite>, Vec<plan::EntityWrite>) = planned
         .entities
+        .into_iter()
+        .partition(|entity| entity.synced);
+    for entity in resealed {
+        entities::Entity::update_many()
+            .col_expr(
+                entities::Column::SyncFingerprint,
+                Expr::value(entity.fingerprint),
+            )
+            .filter(entities::Column::Id.eq(entity.id))
+            .exec(db)
+            .await
+            .context("writing entities' fingerprints")?;
+    }
+    let entity_rows: Vec<entities::ActiveModel> = synced
         .into_iter()
         .map(|entity| entities::ActiveModel {
             id: sea_orm::Set(entity.id),
@@ -1551,6 +1579,7 @@ async fn write_rows<C: ConnectionTrait>(
             last_synced_at: sea_orm::Set(Some(now)),
             // For a new row this is its version; for an existing one, the increment.
             sync_version: sea_orm::Set(i64::from(entity.changed)),
+            sync_fingerprint: sea_orm::Set(entity.fingerprint),
         })
         .collect();
     let mut value_rows = Vec::with_capacity(planned.values.len());
@@ -1637,6 +1666,7 @@ async fn write_rows<C: ConnectionTrait>(
                         entities::Column::SourceUrl,
                         entities::Column::DisplayName,
                         entities::Column::ArchivedAt,
+                        entities::Column::SyncFingerprint,
                     ])
                     .value(
                         entities::Column::SyncVersion,
@@ -1722,12 +1752,29 @@ async fn write_rows<C: ConnectionTrait>(
 }
 
 /// A page's external ids, sorted and once each.
-fn page_keys(records: &[providers::Record]) -> Vec<&str> {
-    let keys: BTreeSet<&str> = records
+fn page_keys<'a>(
+    input: &PlanInput<'_>,
+    records: &'a [providers::Record],
+) -> Vec<(&'a str, Option<plan::Fingerprint>)> {
+    // The plan applies a record's last version in the page: so does its fingerprint here.
+    let keys: BTreeMap<&str, Option<plan::Fingerprint>> = records
         .iter()
-        .map(|record| record.external_id.as_str())
+        .map(|record| {
+            (
+                record.external_id.as_str(),
+                plan::fingerprint(input, record),
+            )
+        })
         .collect();
     keys.into_iter().collect()
+}
+
+/// One key of [`LOOKUP`]: an external id, and the fingerprint of the record the page holds for
+/// it, in hex.
+#[derive(serde::Serialize)]
+struct LookupKey<'a> {
+    id: &'a str,
+    print: Option<String>,
 }
 
 /// What the database holds for a page's records on PostgreSQL, in one statement: the entities
@@ -1735,18 +1782,27 @@ fn page_keys(records: &[providers::Record]) -> Vec<&str> {
 /// each found entity's values and provenance (probed per entity id; both tables' keys lead with
 /// `entity_id`), as one list of rows whose `kind` says which. The probes per key keep the plan
 /// from falling back to scanning the workspace's rows and filtering the list, whether the table
-/// was never analyzed or its statistics predate this tenant's load.
+/// was never analyzed or its statistics predate this tenant's load. An entity that
+/// [seals](plan::ExistingEntity::seals) its key's fingerprint comes without its values and
+/// provenance: the plan does not read them.
 async fn lookup_pg<C: ConnectionTrait>(
     db: &C,
     workspace_id: Uuid,
     integration_id: Uuid,
-    external_ids: &[&str],
+    keys: &[(&str, Option<plan::Fingerprint>)],
 ) -> Result<Existing, EngineError> {
     let mut existing = Existing::default();
-    if external_ids.is_empty() {
+    if keys.is_empty() {
         return Ok(existing);
     }
-    let keys = serde_json::to_string(external_ids).context("encoding the page's ids")?;
+    let keys: Vec<LookupKey<'_>> = keys
+        .iter()
+        .map(|(id, print)| LookupKey {
+            id,
+            print: print.map(hex::encode),
+        })
+        .collect();
+    let keys = serde_json::to_string(&keys).context("encoding the page's ids")?;
     // A custom plan would cost the probe with this workspace's own row estimate, which for a
     // tenant whose first load is running says "almost none" and picks the workspace index, whose
     // scan then grows with the load. The generic plan costs all three equalities together and
@@ -1776,6 +1832,8 @@ async fn lookup_pg<C: ConnectionTrait>(
                             archived: row.archived.unwrap_or(false),
                             display_name: row.display_name,
                             source_url: row.source_url,
+                            sync_version: row.sync_version.unwrap_or(0),
+                            fingerprint: row.sync_fingerprint,
                         },
                     );
                 }
@@ -1827,11 +1885,15 @@ const LOOKUP_PROVENANCE: i16 = 2;
 /// The observation (the shadow value) only comes with an override, the one case where the plan
 /// reads it: the rest of the rows carry no JSON but their value to decode.
 const LOOKUP: &str = "WITH e AS MATERIALIZED (
-        SELECT e.* FROM jsonb_array_elements_text($3::jsonb) AS k (external_id)
+        SELECT e.*, COALESCE(e.archived_at IS NULL
+            AND e.sync_fingerprint = decode(k.print, 'hex') || int8send(e.sync_version), FALSE)
+            AS sealed
+        FROM jsonb_to_recordset($3::jsonb) AS k (id text, print text)
         CROSS JOIN LATERAL (
-            SELECT id, source_external_id, archived_at, display_name, source_url FROM entities
-            WHERE workspace_id = $1 AND source_integration_id = $2
-              AND source_external_id = k.external_id
+            SELECT id, source_external_id, archived_at, display_name, source_url, sync_version,
+                sync_fingerprint
+            FROM entities
+            WHERE workspace_id = $1 AND source_integration_id = $2 AND source_external_id = k.id
             LIMIT 1
         ) AS e
     )
@@ -1840,25 +1902,28 @@ const LOOKUP: &str = "WITH e AS MATERIALIZED (
         NULL::uuid AS attribute_id, NULL::jsonb AS value, NULL::uuid AS source_integration_id,
         NULL::text AS source_external_field, NULL::timestamptz AS last_updated_at,
         NULL::bool AS override_by_user, NULL::jsonb AS observed_value,
-        NULL::text AS observed_external_field, NULL::timestamptz AS observed_updated_at
+        NULL::text AS observed_external_field, NULL::timestamptz AS observed_updated_at,
+        e.sync_version, e.sync_fingerprint
     FROM e
     UNION ALL
     SELECT 1::int2, e.id, NULL, NULL, NULL, NULL, v.attribute_id, v.value, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL
+        NULL, NULL, NULL, NULL, NULL
     FROM e CROSS JOIN LATERAL (
         SELECT attribute_id, value FROM entity_attribute_values WHERE entity_id = e.id
     ) AS v
+    WHERE NOT e.sealed
     UNION ALL
     SELECT 2::int2, e.id, NULL, NULL, NULL, NULL, p.attribute_id, NULL, p.source_integration_id,
         p.source_external_field, p.last_updated_at, p.override_by_user,
         CASE WHEN p.override_by_user THEN p.observed_value END,
         CASE WHEN p.override_by_user THEN p.observed_external_field END,
-        CASE WHEN p.override_by_user THEN p.observed_updated_at END
+        CASE WHEN p.override_by_user THEN p.observed_updated_at END, NULL, NULL
     FROM e CROSS JOIN LATERAL (
         SELECT attribute_id, source_integration_id, source_external_field, last_updated_at,
             override_by_user, observed_value, observed_external_field, observed_updated_at
         FROM entity_attribute_provenance WHERE entity_id = e.id
-    ) AS p";
+    ) AS p
+    WHERE NOT e.sealed";
 
 /// One row of [`LOOKUP`]: an entity (`kind` 0), one of its values (1) or one of its provenance
 /// rows (2); the columns of the other kinds are `NULL`.
@@ -1879,6 +1944,8 @@ struct LookupRow {
     observed_value: Option<Value>,
     observed_external_field: Option<String>,
     observed_updated_at: Option<DateTime<FixedOffset>>,
+    sync_version: Option<i64>,
+    sync_fingerprint: Option<Vec<u8>>,
 }
 
 impl LookupRow {
@@ -1905,6 +1972,8 @@ impl LookupRow {
             observed_value: row.try_get_unchecked(12)?,
             observed_external_field: row.try_get_unchecked(13)?,
             observed_updated_at: row.try_get_unchecked(14)?,
+            sync_version: row.try_get_unchecked(15)?,
+            sync_fingerprint: row.try_get_unchecked(16)?,
         })
     }
 }

@@ -14,12 +14,19 @@
 //!
 //! A deleted record archives its entity (once); a record of an archived entity unarchives it. The
 //! last version of a record in a page wins.
+//!
+//! A record whose [`fingerprint`] matches the one its entity carries ([`ExistingEntity::seals`])
+//! is unchanged without reading its values: the entity holds what this record, under this mapping
+//! and these rules, would write again, and nothing else has written it since. A plan writes the
+//! fingerprint with the entity ([`EntityWrite::fingerprint`]) only when applying the record again
+//! would change nothing and count no conflict.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, FixedOffset};
 use providers::Record;
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use super::{SyncReport, display_name, field_value};
@@ -35,6 +42,98 @@ pub struct ExistingEntity {
     pub display_name: Option<String>,
     /// Its link into the provider's app as stored.
     pub source_url: Option<String>,
+    /// Its version (every writer of its attributes but the sync's unchanged records raises it).
+    pub sync_version: i64,
+    /// `entities.sync_fingerprint` as stored: the [`fingerprint`] of the record a sync last
+    /// applied, then the version it left the entity at (8 bytes, big-endian).
+    pub fingerprint: Option<Vec<u8>>,
+}
+
+impl ExistingEntity {
+    /// The entity is live and holds what a record with fingerprint `print` writes: a sync applied
+    /// that record, and its version has not moved since (no edit, no archiving, no other write).
+    pub fn seals(&self, print: &Fingerprint) -> bool {
+        !self.archived && self.fingerprint.as_deref() == Some(&stamp(print, self.sync_version)[..])
+    }
+}
+
+/// A digest of what a record gives a plan: its id, time, link and mapped values, with the mapping
+/// (field, key and attribute id), the writing integration and [`RULES`].
+pub type Fingerprint = [u8; 16];
+
+/// The version of the merge rules in every [`fingerprint`]: raise it when a rule changes what a
+/// record writes, so that no fingerprint written under the old rules skips the new ones.
+const RULES: u8 = 1;
+
+/// The [`Fingerprint`] of a live record (`None` for a deleted one, which is always planned).
+pub fn fingerprint(input: &PlanInput<'_>, record: &Record) -> Option<Fingerprint> {
+    /// Feeds the hash as a writer, for `serde_json`.
+    struct Feed<'a>(&'a mut Sha256);
+    impl std::io::Write for Feed<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    fn text(hash: &mut Sha256, text: &str) {
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    }
+    if record.deleted {
+        return None;
+    }
+    let mut hash = Sha256::new();
+    hash.update([RULES]);
+    hash.update(input.integration_id.as_bytes());
+    text(&mut hash, &record.external_id);
+    match record.updated_at {
+        Some(time) => {
+            hash.update([1]);
+            hash.update(time.timestamp_micros().to_le_bytes());
+        }
+        None => hash.update([0]),
+    }
+    match &record.source_url {
+        Some(url) => {
+            hash.update([1]);
+            text(&mut hash, url);
+        }
+        None => hash.update([0]),
+    }
+    for (external_field, key) in input.fields {
+        text(&mut hash, external_field);
+        text(&mut hash, key);
+        match input.attribute_ids.get(key) {
+            Some(id) => {
+                hash.update([1]);
+                hash.update(id.as_bytes());
+            }
+            None => hash.update([0]),
+        }
+        match field_value(&record.fields, external_field) {
+            Some(value) => {
+                hash.update([1]);
+                // A JSON text ends itself; a value that does not encode has no fingerprint.
+                serde_json::to_writer(Feed(&mut hash), value).ok()?;
+            }
+            None => hash.update([0]),
+        }
+    }
+    let digest = hash.finalize();
+    let mut print = [0; 16];
+    print.copy_from_slice(&digest[..16]);
+    Some(print)
+}
+
+/// `entities.sync_fingerprint` for `print` on an entity at `version`.
+fn stamp(print: &Fingerprint, version: i64) -> [u8; 24] {
+    let mut stamp = [0; 24];
+    stamp[..16].copy_from_slice(print);
+    stamp[16..].copy_from_slice(&version.to_be_bytes());
+    stamp
 }
 
 /// Where an attribute's current value came from.
@@ -97,6 +196,12 @@ pub struct EntityWrite {
     pub created: bool,
     /// Something about it changed (a value, or it was unarchived): its version goes up.
     pub changed: bool,
+    /// Something of it is written (it is new, changed, renamed or relinked), so its sync time
+    /// moves; `false`: only its fingerprint is.
+    pub synced: bool,
+    /// Its new `sync_fingerprint` (`None`: the record counted a conflict, so it must be planned
+    /// again next time).
+    pub fingerprint: Option<Vec<u8>>,
 }
 
 /// An attribute value (and its provenance) to write.
@@ -181,8 +286,16 @@ fn plan_record(
         }
         return;
     }
+    let print = fingerprint(input, &record);
+    if let (Some(entity), Some(print)) = (current, &print)
+        && entity.seals(print)
+    {
+        out.counts.unchanged += 1;
+        return;
+    }
     let entity_id = current.map_or_else(&mut *new_id, |entity| entity.id);
     let mut changed = current.is_some_and(|entity| entity.archived);
+    let mut conflicted = false;
     let mut mapped: HashMap<&str, &Value> = HashMap::new();
     for (external_field, key) in input.fields {
         let (Some(value), Some(attribute_id)) = (
@@ -213,6 +326,7 @@ fn plan_record(
         ) {
             Decision::Pinned { conflict, observe } => {
                 if conflict {
+                    conflicted = true;
                     out.counts.conflicts += 1;
                 }
                 if observe {
@@ -237,14 +351,23 @@ fn plan_record(
     let relabelled = current.is_some_and(|entity| {
         entity.display_name != display_name || entity.source_url != record.source_url
     });
-    if current.is_none() || changed || relabelled {
+    let changed = current.is_none() || changed;
+    // What the entity will carry: this record's fingerprint at the version this write leaves.
+    let version = current.map_or(0, |entity| entity.sync_version) + i64::from(changed);
+    let fingerprint = print
+        .filter(|_| !conflicted)
+        .map(|print| stamp(&print, version).to_vec());
+    let resealed = current.is_some_and(|entity| entity.fingerprint != fingerprint);
+    if current.is_none() || changed || relabelled || resealed {
         out.entities.push(EntityWrite {
             id: entity_id,
             display_name,
             external_id: record.external_id,
             source_url: record.source_url,
             created: current.is_none(),
-            changed: current.is_none() || changed,
+            changed,
+            synced: changed || relabelled,
+            fingerprint,
         });
     }
 }

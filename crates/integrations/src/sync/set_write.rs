@@ -19,7 +19,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::SyncClaim;
-use super::plan::{PagePlan, ValueWrite};
+use super::plan::{EntityWrite, PagePlan, ValueWrite};
 use crate::EngineError;
 use crate::lifecycle::SourceType;
 
@@ -28,18 +28,27 @@ use crate::lifecycle::SourceType;
 const ENTITIES: &str =
     "INSERT INTO entities (id, workspace_id, entity_type, display_name, archived_at,
         created_by, created_at, updated_at, source_type, source_integration_id, source_external_id,
-        source_url, first_synced_at, last_synced_at, sync_version)
+        source_url, first_synced_at, last_synced_at, sync_version, sync_fingerprint)
     SELECT r.id, $2, $3, r.display_name, NULL, NULL, $5, $5, $6, $4, r.external_id, r.source_url,
-        $5, $5, r.changed
+        $5, $5, r.changed, decode(r.fingerprint, 'hex')
     FROM jsonb_to_recordset($1::jsonb)
-        AS r (id uuid, display_name text, external_id text, source_url text, changed bigint)
+        AS r (id uuid, display_name text, external_id text, source_url text, changed bigint,
+            fingerprint text)
     ON CONFLICT (workspace_id, source_integration_id, source_external_id)
         WHERE source_integration_id IS NOT NULL AND source_external_id IS NOT NULL
     DO UPDATE SET last_synced_at = excluded.last_synced_at, source_url = excluded.source_url,
         display_name = excluded.display_name, archived_at = excluded.archived_at,
         sync_version = entities.sync_version + excluded.sync_version,
         updated_at = CASE WHEN excluded.sync_version > 0 THEN excluded.updated_at
-                          ELSE entities.updated_at END";
+                          ELSE entities.updated_at END,
+        sync_fingerprint = excluded.sync_fingerprint";
+
+/// Writes the fingerprints of entities the page leaves otherwise as they are (see
+/// [`super::plan::EntityWrite::synced`]).
+const FINGERPRINTS: &str =
+    "UPDATE entities AS e SET sync_fingerprint = decode(r.fingerprint, 'hex')
+    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, fingerprint text)
+    WHERE e.id = r.id AND e.workspace_id = $2";
 
 /// The insert of a page's values: [`NEW_VALUES`] as it is, [`VALUES`] with its conflict clause.
 macro_rules! insert_values {
@@ -131,6 +140,13 @@ struct EntityRow<'a> {
     external_id: &'a str,
     source_url: Option<&'a str>,
     changed: i64,
+    fingerprint: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FingerprintRow {
+    id: Uuid,
+    fingerprint: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -207,9 +223,10 @@ pub(super) async fn write<C: ConnectionTrait>(
     planned: &PagePlan,
 ) -> Result<(), EngineError> {
     let integration = SourceType::Integration.as_str();
-    if !planned.entities.is_empty() {
-        let rows: Vec<EntityRow<'_>> = planned
-            .entities
+    let (synced, resealed): (Vec<&EntityWrite>, Vec<&EntityWrite>) =
+        planned.entities.iter().partition(|entity| entity.synced);
+    if !synced.is_empty() {
+        let rows: Vec<EntityRow<'_>> = synced
             .iter()
             .map(|entity| EntityRow {
                 id: entity.id,
@@ -218,6 +235,7 @@ pub(super) async fn write<C: ConnectionTrait>(
                 source_url: entity.source_url.as_deref(),
                 // For a new row this is its version; for an existing one, the increment.
                 changed: i64::from(entity.changed),
+                fingerprint: entity.fingerprint.as_deref().map(hex::encode),
             })
             .collect();
         run(
@@ -232,6 +250,23 @@ pub(super) async fn write<C: ConnectionTrait>(
                 integration.into(),
             ],
             "upserting entities",
+        )
+        .await?;
+    }
+    if !resealed.is_empty() {
+        let rows: Vec<FingerprintRow> = resealed
+            .iter()
+            .map(|entity| FingerprintRow {
+                id: entity.id,
+                fingerprint: entity.fingerprint.as_deref().map(hex::encode),
+            })
+            .collect();
+        run(
+            db,
+            FINGERPRINTS,
+            &rows,
+            vec![claim.workspace_id.into()],
+            "writing entities' fingerprints",
         )
         .await?;
     }
