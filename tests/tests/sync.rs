@@ -81,6 +81,17 @@ impl World {
         self.test_db.count(sql, vec![]).await
     }
 
+    /// The id of the entity synced from the record with external id `external_id`.
+    async fn entity_id(&self, external_id: &str) -> anyhow::Result<uuid::Uuid> {
+        use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+        Ok(entity::entities::Entity::find()
+            .filter(entity::entities::Column::SourceExternalId.eq(external_id))
+            .one(&self.test_db.db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no entity for record {external_id}"))?
+            .id)
+    }
+
     /// The stored value of `key` for the contact with external id `external_id`.
     async fn value(&self, external_id: &str, key: &str) -> anyhow::Result<Value> {
         use sea_orm::ConnectionTrait as _;
@@ -498,15 +509,7 @@ async fn user_edits_use_the_sync_version_and_win_over_syncs_until_cleared() -> a
                 .await,
             )
             .await?;
-        let entity_id = {
-            use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
-            entity::entities::Entity::find()
-                .filter(entity::entities::Column::SourceExternalId.eq("1"))
-                .one(&world.test_db.db)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("entity"))?
-                .id
-        };
+        let entity_id = world.entity_id("1").await?;
         let editor = AttributeEditor::new(world.test_db.db.clone(), world.clock.clone());
         let stale = editor
             .update_attribute(entity_id, "email", json!("x@example.com"), 0)
@@ -599,15 +602,7 @@ async fn a_record_read_again_unchanged_skips_its_values_until_an_edit_moves_its_
             "{backend:?}: the values were not read"
         );
 
-        let entity_id = {
-            use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
-            entity::entities::Entity::find()
-                .filter(entity::entities::Column::SourceExternalId.eq("1"))
-                .one(&world.test_db.db)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("entity"))?
-                .id
-        };
+        let entity_id = world.entity_id("1").await?;
         let editor = AttributeEditor::new(world.test_db.db.clone(), world.clock.clone());
         editor
             .update_attribute(entity_id, "email", json!("ada@mine.example"), 1)
