@@ -954,3 +954,130 @@ async fn postgres_analyzes_the_tables_a_sync_grows_after_every_n_created_entitie
     }
     Ok(())
 }
+
+/// A trigger that fails the insert of the entity for record `poison`, once advisory lock 4242
+/// is free (a test holds it to keep that page in flight).
+const POISON: [&str; 2] = [
+    "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         IF NEW.source_external_id = 'poison' THEN
+             PERFORM pg_advisory_xact_lock(4242);
+             RAISE EXCEPTION 'poisoned record';
+         END IF;
+         RETURN NEW;
+     END $$",
+    "CREATE TRIGGER poison BEFORE INSERT ON entities FOR EACH ROW EXECUTE FUNCTION poison()",
+];
+
+/// On PostgreSQL two pages of a run are written at once, each in its own transaction, and
+/// commit in page order. Here the first page is held in flight (its insert waits for a lock the
+/// test holds) until the second has written its rows beside it; then the first fails. The second
+/// rolls back with it: nothing is stored, the checkpoint stays where it was, and the run reports
+/// the first page's error. A page that fails after the one before committed leaves that page
+/// and its checkpoint in place.
+#[tokio::test]
+async fn a_page_written_beside_one_that_fails_rolls_back_with_it() -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+    let world = World::new(Backend::Postgres).await?;
+    for sql in POISON {
+        world.test_db.execute(sql, vec![]).await?;
+    }
+    let held = world.test_db.db.begin().await?;
+    held.execute_unprepared("SELECT pg_advisory_xact_lock(4242)")
+        .await?;
+    let day = "2026-11-01T10:00:00.000Z";
+    let server = hubspot(vec![
+        vec![
+            contact("poison", "p@example.com", "P", day),
+            contact("1", "a@example.com", "A", day),
+        ],
+        vec![
+            contact("2", "b@example.com", "B", day),
+            contact("3", "c@example.com", "C", day),
+        ],
+    ])
+    .await;
+    let (engine, client) = (world.engine(), world.client(&server)?);
+    let claim = engine
+        .claim(world.connection_id, "contacts")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("claim"))?;
+    let run =
+        tokio::spawn(async move { engine.run(claim, &client, &ReadOptions::default()).await });
+    // The second page has written its rows (its history insert holds the table) while the first
+    // waits in its entity insert, before its own history.
+    let second_written = "SELECT count(*) FROM pg_locks
+        WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND relation = 'entity_attribute_history'::regclass
+          AND mode = 'RowExclusiveLock' AND granted";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while world.count(second_written).await? == 0 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline && !run.is_finished(),
+            "the second page was never written while the first was in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    held.commit().await?;
+    let outcome = run.await?;
+    assert!(
+        format!("{outcome:?}").contains("poisoned record"),
+        "the first page's error: {outcome:?}"
+    );
+    assert_eq!(world.count("SELECT count(*) FROM entities").await?, 0);
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM entity_attribute_history")
+            .await?,
+        0
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM integration_sync_states WHERE sync_cursor IS NOT NULL")
+            .await?,
+        0,
+        "no checkpoint moved"
+    );
+
+    // The second page fails: the first stays, with its checkpoint.
+    let world = World::new(Backend::Postgres).await?;
+    for sql in POISON {
+        world.test_db.execute(sql, vec![]).await?;
+    }
+    let server = hubspot(vec![
+        vec![
+            contact("1", "a@example.com", "A", day),
+            contact("2", "b@example.com", "B", day),
+        ],
+        vec![
+            contact("poison", "p@example.com", "P", day),
+            contact("3", "c@example.com", "C", day),
+        ],
+    ])
+    .await;
+    let outcome = world.sync(&server).await;
+    assert!(
+        format!("{outcome:?}").contains("poisoned record"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM entities WHERE source_external_id IN ('1', '2')")
+            .await?,
+        2
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM entities WHERE source_external_id IN ('3', 'poison')")
+            .await?,
+        0
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM integration_sync_states WHERE sync_cursor IS NOT NULL")
+            .await?,
+        1,
+        "the first page's checkpoint"
+    );
+    Ok(())
+}

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures_util::StreamExt as _;
 
 use chrono::{DateTime, FixedOffset};
 use entity::{
@@ -58,6 +59,10 @@ const OBSERVED_COLUMNS: [provenance::Column; 5] = [
     provenance::Column::ObservedUpdatedAt,
     provenance::Column::ObservedAt,
 ];
+
+/// Pages of one run written at once on PostgreSQL: the next page's rows go in while the page
+/// before is still being written (each in its own transaction, committed in page order).
+const PAGES_IN_FLIGHT: usize = 2;
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits
 /// (32,766 and 65,535; a provenance row binds 17).
@@ -157,6 +162,60 @@ enum Next<T> {
     Page(T),
     /// A stop was requested before the read ended; the read was dropped.
     Stopped,
+}
+
+/// A page planned and written, all but its checkpoint (see `SyncEngine::stage_page`).
+struct Staged {
+    /// The page's open transaction; `None` when the page writes nothing but its checkpoint.
+    transaction: Option<sea_orm::DatabaseTransaction>,
+    counts: SyncReport,
+    changes: EntityChanges,
+    newest: Option<DateTime<FixedOffset>>,
+    cursor: Cursor,
+    now: DateTime<FixedOffset>,
+}
+
+/// The run's totals and newest provider time as of a committed page.
+type Progress = (SyncReport, Option<DateTime<FixedOffset>>);
+
+/// What a page committed: the run's totals and newest provider time as of it, and its cursor.
+type Committed = (SyncReport, Option<DateTime<FixedOffset>>, Cursor);
+
+/// How a page in the window of `SyncEngine::pages` hears from the page before it. A sender
+/// dropped unsent means that page failed (or ended without a transaction, for `staged`).
+struct Chain {
+    /// Fired once that page holds every connection it will use.
+    staged: tokio::sync::oneshot::Receiver<()>,
+    /// Fired once that page committed, with the run's progress as of it.
+    committed: tokio::sync::oneshot::Receiver<Progress>,
+}
+
+/// The sending end of a [`Chain`], held by the page before.
+struct ChainEnd {
+    staged: tokio::sync::oneshot::Sender<()>,
+    committed: tokio::sync::oneshot::Sender<Progress>,
+}
+
+impl Chain {
+    fn new() -> (ChainEnd, Self) {
+        let (staged_tx, staged) = tokio::sync::oneshot::channel();
+        let (committed_tx, committed) = tokio::sync::oneshot::channel();
+        (
+            ChainEnd {
+                staged: staged_tx,
+                committed: committed_tx,
+            },
+            Self { staged, committed },
+        )
+    }
+
+    /// The chain before a run's first page: as if a page had committed `progress`.
+    fn start(progress: Progress) -> Self {
+        let (end, chain) = Self::new();
+        let _ = end.staged.send(());
+        let _ = end.committed.send(progress);
+        chain
+    }
 }
 
 /// Runs syncs against one database.
@@ -842,20 +901,20 @@ impl SyncEngine {
         slice: Option<SyncSlice>,
     ) -> Result<(SyncReport, bool), (EngineError, SyncReport)> {
         let started = self.now();
-        let mut report = SyncReport::default();
         let attribute_ids = self
             .ensure_attributes(claim)
             .await
-            .map_err(|error| (error, report.clone()))?;
+            .map_err(|error| (error, SyncReport::default()))?;
         let object_type = claim.object_type.clone();
-        // Three stages overlap, each in page order:
-        // - the reader reads pages one request at a time, at most two pages ahead of the lookup;
-        // - on PostgreSQL a page is looked up while the page before it commits, when the two share
-        //   no record (that page's writes cannot change what the lookup reads); otherwise inside
-        //   its own transaction, after the page before committed;
-        // - a page is written only after the one before it committed, so the checkpoint order
-        //   (and crash recovery) is unchanged. Pages read ahead of a failed one are dropped.
-        // A stop (shutdown) abandons the read of a next page, never the write of this one.
+        // The stages overlap, each in page order:
+        // - the reader reads pages one request at a time, at most two pages ahead of the writer;
+        // - on PostgreSQL, two pages are written at once, each in its own transaction
+        //   (`chained_page`): a page is looked up ahead of its transaction when it shares no record
+        //   with the page in flight before it (that page's writes cannot change what the lookup
+        //   reads), and otherwise inside its transaction once that page committed;
+        // - a page commits only after the one before it committed, so the checkpoint order (and
+        //   crash recovery) is unchanged. The pages after a failed one roll back.
+        // A stop (shutdown) abandons the read of a next page, never the write of one in flight.
         let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(1);
         let (first_cursor, claim_provider) = (claim.cursor.clone(), claim.provider);
         let reader = async {
@@ -916,86 +975,91 @@ impl SyncEngine {
             // The sender stays open: the writer ends the run, on the marker just sent.
             std::future::pending::<std::convert::Infallible>().await
         };
+        let depth = if self.is_postgres() {
+            PAGES_IN_FLIGHT
+        } else {
+            1
+        };
         let writer = async {
-            let (workspace_id, integration_id) = (claim.workspace_id, claim.integration_id);
-            // The mapping, for the fingerprints of a page looked up ahead (`claim` is lent to the
-            // page being written meanwhile).
-            let fields = claim.mapping.fields.clone();
-            let mut page = match pages_rx.recv().await {
-                Some(Next::Page(Ok(page))) => page,
-                Some(Next::Page(Err(error))) => return Err((error, report)),
-                _ => return Err((EngineError::Stopped, report)),
-            };
-            // What the database holds for `page`'s records, when it was looked up ahead.
-            let mut looked_up: Option<Existing> = None;
+            let claim: &SyncClaim = claim;
+            let mut report = SyncReport::default();
+            // The newest provider time and the cursor as of the last committed page.
+            let mut last = None;
+            let mut window = futures_util::stream::FuturesOrdered::new();
+            let mut chain = Chain::start((SyncReport::default(), claim.last_modified));
+            // The record ids of the page started last.
+            let mut last_keys: HashSet<String> = HashSet::new();
+            // How the reads ended (`Ok(true)`: no next page, `Ok(false)`: the slice is over).
+            let mut ended: Option<Result<bool, EngineError>> = None;
+            // The first page that failed: the pages after it roll back.
+            let mut failed: Option<EngineError> = None;
             loop {
-                let cursor = page.cursor.clone();
-                let keys: HashSet<String> = if self.is_postgres() {
-                    page.records
-                        .iter()
-                        .map(|record| record.external_id.clone())
-                        .collect()
-                } else {
-                    HashSet::new()
-                };
-                let next = async {
-                    match pages_rx.recv().await {
-                        Some(Next::Page(Ok(next)))
-                            if self.is_postgres()
-                                && !next
-                                    .records
-                                    .iter()
-                                    .any(|record| keys.contains(record.external_id.as_str())) =>
-                        {
-                            let input = PlanInput {
-                                integration_id,
-                                fields: &fields,
-                                attribute_ids: &attribute_ids,
-                                now: self.now(),
-                            };
-                            let ahead = self
-                                .look_up_ahead(
-                                    workspace_id,
-                                    integration_id,
-                                    &page_keys(&input, &next.records),
-                                )
-                                .await
-                                .inspect_err(|error| {
-                                    tracing::debug!(%error, "the lookup ahead failed; the page's own transaction reads it");
-                                })
-                                .ok();
-                            Next::Page((Ok(next), ahead))
+                let open = ended.is_none() && failed.is_none() && window.len() < depth;
+                if !open && window.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    biased;
+                    Some(done) = window.next(), if !window.is_empty() => match done {
+                        Ok((totals, newest, cursor)) if failed.is_none() => {
+                            report = totals;
+                            last = Some((newest, cursor));
+                            if ended.is_none() && self.stopping() {
+                                ended = Some(Err(EngineError::Stopped));
+                            }
                         }
-                        Some(Next::Page(read)) => Next::Page((read, None)),
-                        Some(Next::End) => Next::End,
-                        Some(Next::SliceOver) => Next::SliceOver,
-                        Some(Next::Stopped) | None => Next::Stopped,
-                    }
-                };
-                let (written, next) = tokio::join!(
-                    self.write_page(claim, &attribute_ids, page, &report, looked_up.take()),
-                    next
-                );
-                let counts = written.map_err(|error| (error, report.clone()))?;
-                report.pages += 1;
-                report.add(&counts);
-                claim.cursor = Some(cursor);
-                match next {
-                    Next::End => return Ok((report, true)),
-                    Next::SliceOver => return Ok((report, false)),
-                    Next::Stopped => return Err((EngineError::Stopped, report)),
-                    Next::Page(_) if self.stopping() => return Err((EngineError::Stopped, report)),
-                    Next::Page((next, ahead)) => {
-                        page = next.map_err(|error| (error, report.clone()))?;
-                        looked_up = ahead;
-                    }
+                        Ok(_) => {}
+                        Err(error) => {
+                            failed.get_or_insert(error);
+                        }
+                    },
+                    received = pages_rx.recv(), if open => match received {
+                        Some(Next::Page(Ok(page))) => {
+                            let keys: HashSet<String> = page
+                                .records
+                                .iter()
+                                .map(|record| record.external_id.clone())
+                                .collect();
+                            // Read ahead of its transaction unless the page in flight before it
+                            // writes one of its records.
+                            let ahead = self.is_postgres()
+                                && (window.is_empty() || last_keys.is_disjoint(&keys));
+                            let (end, next_chain) = Chain::new();
+                            let before = std::mem::replace(&mut chain, next_chain);
+                            window.push_back(self.chained_page(
+                                claim,
+                                &attribute_ids,
+                                page,
+                                ahead,
+                                before,
+                                end,
+                            ));
+                            last_keys = keys;
+                        }
+                        Some(Next::Page(Err(error))) => ended = Some(Err(error)),
+                        Some(Next::End) => ended = Some(Ok(true)),
+                        Some(Next::SliceOver) => ended = Some(Ok(false)),
+                        Some(Next::Stopped) | None => ended = Some(Err(EngineError::Stopped)),
+                    },
+                    else => break,
                 }
             }
+            let outcome = match (failed, ended) {
+                (Some(error), _) | (None, Some(Err(error))) => Err((error, report.clone())),
+                (None, Some(Ok(finished))) => Ok((report.clone(), finished)),
+                (None, None) => Err((EngineError::Stopped, report.clone())),
+            };
+            (outcome, last)
         };
-        tokio::select! {
-            outcome = writer => outcome,
+        let (outcome, last) = tokio::select! {
+            ended = writer => ended,
             never = reader => match never {},
+        };
+        if let Some((newest, cursor)) = last {
+            claim.last_modified = newest;
+            claim.cursor = Some(cursor);
         }
+        outcome
     }
 
     /// Makes sure every attribute the mapping writes is defined for the workspace and entity type,
@@ -1159,18 +1223,19 @@ impl SyncEngine {
         Ok(existing)
     }
 
-    /// Plans and writes one page, with its checkpoint, atomically. `looked_up` is what the
-    /// database held for its records when it was read ahead (see `pages`); without it the page's
-    /// transaction reads it first. A page that writes nothing but its checkpoint needs no
-    /// transaction: the checkpoint is one statement.
-    async fn write_page(
+    /// Plans one page and writes it, all but its checkpoint: the transaction is left open for
+    /// [`Self::commit_page`]. `looked_up` is what the database held for its records when it was
+    /// read ahead (see `pages`); without it the page's transaction reads it first. A page that
+    /// writes nothing but its checkpoint opens no transaction: the checkpoint is one statement.
+    /// `holding` is fired (taken) as soon as the page holds its transaction, before its writes.
+    async fn stage_page(
         &self,
-        claim: &mut SyncClaim,
+        claim: &SyncClaim,
         attribute_ids: &HashMap<String, Uuid>,
         page: Page,
-        so_far: &SyncReport,
         looked_up: Option<Existing>,
-    ) -> Result<SyncReport, EngineError> {
+        holding: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<Staged, EngineError> {
         let now = self.now();
         let input = PlanInput {
             integration_id: claim.integration_id,
@@ -1191,7 +1256,7 @@ impl SyncEngine {
         let mut planned = plan::plan(&input, page.records, &existing, Uuid::now_v7);
         let counts = planned.counts.clone();
         let changes = entity_changes(claim, attribute_ids, &planned);
-        let newest = Ord::max(claim.last_modified, planned.newest);
+        let newest = planned.newest;
         let archive_ids = std::mem::take(&mut planned.archive);
         let only_checkpoint = planned.entities.is_empty()
             && planned.values.is_empty()
@@ -1204,13 +1269,44 @@ impl SyncEngine {
             Some(transaction) => Some(transaction),
         };
         if let Some(transaction) = &transaction {
+            if let Some(holding) = holding.take() {
+                let _ = holding.send(());
+            }
             self.write_planned(transaction, claim, now, planned, &archive_ids)
                 .await?;
         }
+        Ok(Staged {
+            transaction,
+            counts,
+            changes,
+            newest,
+            cursor: page.cursor,
+            now,
+        })
+    }
+
+    /// Checkpoints a staged page and commits it. `so_far` and `last_modified` are the run's
+    /// totals and newest provider time up to the page before; answers both as of this page.
+    async fn commit_page(
+        &self,
+        claim: &SyncClaim,
+        staged: Staged,
+        so_far: &SyncReport,
+        last_modified: Option<DateTime<FixedOffset>>,
+    ) -> Result<(SyncReport, Option<DateTime<FixedOffset>>), EngineError> {
+        let Staged {
+            transaction,
+            counts,
+            changes,
+            newest,
+            cursor,
+            now,
+        } = staged;
+        let newest = Ord::max(last_modified, newest);
         let checkpoint = sync_states::Entity::update_many()
             .col_expr(
                 sync_states::Column::SyncCursor,
-                Expr::value(page.cursor.as_str().to_owned()),
+                Expr::value(cursor.as_str().to_owned()),
             )
             .col_expr(
                 sync_states::Column::LeaseExpiresAt,
@@ -1283,8 +1379,88 @@ impl SyncEngine {
                 },
             );
         }
-        claim.last_modified = newest;
-        Ok(counts)
+        Ok((totals, newest))
+    }
+
+    /// One page's way through the window of `pages`. Looked up ahead when `ahead` (it shares no
+    /// record with the page before), it is staged once the page before holds every connection
+    /// it will use, so that no page waits for a connection while a page it waits for waits for
+    /// one; otherwise it is read and staged in its own transaction after the page before
+    /// committed. Either way it commits only after the page before committed, and rolls back if
+    /// that page did not. Answers the run's totals, the newest provider time and the cursor, as
+    /// of this page.
+    async fn chained_page(
+        &self,
+        claim: &SyncClaim,
+        attribute_ids: &HashMap<String, Uuid>,
+        page: Page,
+        ahead: bool,
+        before: Chain,
+        after: ChainEnd,
+    ) -> Result<Committed, EngineError> {
+        let Chain {
+            staged: before_staged,
+            committed: before_committed,
+        } = before;
+        let looked_up = if ahead {
+            let input = PlanInput {
+                integration_id: claim.integration_id,
+                fields: &claim.mapping.fields,
+                attribute_ids,
+                now: self.now(),
+            };
+            self.look_up_ahead(
+                claim.workspace_id,
+                claim.integration_id,
+                &page_keys(&input, &page.records),
+            )
+            .await
+            .inspect_err(|error| {
+                tracing::debug!(%error, "the lookup ahead failed; the page's own transaction reads it");
+            })
+            .ok()
+        } else {
+            None
+        };
+        let (mut before_committed, mut prior) = (Some(before_committed), None);
+        if looked_up.is_some() {
+            // Dropped unsent when the page before failed: the commit below then finds out.
+            let _ = before_staged.await;
+        } else if let Some(committed) = before_committed.take() {
+            prior = Some(committed.await.map_err(|_| EngineError::Stopped)?);
+        }
+        let ChainEnd {
+            staged: staged_signal,
+            committed: committed_signal,
+        } = after;
+        // Fired by `stage_page` once this page holds its transaction. A page without one takes
+        // its connection at its checkpoint, so the page after may take one only after that.
+        let mut staged_signal = Some(staged_signal);
+        let staged = self
+            .stage_page(claim, attribute_ids, page, looked_up, &mut staged_signal)
+            .await?;
+        // The page before's totals and newest time, or that it did not commit: its own error is
+        // then reported ahead of this one by `pages`.
+        let prior = match (prior, before_committed) {
+            (Some(prior), _) => Some(prior),
+            (None, Some(committed)) => committed.await.ok(),
+            (None, None) => None,
+        };
+        let Some((so_far, last_modified)) = prior else {
+            if let Some(transaction) = staged.transaction {
+                transaction.rollback().await?;
+            }
+            return Err(EngineError::Stopped);
+        };
+        let cursor = staged.cursor.clone();
+        let (totals, newest) = self
+            .commit_page(claim, staged, &so_far, last_modified)
+            .await?;
+        let _ = committed_signal.send((totals.clone(), newest));
+        if let Some(signal) = staged_signal {
+            let _ = signal.send(());
+        }
+        Ok((totals, newest, cursor))
     }
 
     /// Executes a page's plan (all but its checkpoint) in its transaction.
