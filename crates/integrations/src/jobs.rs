@@ -8,6 +8,7 @@
 //! PostgreSQL-only queues (`graphile_worker`, `apalis-postgres`) would give two code paths and a
 //! second schema; this queue is one table and a few statements on sea-orm's pool.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -568,6 +569,17 @@ pub(crate) async fn enqueue_many_on<C: sea_orm::ConnectionTrait>(
     now: DateTime<FixedOffset>,
     jobs: Vec<NewJob>,
 ) -> Result<(), EngineError> {
+    // A key repeated within `jobs` would only meet its own first row's conflict: it is dropped
+    // here (the first job of a key wins, as it would in the statement).
+    let mut keys = HashSet::new();
+    let jobs: Vec<NewJob> = jobs
+        .into_iter()
+        .filter(|job| {
+            job.job_key
+                .as_ref()
+                .is_none_or(|key| keys.insert(key.clone()))
+        })
+        .collect();
     if jobs.is_empty() {
         return Ok(());
     }
