@@ -14,9 +14,10 @@ use entity::{
 use providers::{Clock, ProviderKind, VerifiedEvent};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, RelationTrait as _, Set,
+    ColumnTrait as _, ConnectionTrait as _, DatabaseConnection, DbBackend, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, RelationTrait as _, Set, Statement,
 };
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -166,6 +167,15 @@ impl WebhookInbox {
             return Ok(intakes);
         }
         let now = self.now();
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let inserted = self.insert_pg(events, &candidates, now).await?;
+            for (index, connection_id, key) in candidates {
+                if inserted.contains(&key) && !matches!(intakes[index], Intake::Accepted { .. }) {
+                    intakes[index] = Intake::Accepted { connection_id };
+                }
+            }
+            return Ok(intakes);
+        }
         let transaction = crate::begin_write(&self.db)
             .await
             .context("take_many: beginning a transaction")?;
@@ -220,6 +230,59 @@ impl WebhookInbox {
         Ok(intakes)
     }
 
+    /// On PostgreSQL the dedupe rows and the jobs of the new ones are one statement (so one round
+    /// trip and its own commit, instead of `BEGIN`, two inserts and `COMMIT`): each job carries
+    /// the key of the event that asks for it, and is inserted only if that event's row was.
+    /// Answers the keys inserted.
+    async fn insert_pg(
+        &self,
+        events: &[(&VerifiedEvent, Option<Uuid>)],
+        candidates: &[(usize, Uuid, String)],
+        now: DateTime<FixedOffset>,
+    ) -> Result<HashSet<String>, EngineError> {
+        let mut rows = Vec::with_capacity(candidates.len());
+        let mut jobs = Vec::new();
+        for (index, connection_id, key) in candidates {
+            let event = events[*index].0;
+            rows.push(EventRow {
+                id: Uuid::now_v7(),
+                event_id: key,
+                provider: event.provider.slug(),
+                connection_id: *connection_id,
+                event_type: &event.event_type,
+            });
+            jobs.extend(
+                follow_up_syncs(event, *connection_id, now)
+                    .into_iter()
+                    .map(|job| JobRow::new(key, job, now)),
+            );
+        }
+        let rows = serde_json::to_string(&rows).context("take_many: encoding the events")?;
+        let jobs = serde_json::to_string(&jobs).context("take_many: encoding the jobs")?;
+        let inserted = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                TAKE_PG,
+                [
+                    rows.into(),
+                    now.into(),
+                    (now + chrono::Duration::days(WEBHOOK_RETENTION_DAYS)).into(),
+                    jobs.into(),
+                ],
+            ))
+            .await
+            .context("take_many: writing")?;
+        inserted
+            .into_iter()
+            .map(|row| {
+                row.try_get_by_index::<String>(0)
+                    .context("take_many: reading the inserted keys")
+                    .map_err(EngineError::from)
+            })
+            .collect()
+    }
+
     /// Every connection of the event's provider whose stored external account id is the
     /// event's, but disconnected ones (an app-level event reaches each workspace connected to
     /// that account).
@@ -256,6 +319,65 @@ impl WebhookInbox {
             .await
             .context("cleanup_expired: writing")?;
         Ok(deleted.rows_affected)
+    }
+}
+
+/// [`WebhookInbox::insert_pg`]'s statement. A job is inserted once per key (or per id, without
+/// one), and only for an event whose row this statement inserted; its row is as
+/// `jobs::enqueue_many_on` writes it (queue `default`, status `queued`).
+const TAKE_PG: &str = "WITH inserted AS (
+        INSERT INTO webhook_events (id, event_id, provider, connection_id, event_type,
+            processed_at, expires_at)
+        SELECT r.id, r.event_id, r.provider, r.connection_id, r.event_type, $2, $3
+        FROM jsonb_to_recordset($1::jsonb)
+            AS r (id uuid, event_id text, provider text, connection_id uuid, event_type text)
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+    ), jobs AS (
+        INSERT INTO job_queue (id, queue, kind, payload, job_key, status, priority, attempts,
+            max_attempts, run_at, created_at, updated_at)
+        SELECT DISTINCT ON (COALESCE(j.job_key, j.id::text)) j.id, 'default', j.kind, j.payload,
+            j.job_key, 'queued', 0, 0, j.max_attempts, j.run_at, $2, $2
+        FROM jsonb_to_recordset($4::jsonb) AS j (event_id text, id uuid, kind text, payload jsonb,
+            job_key text, max_attempts int, run_at timestamptz)
+        WHERE j.event_id IN (SELECT event_id FROM inserted)
+        ON CONFLICT (job_key) DO NOTHING
+    )
+    SELECT event_id FROM inserted";
+
+/// A `webhook_events` row of [`TAKE_PG`].
+#[derive(Serialize)]
+struct EventRow<'a> {
+    id: Uuid,
+    event_id: &'a str,
+    provider: &'a str,
+    connection_id: Uuid,
+    event_type: &'a str,
+}
+
+/// A `job_queue` row of [`TAKE_PG`], with the key of the event that asks for it.
+#[derive(Serialize)]
+struct JobRow<'a> {
+    event_id: &'a str,
+    id: Uuid,
+    kind: &'static str,
+    payload: serde_json::Value,
+    job_key: Option<String>,
+    max_attempts: i32,
+    run_at: DateTime<FixedOffset>,
+}
+
+impl<'a> JobRow<'a> {
+    fn new(event_id: &'a str, job: NewJob, now: DateTime<FixedOffset>) -> Self {
+        Self {
+            event_id,
+            id: Uuid::now_v7(),
+            kind: job.job.kind(),
+            payload: job.job.payload(),
+            job_key: job.job_key,
+            max_attempts: Ord::max(job.max_attempts, 1),
+            run_at: job.run_at.unwrap_or(now),
+        }
     }
 }
 
