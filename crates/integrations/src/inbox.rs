@@ -302,13 +302,13 @@ impl WebhookInbox {
             )
             .filter(connections::Column::Status.ne(crate::Lifecycle::Disconnected))
             .order_by_asc(connections::Column::CreatedAt)
+            .select_only()
+            .column(connections::Column::Id)
+            .into_tuple::<Uuid>()
             .all(&self.db)
             .await
             .context("route: reading")?;
-        Ok(connections
-            .into_iter()
-            .map(|connection| connection.id)
-            .collect())
+        Ok(connections)
     }
 
     /// Deletes dedupe keys past their expiry; returns how many.
