@@ -1019,7 +1019,9 @@ async fn a_page_written_beside_one_that_fails_rolls_back_with_it() -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     held.commit().await?;
-    let outcome = run.await?;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .map_err(|_| anyhow::anyhow!("the run hung (a lock cycle between its pages?)"))??;
     assert!(
         format!("{outcome:?}").contains("poisoned record"),
         "the first page's error: {outcome:?}"
@@ -1078,6 +1080,87 @@ async fn a_page_written_beside_one_that_fails_rolls_back_with_it() -> anyhow::Re
             .await?,
         1,
         "the first page's checkpoint"
+    );
+    Ok(())
+}
+
+/// A page that shares a record with the page in flight before it is not looked up ahead: it
+/// waits for that page to commit and reads the record as that page left it. Here the first page
+/// is held in flight (its insert of record `slow` waits for a lock the test holds) until the
+/// reader has handed the second page over and gone on to the third; a second page read ahead
+/// would miss record `2`'s uncommitted entity, plan it anew and fail on its foreign keys.
+#[tokio::test]
+async fn a_page_sharing_a_record_with_the_page_in_flight_reads_it_after_that_page_commits()
+-> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+    let world = World::new(Backend::Postgres).await?;
+    for sql in [
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.source_external_id = 'slow' THEN
+                 PERFORM pg_advisory_xact_lock(4243);
+             END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER slow BEFORE INSERT ON entities FOR EACH ROW EXECUTE FUNCTION slow()",
+    ] {
+        world.test_db.execute(sql, vec![]).await?;
+    }
+    let held = world.test_db.db.begin().await?;
+    held.execute_unprepared("SELECT pg_advisory_xact_lock(4243)")
+        .await?;
+    let (day, later) = ("2026-11-01T10:00:00.000Z", "2026-11-02T10:00:00.000Z");
+    let server = hubspot(vec![
+        vec![
+            contact("slow", "s@example.com", "S", day),
+            contact("2", "before@example.com", "B", day),
+        ],
+        vec![
+            contact("2", "after@example.com", "B", later),
+            contact("3", "c@example.com", "C", later),
+        ],
+        vec![contact("4", "d@example.com", "D", later)],
+    ])
+    .await;
+    let (engine, client) = (world.engine(), world.client(&server)?);
+    let claim = engine
+        .claim(world.connection_id, "contacts")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("claim"))?;
+    let run =
+        tokio::spawn(async move { engine.run(claim, &client, &ReadOptions::default()).await });
+    // The third page's read means the second was handed to the writer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let searches = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|request| request.method.as_str() == "POST")
+            .count();
+        if searches >= 3 {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline && !run.is_finished(),
+            "the reader never reached the third page"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    held.commit().await?;
+    // Were the second page written beside the first, it could insert record `2`'s row first;
+    // the first would wait for it while it waits, in the engine, for the first's commit.
+    let report = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .map_err(|_| anyhow::anyhow!("the run hung (a lock cycle between its pages?)"))???;
+    assert_eq!((report.created, report.updated), (4, 1), "{report:?}");
+    assert_eq!(world.value("2", "email").await?, json!("after@example.com"));
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM entities WHERE source_external_id = '2'")
+            .await?,
+        1
     );
     Ok(())
 }
