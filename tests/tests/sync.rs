@@ -1084,14 +1084,34 @@ async fn a_page_written_beside_one_that_fails_rolls_back_with_it() -> anyhow::Re
     Ok(())
 }
 
-/// A page that shares a record with the page in flight before it is not looked up ahead: it
-/// waits for that page to commit and reads the record as that page left it. Here the first page
-/// is held in flight (its insert of record `slow` waits for a lock the test holds) until the
-/// reader has handed the second page over and gone on to the third; a second page read ahead
-/// would miss record `2`'s uncommitted entity, plan it anew and fail on its foreign keys.
+/// A page that shares a record with a page in flight is not looked up ahead: it waits for the
+/// page before it to commit and reads the record as the earlier page left it. Here the first
+/// page is held in flight (its insert of record `slow` waits for a lock the test holds) until the
+/// reader has handed the sharing page over and gone on to the next; a sharing page read ahead
+/// would miss record `2`'s uncommitted entity, plan it anew and fail on its foreign keys (or
+/// deadlock, see below). The record is shared with the page right before, then with the page
+/// two back (a page in between).
 #[tokio::test]
-async fn a_page_sharing_a_record_with_the_page_in_flight_reads_it_after_that_page_commits()
+async fn a_page_sharing_a_record_with_a_page_in_flight_reads_it_after_that_page_commits()
 -> anyhow::Result<()> {
+    let (day, later) = ("2026-11-01T10:00:00.000Z", "2026-11-02T10:00:00.000Z");
+    let first = vec![
+        contact("slow", "s@example.com", "S", day),
+        contact("2", "before@example.com", "B", day),
+    ];
+    let sharing = vec![
+        contact("2", "after@example.com", "B", later),
+        contact("3", "c@example.com", "C", later),
+    ];
+    let last = vec![contact("4", "d@example.com", "D", later)];
+    let between = vec![contact("5", "e@example.com", "E", later)];
+    shared_record_waits(vec![first.clone(), sharing.clone(), last.clone()], 4).await?;
+    shared_record_waits(vec![first, between, sharing, last], 5).await
+}
+
+/// Syncs `pages` with the first held in flight until the reader has read them all; the run must
+/// end with `created` entities, one of them record `2` with page-later's email.
+async fn shared_record_waits(pages: Vec<Vec<Value>>, created: u32) -> anyhow::Result<()> {
     use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
     let world = World::new(Backend::Postgres).await?;
     for sql in [
@@ -1109,19 +1129,8 @@ async fn a_page_sharing_a_record_with_the_page_in_flight_reads_it_after_that_pag
     let held = world.test_db.db.begin().await?;
     held.execute_unprepared("SELECT pg_advisory_xact_lock(4243)")
         .await?;
-    let (day, later) = ("2026-11-01T10:00:00.000Z", "2026-11-02T10:00:00.000Z");
-    let server = hubspot(vec![
-        vec![
-            contact("slow", "s@example.com", "S", day),
-            contact("2", "before@example.com", "B", day),
-        ],
-        vec![
-            contact("2", "after@example.com", "B", later),
-            contact("3", "c@example.com", "C", later),
-        ],
-        vec![contact("4", "d@example.com", "D", later)],
-    ])
-    .await;
+    let n_pages = pages.len();
+    let server = hubspot(pages).await;
     let (engine, client) = (world.engine(), world.client(&server)?);
     let claim = engine
         .claim(world.connection_id, "contacts")
@@ -1129,7 +1138,7 @@ async fn a_page_sharing_a_record_with_the_page_in_flight_reads_it_after_that_pag
         .ok_or_else(|| anyhow::anyhow!("claim"))?;
     let run =
         tokio::spawn(async move { engine.run(claim, &client, &ReadOptions::default()).await });
-    // The third page's read means the second was handed to the writer.
+    // The last page's read means the pages before it were handed to the writer.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let searches = server
@@ -1139,22 +1148,22 @@ async fn a_page_sharing_a_record_with_the_page_in_flight_reads_it_after_that_pag
             .iter()
             .filter(|request| request.method.as_str() == "POST")
             .count();
-        if searches >= 3 {
+        if searches >= n_pages {
             break;
         }
         anyhow::ensure!(
             std::time::Instant::now() < deadline && !run.is_finished(),
-            "the reader never reached the third page"
+            "the reader never reached the last page"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     held.commit().await?;
-    // Were the second page written beside the first, it could insert record `2`'s row first;
+    // Were the sharing page written beside the first, it could insert record `2`'s row first;
     // the first would wait for it while it waits, in the engine, for the first's commit.
     let report = tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .map_err(|_| anyhow::anyhow!("the run hung (a lock cycle between its pages?)"))???;
-    assert_eq!((report.created, report.updated), (4, 1), "{report:?}");
+    assert_eq!((report.created, report.updated), (created, 1), "{report:?}");
     assert_eq!(world.value("2", "email").await?, json!("after@example.com"));
     assert_eq!(
         world

@@ -60,9 +60,9 @@ const OBSERVED_COLUMNS: [provenance::Column; 5] = [
     provenance::Column::ObservedAt,
 ];
 
-/// Pages of one run written at once on PostgreSQL: the next page's rows go in while the page
+/// Pages of one run written at once on PostgreSQL: the next pages' rows go in while the page
 /// before is still being written (each in its own transaction, committed in page order).
-const PAGES_IN_FLIGHT: usize = 2;
+const PAGES_IN_FLIGHT: usize = 3;
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits
 /// (32,766 and 65,535; a provenance row binds 17).
@@ -907,15 +907,15 @@ impl SyncEngine {
             .map_err(|error| (error, SyncReport::default()))?;
         let object_type = claim.object_type.clone();
         // The stages overlap, each in page order:
-        // - the reader reads pages one request at a time, at most two pages ahead of the writer;
-        // - on PostgreSQL, two pages are written at once, each in its own transaction
-        //   (`chained_page`): a page is looked up ahead of its transaction when it shares no record
-        //   with the page in flight before it (that page's writes cannot change what the lookup
-        //   reads), and otherwise inside its transaction once that page committed;
+        // - the reader reads pages one request at a time, a few pages ahead of the writer;
+        // - on PostgreSQL, up to `PAGES_IN_FLIGHT` pages are written at once, each in its own
+        //   transaction (`chained_page`): a page is looked up ahead of its transaction when it
+        //   shares no record with any page in flight (their writes cannot change what the lookup
+        //   reads), and otherwise inside its transaction once the page before committed;
         // - a page commits only after the one before it committed, so the checkpoint order (and
         //   crash recovery) is unchanged. The pages after a failed one roll back.
         // A stop (shutdown) abandons the read of a next page, never the write of one in flight.
-        let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(1);
+        let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT - 1);
         let (first_cursor, claim_provider) = (claim.cursor.clone(), claim.provider);
         let reader = async {
             let mut cursor = first_cursor;
@@ -987,8 +987,9 @@ impl SyncEngine {
             let mut last = None;
             let mut window = futures_util::stream::FuturesOrdered::new();
             let mut chain = Chain::start((SyncReport::default(), claim.last_modified));
-            // The record ids of the page started last.
-            let mut last_keys: HashSet<String> = HashSet::new();
+            // The record ids of each page in flight, in page order.
+            let mut in_flight: std::collections::VecDeque<HashSet<String>> =
+                std::collections::VecDeque::new();
             // How the reads ended (`Ok(true)`: no next page, `Ok(false)`: the slice is over).
             let mut ended: Option<Result<bool, EngineError>> = None;
             // The first page that failed: the pages after it roll back.
@@ -1000,7 +1001,9 @@ impl SyncEngine {
                 }
                 tokio::select! {
                     biased;
-                    Some(done) = window.next(), if !window.is_empty() => match done {
+                    Some(done) = window.next(), if !window.is_empty() => {
+                        in_flight.pop_front();
+                        match done {
                         Ok((totals, newest, cursor)) if failed.is_none() => {
                             report = totals;
                             last = Some((newest, cursor));
@@ -1012,7 +1015,8 @@ impl SyncEngine {
                         Err(error) => {
                             failed.get_or_insert(error);
                         }
-                    },
+                        }
+                    }
                     received = pages_rx.recv(), if open => match received {
                         Some(Next::Page(Ok(page))) => {
                             let keys: HashSet<String> = page
@@ -1020,10 +1024,11 @@ impl SyncEngine {
                                 .iter()
                                 .map(|record| record.external_id.clone())
                                 .collect();
-                            // Read ahead of its transaction unless the page in flight before it
-                            // writes one of its records.
+                            // Read ahead of its transaction unless a page in flight writes one of
+                            // its records (ARCHITECTURE.md, "Sync pipelining": not only a stale
+                            // read, a lock cycle).
                             let ahead = self.is_postgres()
-                                && (window.is_empty() || last_keys.is_disjoint(&keys));
+                                && in_flight.iter().all(|before| before.is_disjoint(&keys));
                             let (end, next_chain) = Chain::new();
                             let before = std::mem::replace(&mut chain, next_chain);
                             window.push_back(self.chained_page(
@@ -1034,7 +1039,7 @@ impl SyncEngine {
                                 before,
                                 end,
                             ));
-                            last_keys = keys;
+                            in_flight.push_back(keys);
                         }
                         Some(Next::Page(Err(error))) => ended = Some(Err(error)),
                         Some(Next::End) => ended = Some(Ok(true)),
@@ -1383,7 +1388,7 @@ impl SyncEngine {
     }
 
     /// One page's way through the window of `pages`. Looked up ahead when `ahead` (it shares no
-    /// record with the page before), it is staged once the page before holds every connection
+    /// record with any page in flight), it is staged once the page before holds every connection
     /// it will use, so that no page waits for a connection while a page it waits for waits for
     /// one; otherwise it is read and staged in its own transaction after the page before
     /// committed. Either way it commits only after the page before committed, and rolls back if
