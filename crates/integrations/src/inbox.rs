@@ -251,11 +251,12 @@ impl WebhookInbox {
                 connection_id: *connection_id,
                 event_type: &event.event_type,
             });
-            jobs.extend(
-                follow_up_syncs(event, *connection_id, now)
-                    .into_iter()
-                    .map(|job| JobRow::new(key, job, now)),
-            );
+            for job in follow_up_syncs(event, *connection_id, now) {
+                jobs.push(JobRow {
+                    event_id: key,
+                    job: crate::jobs::queued_row(now, job)?,
+                });
+            }
         }
         let rows = serde_json::to_string(&rows).context("take_many: encoding the events")?;
         let jobs = serde_json::to_string(&jobs).context("take_many: encoding the jobs")?;
@@ -323,8 +324,8 @@ impl WebhookInbox {
 }
 
 /// [`WebhookInbox::insert_pg`]'s statement. A job is inserted once per key (or per id, without
-/// one), and only for an event whose row this statement inserted; its row is as
-/// `jobs::enqueue_many_on` writes it (queue `default`, status `queued`).
+/// one), and only for an event whose row this statement inserted; its row is
+/// `jobs::queued_row`'s, the one `jobs::enqueue_many_on` writes.
 const TAKE_PG: &str = "WITH inserted AS (
         INSERT INTO webhook_events (id, event_id, provider, connection_id, event_type,
             processed_at, expires_at)
@@ -334,13 +335,14 @@ const TAKE_PG: &str = "WITH inserted AS (
         ON CONFLICT (event_id) DO NOTHING
         RETURNING event_id
     ), jobs AS (
-        INSERT INTO job_queue (id, queue, kind, payload, job_key, status, priority, attempts,
-            max_attempts, run_at, created_at, updated_at)
-        SELECT DISTINCT ON (COALESCE(j.job_key, j.id::text)) j.id, 'default', j.kind, j.payload,
-            j.job_key, 'queued', 0, 0, j.max_attempts, j.run_at, $2, $2
-        FROM jsonb_to_recordset($4::jsonb) AS j (event_id text, id uuid, kind text, payload jsonb,
-            job_key text, max_attempts int, run_at timestamptz)
-        WHERE j.event_id IN (SELECT event_id FROM inserted)
+        INSERT INTO job_queue
+        SELECT r.*
+        FROM (
+            SELECT DISTINCT ON (COALESCE(j.job ->> 'job_key', j.job ->> 'id')) j.job
+            FROM jsonb_to_recordset($4::jsonb) AS j (event_id text, job jsonb)
+            WHERE j.event_id IN (SELECT event_id FROM inserted)
+        ) AS j
+        CROSS JOIN LATERAL jsonb_populate_record(NULL::job_queue, j.job) AS r
         ON CONFLICT (job_key) DO NOTHING
     )
     SELECT event_id FROM inserted";
@@ -359,26 +361,7 @@ struct EventRow<'a> {
 #[derive(Serialize)]
 struct JobRow<'a> {
     event_id: &'a str,
-    id: Uuid,
-    kind: &'static str,
-    payload: serde_json::Value,
-    job_key: Option<String>,
-    max_attempts: i32,
-    run_at: DateTime<FixedOffset>,
-}
-
-impl<'a> JobRow<'a> {
-    fn new(event_id: &'a str, job: NewJob, now: DateTime<FixedOffset>) -> Self {
-        Self {
-            event_id,
-            id: Uuid::now_v7(),
-            kind: job.job.kind(),
-            payload: job.job.payload(),
-            job_key: job.job_key,
-            max_attempts: Ord::max(job.max_attempts, 1),
-            run_at: job.run_at.unwrap_or(now),
-        }
-    }
+    job: entity::job_queue::Model,
 }
 
 /// Most deliveries one transaction takes.

@@ -591,6 +591,18 @@ pub(crate) async fn enqueue_many_on<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
+/// The row of a newly queued `job`, whole, for statements that insert it from JSON
+/// (`inbox::TAKE_PG`, through `jsonb_populate_record`): the same row [`queued`] inserts.
+pub(crate) fn queued_row(
+    now: DateTime<FixedOffset>,
+    job: NewJob,
+) -> Result<job_queue::Model, EngineError> {
+    use sea_orm::TryIntoModel as _;
+    Ok(queued(now, job)
+        .try_into_model()
+        .context("building a queued job's row")?)
+}
+
 /// The row of a newly queued `job`.
 fn queued(now: DateTime<FixedOffset>, job: NewJob) -> job_queue::ActiveModel {
     job_queue::ActiveModel {

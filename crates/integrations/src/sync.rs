@@ -164,6 +164,22 @@ enum Next<T> {
     Stopped,
 }
 
+impl<'a> PlanInput<'a> {
+    /// What a claim's pages are planned with.
+    fn of(
+        claim: &'a SyncClaim,
+        attribute_ids: &'a HashMap<String, Uuid>,
+        now: DateTime<FixedOffset>,
+    ) -> Self {
+        Self {
+            integration_id: claim.integration_id,
+            fields: &claim.mapping.fields,
+            attribute_ids,
+            now,
+        }
+    }
+}
+
 /// A page planned and written, all but its checkpoint (see `SyncEngine::stage_page`).
 struct Staged {
     /// The page's open transaction; `None` when the page writes nothing but its checkpoint.
@@ -1242,12 +1258,7 @@ impl SyncEngine {
         holding: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<Staged, EngineError> {
         let now = self.now();
-        let input = PlanInput {
-            integration_id: claim.integration_id,
-            fields: &claim.mapping.fields,
-            attribute_ids,
-            now,
-        };
+        let input = PlanInput::of(claim, attribute_ids, now);
         let (existing, transaction) = match looked_up {
             Some(existing) => (existing, None),
             None => {
@@ -1408,12 +1419,7 @@ impl SyncEngine {
             committed: before_committed,
         } = before;
         let looked_up = if ahead {
-            let input = PlanInput {
-                integration_id: claim.integration_id,
-                fields: &claim.mapping.fields,
-                attribute_ids,
-                now: self.now(),
-            };
+            let input = PlanInput::of(claim, attribute_ids, self.now());
             self.look_up_ahead(
                 claim.workspace_id,
                 claim.integration_id,
@@ -1427,13 +1433,20 @@ impl SyncEngine {
         } else {
             None
         };
-        let (mut before_committed, mut prior) = (Some(before_committed), None);
-        if looked_up.is_some() {
-            // Dropped unsent when the page before failed: the commit below then finds out.
+        // The page before's totals and newest time. Dropped unsent when that page failed: its
+        // own error is then reported ahead of this one by `pages`.
+        let mut before_committed = before_committed;
+        let prior = if looked_up.is_some() {
+            // Dropped unsent too when the page before failed: the commit below then finds out.
             let _ = before_staged.await;
-        } else if let Some(committed) = before_committed.take() {
-            prior = Some(committed.await.map_err(|_| EngineError::Stopped)?);
-        }
+            None
+        } else {
+            Some(
+                (&mut before_committed)
+                    .await
+                    .map_err(|_| EngineError::Stopped)?,
+            )
+        };
         let ChainEnd {
             staged: staged_signal,
             committed: committed_signal,
@@ -1444,14 +1457,11 @@ impl SyncEngine {
         let staged = self
             .stage_page(claim, attribute_ids, page, looked_up, &mut staged_signal)
             .await?;
-        // The page before's totals and newest time, or that it did not commit: its own error is
-        // then reported ahead of this one by `pages`.
-        let prior = match (prior, before_committed) {
-            (Some(prior), _) => Some(prior),
-            (None, Some(committed)) => committed.await.ok(),
-            (None, None) => None,
+        let prior = match prior {
+            Some(prior) => Ok(prior),
+            None => before_committed.await,
         };
-        let Some((so_far, last_modified)) = prior else {
+        let Ok((so_far, last_modified)) = prior else {
             if let Some(transaction) = staged.transaction {
                 transaction.rollback().await?;
             }
