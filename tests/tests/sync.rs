@@ -49,6 +49,15 @@ impl World {
         })
     }
 
+    /// A PostgreSQL world with `statements` run on its database first (triggers that inject faults).
+    async fn postgres_with(statements: &[&str]) -> anyhow::Result<Self> {
+        let world = Self::new(Backend::Postgres).await?;
+        for sql in statements {
+            world.test_db.execute(sql, vec![]).await?;
+        }
+        Ok(world)
+    }
+
     fn engine(&self) -> SyncEngine {
         SyncEngine::new(self.test_db.db.clone(), self.clock.clone(), "test-worker")
     }
@@ -978,10 +987,7 @@ const POISON: [&str; 2] = [
 #[tokio::test]
 async fn a_page_written_beside_one_that_fails_rolls_back_with_it() -> anyhow::Result<()> {
     use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
-    let world = World::new(Backend::Postgres).await?;
-    for sql in POISON {
-        world.test_db.execute(sql, vec![]).await?;
-    }
+    let world = World::postgres_with(&POISON).await?;
     let held = world.test_db.db.begin().await?;
     held.execute_unprepared("SELECT pg_advisory_xact_lock(4242)")
         .await?;
@@ -1042,10 +1048,7 @@ async fn a_page_written_beside_one_that_fails_rolls_back_with_it() -> anyhow::Re
     );
 
     // The second page fails: the first stays, with its checkpoint.
-    let world = World::new(Backend::Postgres).await?;
-    for sql in POISON {
-        world.test_db.execute(sql, vec![]).await?;
-    }
+    let world = World::postgres_with(&POISON).await?;
     let server = hubspot(vec![
         vec![
             contact("1", "a@example.com", "A", day),
@@ -1113,8 +1116,7 @@ async fn a_page_sharing_a_record_with_a_page_in_flight_reads_it_after_that_page_
 /// end with `created` entities, one of them record `2` with page-later's email.
 async fn shared_record_waits(pages: Vec<Vec<Value>>, created: u32) -> anyhow::Result<()> {
     use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
-    let world = World::new(Backend::Postgres).await?;
-    for sql in [
+    let world = World::postgres_with(&[
         "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
              IF NEW.source_external_id = 'slow' THEN
@@ -1123,9 +1125,8 @@ async fn shared_record_waits(pages: Vec<Vec<Value>>, created: u32) -> anyhow::Re
              RETURN NEW;
          END $$",
         "CREATE TRIGGER slow BEFORE INSERT ON entities FOR EACH ROW EXECUTE FUNCTION slow()",
-    ] {
-        world.test_db.execute(sql, vec![]).await?;
-    }
+    ])
+    .await?;
     let held = world.test_db.db.begin().await?;
     held.execute_unprepared("SELECT pg_advisory_xact_lock(4243)")
         .await?;
