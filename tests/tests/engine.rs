@@ -448,6 +448,85 @@ async fn the_same_event_reaches_two_workspaces_once_each() -> anyhow::Result<()>
     Ok(())
 }
 
+/// Routes are read once and kept (on PostgreSQL), but every batch is checked against the
+/// database in its own statement: a workspace connecting an account already routed elsewhere gets
+/// the next event too, a disconnected connection and a changed account id get nothing, and an
+/// account first unknown is routed once it is connected.
+#[tokio::test]
+async fn a_kept_route_follows_connections_made_and_disconnected() -> anyhow::Result<()> {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let test_db = TestDb::migrated(backend).await?;
+        let inbox = WebhookInbox::new(test_db.db.clone(), ManualClock::new());
+        let stored_for = async |tenant: &Tenant, event: u32| {
+            test_db
+                .count(
+                    "SELECT count(*) FROM webhook_events WHERE connection_id = $1 AND event_id LIKE $2",
+                    vec![v(tenant.connection_id), v(format!("%:{event}"))],
+                )
+                .await
+        };
+        assert_eq!(
+            inbox.take(&hubspot_event(1), None).await?,
+            Intake::UnknownAccount,
+            "{backend:?}: nothing is connected yet"
+        );
+        let first = routed_tenant(&test_db).await?;
+        assert_eq!(
+            inbox.take(&hubspot_event(2), None).await?,
+            Intake::Accepted {
+                connection_id: first.connection_id
+            },
+            "{backend:?}"
+        );
+        let second = routed_tenant(&test_db).await?;
+        assert!(matches!(
+            inbox.take(&hubspot_event(3), None).await?,
+            Intake::Accepted { .. }
+        ));
+        assert_eq!(
+            (stored_for(&first, 3).await?, stored_for(&second, 3).await?),
+            (1, 1),
+            "{backend:?}: the account's new connection takes the event too"
+        );
+        test_db
+            .execute(
+                "UPDATE integration_connections SET status = 'DISCONNECTED' WHERE id = $1",
+                vec![v(first.connection_id)],
+            )
+            .await?;
+        assert_eq!(
+            inbox.take(&hubspot_event(4), None).await?,
+            Intake::Accepted {
+                connection_id: second.connection_id
+            },
+            "{backend:?}"
+        );
+        assert_eq!(stored_for(&first, 4).await?, 0, "{backend:?}");
+        test_db
+            .execute(
+                "UPDATE integration_connections SET connection_metadata = '{\"external_account_id\": \"777\"}' WHERE id = $1",
+                vec![v(second.connection_id)],
+            )
+            .await?;
+        assert_eq!(
+            inbox.take(&hubspot_event(5), None).await?,
+            Intake::UnknownAccount,
+            "{backend:?}: the account is no longer connected"
+        );
+        assert_eq!(
+            test_db
+                .count(
+                    "SELECT count(*) FROM webhook_events WHERE event_id LIKE '%:5'",
+                    vec![]
+                )
+                .await?,
+            0,
+            "{backend:?}"
+        );
+    }
+    Ok(())
+}
+
 /// A webhook queues the sync of its object, due at the end of its 10-second bucket: events in
 /// one bucket share it, an event after the bucket's sync was queued gets the next one, and an
 /// event naming no synced object (Gmail's push) syncs every object.
@@ -483,6 +562,11 @@ async fn webhooks_queue_their_objects_sync_at_the_end_of_their_bucket() -> anyho
                 .await?;
             objects.push((object, n));
         }
+        assert_eq!(
+            objects,
+            [("companies", 1), ("contacts", 2), ("deals", 1)],
+            "{backend:?}: contacts once per bucket; the unnamed event's syncs share the bucket's"
+        );
         // The first bucket's sync is due now, the second's when its bucket ends.
         let worker_queue = JobQueue::new(test_db.db.clone(), clock.clone(), "w");
         let mut due = 0;
@@ -495,6 +579,13 @@ async fn webhooks_queue_their_objects_sync_at_the_end_of_their_bucket() -> anyho
             due += 1;
         }
         assert_eq!(due, 4, "{backend:?}");
+        // A repeat in a later bucket is a duplicate and asks for no sync.
+        clock.advance(chrono::Duration::seconds(30));
+        assert_eq!(
+            inbox.take(&hubspot_event(1), None).await?,
+            Intake::Duplicate
+        );
+        assert_eq!(webhook_jobs(&test_db).await?, 4, "{backend:?}");
     }
     Ok(())
 }

@@ -99,12 +99,69 @@ pub enum Intake {
 pub struct WebhookInbox {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
+    /// On PostgreSQL, the connections an account was last routed to (see [`Routes`]).
+    routes: Arc<std::sync::Mutex<Routes>>,
 }
+
+/// The connections of each (provider, account id) as last read, kept so that a batch routed by
+/// them is one statement: [`TAKE_PG`] checks in its own snapshot that every route it was given
+/// is still exactly the connections the database routes that account to, and stores nothing if
+/// one is not (the batch is routed afresh and taken again). So a stale route never stores an
+/// event: a disconnected connection, or a second workspace connecting the same account, is seen
+/// by the next batch. Only non-empty routes are kept: an unknown account is read every time,
+/// since a batch of unknown accounts stores nothing and so checks nothing.
+type Routes = HashMap<(ProviderKind, String), Vec<Uuid>>;
+
+/// Most routes kept; past it the map starts again empty.
+const MAX_ROUTES: usize = 4096;
+
+/// Times a batch is routed afresh when its routes keep changing under it, before it fails.
+const ROUTING_ATTEMPTS: usize = 3;
 
 impl WebhookInbox {
     /// An inbox on `db`.
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            routes: Arc::default(),
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// The connections `event` is routed to: the kept route on PostgreSQL, else the database's
+    /// (kept when not empty).
+    async fn routed(
+        &self,
+        event: &VerifiedEvent,
+        account_id: &str,
+    ) -> Result<Vec<Uuid>, EngineError> {
+        let key = (event.provider, account_id.to_owned());
+        if !self.is_postgres() {
+            return self.route(event).await;
+        }
+        if let Some(targets) = self.kept_routes().get(&key) {
+            return Ok(targets.clone());
+        }
+        let targets = self.route(event).await?;
+        if !targets.is_empty() {
+            let mut routes = self.kept_routes();
+            if routes.len() >= MAX_ROUTES {
+                routes.clear();
+            }
+            routes.insert(key, targets.clone());
+        }
+        Ok(targets)
+    }
+
+    fn kept_routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        // A panic while holding the lock cannot leave the map half-written: keep using it.
+        self.routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn now(&self) -> DateTime<FixedOffset> {
@@ -125,13 +182,28 @@ impl WebhookInbox {
             .ok_or_else(|| EngineError::InvalidInput("no intake for the event".to_owned()))
     }
 
-    /// Takes many verified events in one transaction: the dedupe rows with one statement, the jobs
-    /// of the new ones with another, one commit. An event repeated within `events` is taken once
+    /// Takes many verified events in one transaction: the dedupe rows and the jobs of the new
+    /// ones, one commit (on PostgreSQL one statement, routes checked in it: see [`Routes`]). An event repeated within `events` is taken once
     /// (its later copies are duplicates). All or nothing: on error none is stored.
     pub async fn take_many(
         &self,
         events: &[(&VerifiedEvent, Option<Uuid>)],
     ) -> Result<Vec<Intake>, EngineError> {
+        for _ in 0..ROUTING_ATTEMPTS {
+            if let Some(intakes) = self.try_take_many(events).await? {
+                return Ok(intakes);
+            }
+        }
+        Err(EngineError::Unexpected(anyhow::anyhow!(
+            "take_many: the batch's routes changed {ROUTING_ATTEMPTS} times while it was taken"
+        )))
+    }
+
+    /// [`Self::take_many`] once: `None` when a kept route was stale (and is now forgotten).
+    async fn try_take_many(
+        &self,
+        events: &[(&VerifiedEvent, Option<Uuid>)],
+    ) -> Result<Option<Vec<Intake>>, EngineError> {
         let mut routes: HashMap<(ProviderKind, &str), Vec<Uuid>> = HashMap::new();
         let mut intakes = vec![Intake::UnknownAccount; events.len()];
         // Keys are per connection: `<connection id>:<provider key>`, so one event delivered to
@@ -145,7 +217,7 @@ impl WebhookInbox {
                 (None, Some(account_id)) => match routes.get(&(event.provider, account_id)) {
                     Some(targets) => targets.clone(),
                     None => {
-                        let targets = self.route(event).await?;
+                        let targets = self.routed(event, account_id).await?;
                         routes.insert((event.provider, account_id), targets.clone());
                         targets
                     }
@@ -164,17 +236,23 @@ impl WebhookInbox {
             }
         }
         if candidates.is_empty() {
-            return Ok(intakes);
+            return Ok(Some(intakes));
         }
         let now = self.now();
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            let inserted = self.insert_pg(events, &candidates, now).await?;
+        if self.is_postgres() {
+            let Some(inserted) = self.insert_pg(events, &candidates, &routes, now).await? else {
+                let mut kept = self.kept_routes();
+                for (provider, account_id) in routes.keys() {
+                    kept.remove(&(*provider, (*account_id).to_owned()));
+                }
+                return Ok(None);
+            };
             for (index, connection_id, key) in candidates {
                 if inserted.contains(&key) && !matches!(intakes[index], Intake::Accepted { .. }) {
                     intakes[index] = Intake::Accepted { connection_id };
                 }
             }
-            return Ok(intakes);
+            return Ok(Some(intakes));
         }
         let transaction = crate::begin_write(&self.db)
             .await
@@ -227,21 +305,26 @@ impl WebhookInbox {
                 .await
                 .context("take_many: committing")?;
         }
-        Ok(intakes)
+        Ok(Some(intakes))
     }
 
-    /// On PostgreSQL the dedupe rows and the jobs of the new ones are one statement (so one round
-    /// trip and its own commit, instead of `BEGIN`, two inserts and `COMMIT`): each job carries
-    /// the key of the event that asks for it, and is inserted only if that event's row was.
-    /// Answers the keys inserted.
+    /// On PostgreSQL the routes' check, the dedupe rows and the jobs of the new ones are one
+    /// statement (so one round trip and its own commit, instead of a route query, `BEGIN`, two
+    /// inserts and `COMMIT`): each job carries the keys of the events that ask for it, and is
+    /// inserted only if one of their rows was. Answers the keys inserted, or `None`, having
+    /// stored nothing, when one of `routes` is no longer the database's.
     async fn insert_pg(
         &self,
         events: &[(&VerifiedEvent, Option<Uuid>)],
         candidates: &[(usize, Uuid, String)],
+        routes: &HashMap<(ProviderKind, &str), Vec<Uuid>>,
         now: DateTime<FixedOffset>,
-    ) -> Result<HashSet<String>, EngineError> {
+    ) -> Result<Option<HashSet<String>>, EngineError> {
         let mut rows = Vec::with_capacity(candidates.len());
-        let mut jobs = Vec::new();
+        // A batch's events mostly ask for the same few syncs (one per object and bucket): each
+        // job is sent once, with the keys of every event that asks for it.
+        let mut jobs: Vec<JobRow<'_>> = Vec::new();
+        let mut job_of_key: HashMap<String, usize> = HashMap::new();
         for (index, connection_id, key) in candidates {
             let event = events[*index].0;
             rows.push(EventRow {
@@ -252,15 +335,37 @@ impl WebhookInbox {
                 event_type: &event.event_type,
             });
             for job in follow_up_syncs(event, *connection_id, now) {
-                jobs.push(JobRow {
-                    event_id: key,
-                    job: crate::jobs::queued_row(now, job)?,
-                });
+                let asked = job
+                    .job_key
+                    .as_ref()
+                    .and_then(|job_key| job_of_key.get(job_key).copied());
+                match asked {
+                    Some(at) => jobs[at].event_ids.push(key),
+                    None => {
+                        if let Some(job_key) = &job.job_key {
+                            job_of_key.insert(job_key.clone(), jobs.len());
+                        }
+                        jobs.push(JobRow {
+                            event_ids: vec![key],
+                            job: crate::jobs::queued_row(now, job)?,
+                        });
+                    }
+                }
             }
         }
+        let routes: Vec<RouteRow<'_>> = routes
+            .iter()
+            .filter(|(_, targets)| !targets.is_empty())
+            .map(|((provider, account_id), targets)| RouteRow {
+                provider: provider.slug(),
+                account_id,
+                connection_ids: targets,
+            })
+            .collect();
         let rows = serde_json::to_string(&rows).context("take_many: encoding the events")?;
         let jobs = serde_json::to_string(&jobs).context("take_many: encoding the jobs")?;
-        let inserted = self
+        let routes = serde_json::to_string(&routes).context("take_many: encoding the routes")?;
+        let answered = self
             .db
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -270,23 +375,29 @@ impl WebhookInbox {
                     now.into(),
                     (now + chrono::Duration::days(WEBHOOK_RETENTION_DAYS)).into(),
                     jobs.into(),
+                    routes.into(),
+                    crate::Lifecycle::Disconnected.as_str().into(),
                 ],
             ))
             .await
             .context("take_many: writing")?;
-        inserted
-            .into_iter()
-            .map(|row| {
-                row.try_get_by_index::<String>(0)
-                    .context("take_many: reading the inserted keys")
-                    .map_err(EngineError::from)
-            })
-            .collect()
+        let mut inserted = HashSet::with_capacity(answered.len());
+        for row in answered {
+            let key = row
+                .try_get_by_index::<Option<String>>(0)
+                .context("take_many: reading the inserted keys")?;
+            match key {
+                Some(key) => inserted.insert(key),
+                // A stale route's row: nothing was stored.
+                None => return Ok(None),
+            };
+        }
+        Ok(Some(inserted))
     }
 
     /// Every connection of the event's provider whose stored external account id is the
     /// event's, but disconnected ones (an app-level event reaches each workspace connected to
-    /// that account).
+    /// that account). `TAKE_PG`'s `stale` checks a kept route by the same conditions.
     async fn route(&self, event: &VerifiedEvent) -> Result<Vec<Uuid>, EngineError> {
         let Some(account_id) = event.account_id.as_deref() else {
             return Ok(Vec::new());
@@ -323,29 +434,44 @@ impl WebhookInbox {
     }
 }
 
-/// [`WebhookInbox::insert_pg`]'s statement. A job is inserted once per key (or per id, without
-/// one), and only for an event whose row this statement inserted; its row is
+/// [`WebhookInbox::insert_pg`]'s statement. `stale` holds a row for each route given that is no
+/// longer the database's (see [`Routes`]): then nothing is inserted, and the answer is a `NULL`
+/// key per stale route. A job (sent once per key) is inserted only if one of the events asking
+/// for it is inserted by this statement; its row is
 /// `jobs::queued_row`'s, the one `jobs::enqueue_many_on` writes.
-const TAKE_PG: &str = "WITH inserted AS (
+const TAKE_PG: &str = "WITH stale AS (
+        SELECT 1
+        FROM jsonb_to_recordset($5::jsonb)
+            AS k (provider text, account_id text, connection_ids uuid[])
+        CROSS JOIN LATERAL (
+            SELECT COALESCE(array_agg(c.id), '{}') AS ids
+            FROM integration_connections c
+            JOIN integration_definitions d ON d.id = c.integration_id
+            WHERE d.slug = k.provider
+                AND c.connection_metadata ->> 'external_account_id' = k.account_id
+                AND c.status <> $6
+        ) AS db
+        WHERE NOT (db.ids @> k.connection_ids AND k.connection_ids @> db.ids)
+    ), inserted AS (
         INSERT INTO webhook_events (id, event_id, provider, connection_id, event_type,
             processed_at, expires_at)
         SELECT r.id, r.event_id, r.provider, r.connection_id, r.event_type, $2, $3
         FROM jsonb_to_recordset($1::jsonb)
             AS r (id uuid, event_id text, provider text, connection_id uuid, event_type text)
+        WHERE NOT EXISTS (SELECT FROM stale)
         ON CONFLICT (event_id) DO NOTHING
         RETURNING event_id
     ), jobs AS (
         INSERT INTO job_queue
         SELECT r.*
-        FROM (
-            SELECT DISTINCT ON (COALESCE(j.job ->> 'job_key', j.job ->> 'id')) j.job
-            FROM jsonb_to_recordset($4::jsonb) AS j (event_id text, job jsonb)
-            WHERE j.event_id IN (SELECT event_id FROM inserted)
-        ) AS j
+        FROM jsonb_to_recordset($4::jsonb) AS j (event_ids text[], job jsonb)
         CROSS JOIN LATERAL jsonb_populate_record(NULL::job_queue, j.job) AS r
+        WHERE j.event_ids && ARRAY(SELECT event_id FROM inserted)
         ON CONFLICT (job_key) DO NOTHING
     )
-    SELECT event_id FROM inserted";
+    SELECT event_id FROM inserted
+    UNION ALL
+    SELECT NULL FROM stale";
 
 /// A `webhook_events` row of [`TAKE_PG`].
 #[derive(Serialize)]
@@ -357,10 +483,20 @@ struct EventRow<'a> {
     event_type: &'a str,
 }
 
-/// A `job_queue` row of [`TAKE_PG`], with the key of the event that asks for it.
+/// A route of [`TAKE_PG`] to check: the connections a batch's events of this provider and account
+/// were routed to.
+#[derive(Serialize)]
+struct RouteRow<'a> {
+    provider: &'a str,
+    account_id: &'a str,
+    connection_ids: &'a [Uuid],
+}
+
+/// A `job_queue` row of [`TAKE_PG`], once per job key, with the keys of the events that ask for
+/// it.
 #[derive(Serialize)]
 struct JobRow<'a> {
-    event_id: &'a str,
+    event_ids: Vec<&'a str>,
     job: entity::job_queue::Model,
 }
 
