@@ -19,7 +19,7 @@
 //! sea-orm's multi-row statements (`write_rows`). Every run has a `sync_runs` row (a resumed run
 //! keeps it), and every value it writes names it in its provenance and history.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -49,7 +49,7 @@ use crate::progress::{
     ChangeKind, EngineObserver, EntityChange, EntityChanges, PROGRESS_CHANNEL, PageCounts,
     ProgressFeed, SyncProgress,
 };
-use plan::{Existing, ExistingEntity, Origin, PlanInput};
+use plan::{Existing, ExistingEntity, Origin, PageRecords, PlanInput};
 
 /// The provenance columns of the latest observation from the integration (the shadow value).
 const OBSERVED_COLUMNS: [provenance::Column; 5] = [
@@ -1253,7 +1253,7 @@ impl SyncEngine {
         &self,
         claim: &SyncClaim,
         attribute_ids: &HashMap<String, Uuid>,
-        page: Page,
+        (records, cursor): (PageRecords, Cursor),
         looked_up: Option<Existing>,
         holding: &mut Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<Staged, EngineError> {
@@ -1264,12 +1264,12 @@ impl SyncEngine {
             None => {
                 let transaction = self.begin_page().await?;
                 let existing = self
-                    .read_existing(&transaction, claim, &page_keys(&input, &page.records))
+                    .read_existing(&transaction, claim, &records.keys())
                     .await?;
                 (existing, Some(transaction))
             }
         };
-        let mut planned = plan::plan(&input, page.records, &existing, Uuid::now_v7);
+        let mut planned = plan::plan(&input, records, &existing, Uuid::now_v7);
         let counts = planned.counts.clone();
         let changes = entity_changes(claim, attribute_ids, &planned);
         let newest = planned.newest;
@@ -1296,7 +1296,7 @@ impl SyncEngine {
             counts,
             changes,
             newest,
-            cursor: page.cursor,
+            cursor,
             now,
         })
     }
@@ -1418,14 +1418,13 @@ impl SyncEngine {
             staged: before_staged,
             committed: before_committed,
         } = before;
+        let records = PageRecords::of(
+            &PlanInput::of(claim, attribute_ids, self.now()),
+            page.records,
+        );
         let looked_up = if ahead {
-            let input = PlanInput::of(claim, attribute_ids, self.now());
-            self.look_up_ahead(
-                claim.workspace_id,
-                claim.integration_id,
-                &page_keys(&input, &page.records),
-            )
-            .await
+            self.look_up_ahead(claim.workspace_id, claim.integration_id, &records.keys())
+                .await
             .inspect_err(|error| {
                 tracing::debug!(%error, "the lookup ahead failed; the page's own transaction reads it");
             })
@@ -1455,7 +1454,13 @@ impl SyncEngine {
         // its connection at its checkpoint, so the page after may take one only after that.
         let mut staged_signal = Some(staged_signal);
         let staged = self
-            .stage_page(claim, attribute_ids, page, looked_up, &mut staged_signal)
+            .stage_page(
+                claim,
+                attribute_ids,
+                (records, page.cursor),
+                looked_up,
+                &mut staged_signal,
+            )
             .await?;
         let prior = match prior {
             Some(prior) => Ok(prior),
@@ -1940,24 +1945,6 @@ async fn write_rows<C: ConnectionTrait>(
             .context("appending attribute history")?;
     }
     Ok(())
-}
-
-/// A page's external ids, sorted and once each.
-fn page_keys<'a>(
-    input: &PlanInput<'_>,
-    records: &'a [providers::Record],
-) -> Vec<(&'a str, Option<plan::Fingerprint>)> {
-    // The plan applies a record's last version in the page: so does its fingerprint here.
-    let keys: BTreeMap<&str, Option<plan::Fingerprint>> = records
-        .iter()
-        .map(|record| {
-            (
-                record.external_id.as_str(),
-                plan::fingerprint(input, record),
-            )
-        })
-        .collect();
-    keys.into_iter().collect()
 }
 
 /// One key of [`LOOKUP`]: an external id, and the fingerprint of the record the page holds for

@@ -239,29 +239,61 @@ pub struct PagePlan {
     pub newest: Option<DateTime<FixedOffset>>,
 }
 
-/// Decides what a page writes. `new_id` names an entity for a record never seen (the engine passes
-/// `Uuid::now_v7`).
+/// A page's records as a plan applies them: the last version of each record, in the order the
+/// page first names it, with its [`fingerprint`]. Built once per page: the engine reads the
+/// database by its [`keys`](Self::keys), then plans it.
+#[derive(Debug, Clone, Default)]
+pub struct PageRecords {
+    records: Vec<(Record, Option<Fingerprint>)>,
+}
+
+impl PageRecords {
+    /// `records` as a plan under `input` applies them.
+    pub fn of(input: &PlanInput<'_>, records: Vec<Record>) -> Self {
+        let mut at: HashMap<String, usize> = HashMap::with_capacity(records.len());
+        let mut latest: Vec<Record> = Vec::with_capacity(records.len());
+        for record in records {
+            match at.get(&record.external_id) {
+                Some(&index) => latest[index] = record,
+                None => {
+                    at.insert(record.external_id.clone(), latest.len());
+                    latest.push(record);
+                }
+            }
+        }
+        let records = latest
+            .into_iter()
+            .map(|record| {
+                let print = fingerprint(input, &record);
+                (record, print)
+            })
+            .collect();
+        Self { records }
+    }
+
+    /// Each record's external id and fingerprint, sorted by id.
+    pub fn keys(&self) -> Vec<(&str, Option<Fingerprint>)> {
+        let mut keys: Vec<(&str, Option<Fingerprint>)> = self
+            .records
+            .iter()
+            .map(|(record, print)| (record.external_id.as_str(), *print))
+            .collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keys
+    }
+}
+
+/// Decides what a page writes (`records` taken under the same `input`'s mapping). `new_id` names
+/// an entity for a record never seen (the engine passes `Uuid::now_v7`).
 pub fn plan(
     input: &PlanInput<'_>,
-    records: Vec<Record>,
+    records: PageRecords,
     existing: &Existing,
     mut new_id: impl FnMut() -> Uuid,
 ) -> PagePlan {
-    // The last version of a record in a page wins; the order of the output follows the page.
-    let mut order: Vec<String> = Vec::new();
-    let mut latest: HashMap<String, Record> = HashMap::new();
-    for record in records {
-        let external_id = record.external_id.clone();
-        if latest.insert(external_id.clone(), record).is_none() {
-            order.push(external_id);
-        }
-    }
     let mut out = PagePlan::default();
-    for external_id in order {
-        let Some(record) = latest.remove(&external_id) else {
-            continue;
-        };
-        plan_record(input, record, existing, &mut new_id, &mut out);
+    for (record, print) in records.records {
+        plan_record(input, record, print, existing, &mut new_id, &mut out);
     }
     out
 }
@@ -269,6 +301,7 @@ pub fn plan(
 fn plan_record(
     input: &PlanInput<'_>,
     record: Record,
+    print: Option<Fingerprint>,
     existing: &Existing,
     new_id: &mut impl FnMut() -> Uuid,
     out: &mut PagePlan,
@@ -286,7 +319,6 @@ fn plan_record(
         }
         return;
     }
-    let print = fingerprint(input, &record);
     if let (Some(entity), Some(print)) = (current, &print)
         && entity.seals(print)
     {

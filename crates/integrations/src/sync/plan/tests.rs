@@ -7,7 +7,17 @@ use providers::Record;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Existing, ExistingEntity, Origin, PagePlan, PlanInput, fingerprint, plan};
+use super::{Existing, ExistingEntity, Origin, PagePlan, PageRecords, PlanInput, fingerprint};
+
+/// [`super::plan`] of a page of `records`.
+fn plan(
+    input: &PlanInput<'_>,
+    records: Vec<Record>,
+    existing: &Existing,
+    new_id: impl FnMut() -> Uuid,
+) -> PagePlan {
+    super::plan(input, PageRecords::of(input, records), existing, new_id)
+}
 
 const INTEGRATION: Uuid = Uuid::from_u128(1);
 const OTHER_INTEGRATION: Uuid = Uuid::from_u128(2);
@@ -499,6 +509,35 @@ fn a_record_its_entity_carries_the_fingerprint_of_is_unchanged_without_its_value
         vec![(false, None)],
         "a record that counts a conflict leaves no fingerprint"
     );
+}
+
+/// A page's lookup keys are its records once each, sorted, with the fingerprint of the version
+/// the plan applies (the last); a deleted last version has none.
+#[test]
+fn a_pages_keys_carry_the_fingerprint_of_each_records_last_version() {
+    let fields = BTreeMap::from([("email".to_owned(), "email".to_owned())]);
+    let attribute_ids = HashMap::from([("email".to_owned(), EMAIL)]);
+    let input = input_with(&fields, &attribute_ids);
+    let last_b = record("b", Some("b2@example.com"), Some(3), false);
+    let last_a = record("a", Some("a2@example.com"), Some(4), false);
+    let page = vec![
+        record("b", Some("b1@example.com"), Some(1), false),
+        record("a", Some("a1@example.com"), Some(2), false),
+        last_b.clone(),
+        record("c", Some("c@example.com"), Some(2), false),
+        last_a.clone(),
+        record("c", None, Some(5), true),
+    ];
+    let records = PageRecords::of(&input, page);
+    assert_eq!(
+        records.keys(),
+        vec![
+            ("a", fingerprint(&input, &last_a)),
+            ("b", fingerprint(&input, &last_b)),
+            ("c", None),
+        ]
+    );
+    assert!(fingerprint(&input, &last_a).is_some());
 }
 
 #[test]
