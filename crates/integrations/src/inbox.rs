@@ -320,20 +320,26 @@ impl WebhookInbox {
         routes: &HashMap<(ProviderKind, &str), Vec<Uuid>>,
         now: DateTime<FixedOffset>,
     ) -> Result<Option<HashSet<String>>, EngineError> {
-        let mut rows = Vec::with_capacity(candidates.len());
+        // The rows as columns, bound as arrays (PostgreSQL's binary format: nothing to parse).
+        let n = candidates.len();
+        let (mut ids, mut event_ids, mut providers, mut connection_ids, mut event_types) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         // A batch's events mostly ask for the same few syncs (one per object and bucket): each
         // job is sent once, with the keys of every event that asks for it.
         let mut jobs: Vec<JobRow<'_>> = Vec::new();
         let mut job_of_key: HashMap<String, usize> = HashMap::new();
         for (index, connection_id, key) in candidates {
             let event = events[*index].0;
-            rows.push(EventRow {
-                id: Uuid::now_v7(),
-                event_id: key,
-                provider: event.provider.slug(),
-                connection_id: *connection_id,
-                event_type: &event.event_type,
-            });
+            ids.push(Uuid::now_v7());
+            event_ids.push(key.clone());
+            providers.push(event.provider.slug().to_owned());
+            connection_ids.push(*connection_id);
+            event_types.push(event.event_type.clone());
             for job in follow_up_syncs(event, *connection_id, now) {
                 let asked = job
                     .job_key
@@ -362,7 +368,6 @@ impl WebhookInbox {
                 connection_ids: targets,
             })
             .collect();
-        let rows = serde_json::to_string(&rows).context("take_many: encoding the events")?;
         let jobs = serde_json::to_string(&jobs).context("take_many: encoding the jobs")?;
         let routes = serde_json::to_string(&routes).context("take_many: encoding the routes")?;
         let answered = self
@@ -371,7 +376,11 @@ impl WebhookInbox {
                 DbBackend::Postgres,
                 TAKE_PG,
                 [
-                    rows.into(),
+                    ids.into(),
+                    event_ids.into(),
+                    providers.into(),
+                    connection_ids.into(),
+                    event_types.into(),
                     now.into(),
                     (now + chrono::Duration::days(WEBHOOK_RETENTION_DAYS)).into(),
                     jobs.into(),
@@ -441,7 +450,7 @@ impl WebhookInbox {
 /// `jobs::queued_row`'s, the one `jobs::enqueue_many_on` writes.
 const TAKE_PG: &str = "WITH stale AS (
         SELECT 1
-        FROM jsonb_to_recordset($5::jsonb)
+        FROM jsonb_to_recordset($9::jsonb)
             AS k (provider text, account_id text, connection_ids uuid[])
         CROSS JOIN LATERAL (
             SELECT COALESCE(array_agg(c.id), '{}') AS ids
@@ -449,22 +458,22 @@ const TAKE_PG: &str = "WITH stale AS (
             JOIN integration_definitions d ON d.id = c.integration_id
             WHERE d.slug = k.provider
                 AND c.connection_metadata ->> 'external_account_id' = k.account_id
-                AND c.status <> $6
+                AND c.status <> $10
         ) AS db
         WHERE NOT (db.ids @> k.connection_ids AND k.connection_ids @> db.ids)
     ), inserted AS (
         INSERT INTO webhook_events (id, event_id, provider, connection_id, event_type,
             processed_at, expires_at)
-        SELECT r.id, r.event_id, r.provider, r.connection_id, r.event_type, $2, $3
-        FROM jsonb_to_recordset($1::jsonb)
-            AS r (id uuid, event_id text, provider text, connection_id uuid, event_type text)
+        SELECT r.id, r.event_id, r.provider, r.connection_id, r.event_type, $6, $7
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[])
+            AS r (id, event_id, provider, connection_id, event_type)
         WHERE NOT EXISTS (SELECT FROM stale)
         ON CONFLICT (event_id) DO NOTHING
         RETURNING event_id
     ), jobs AS (
         INSERT INTO job_queue
         SELECT r.*
-        FROM jsonb_to_recordset($4::jsonb) AS j (event_ids text[], job jsonb)
+        FROM jsonb_to_recordset($8::jsonb) AS j (event_ids text[], job jsonb)
         CROSS JOIN LATERAL jsonb_populate_record(NULL::job_queue, j.job) AS r
         WHERE j.event_ids && ARRAY(SELECT event_id FROM inserted)
         ON CONFLICT (job_key) DO NOTHING
@@ -472,16 +481,6 @@ const TAKE_PG: &str = "WITH stale AS (
     SELECT event_id FROM inserted
     UNION ALL
     SELECT NULL FROM stale";
-
-/// A `webhook_events` row of [`TAKE_PG`].
-#[derive(Serialize)]
-struct EventRow<'a> {
-    id: Uuid,
-    event_id: &'a str,
-    provider: &'a str,
-    connection_id: Uuid,
-    event_type: &'a str,
-}
 
 /// A route of [`TAKE_PG`] to check: the connections a batch's events of this provider and account
 /// were routed to.
