@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use server::{AppState, Settings};
@@ -170,5 +172,65 @@ async fn readyz_needs_only_select_on_the_migration_table() -> anyhow::Result<()>
         )
         .await?;
     assert_eq!(created, 0, "reading the status created the migration table");
+    Ok(())
+}
+
+/// A pooled connection is not pinged at every checkout, but one idle past
+/// `migration::database::IDLE_BEFORE_PING` is: after PostgreSQL dropped every connection of the
+/// pool (a restart, an idle-session timeout, a proxy), the first statement once they sat idle
+/// that long runs on a fresh connection instead of failing on a dead one.
+#[tokio::test]
+async fn a_connection_postgres_dropped_is_replaced_before_use_once_it_sat_idle()
+-> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait as _;
+    let test_db = TestDb::empty(Backend::Postgres).await?;
+    let pool = migration::connect(&test_db.url, 2).await?;
+    pool.execute_unprepared("SELECT 1").await?;
+    let admin = migration::connect(&tests::test_db::postgres_admin_url(), 1).await?;
+    let database = pool
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_database()",
+        ))
+        .await?
+        .context("no row")?
+        .try_get_by_index::<String>(0)?;
+    let backends = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+        [database.clone().into()],
+    );
+    admin
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            [database.clone().into()],
+        ))
+        .await?;
+    let gone = async {
+        loop {
+            let row = admin
+                .query_one_raw(backends.clone())
+                .await?
+                .context("no row")?;
+            if row.try_get_by_index::<i64>(0)? == 0 {
+                return anyhow::Ok(());
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), gone)
+        .await
+        .context("the terminated backends did not go")??;
+    // The behaviour is defined by idle time, so the test waits that long.
+    tokio::time::sleep(
+        migration::database::IDLE_BEFORE_PING + std::time::Duration::from_millis(100),
+    )
+    .await;
+    pool.execute_unprepared("SELECT 1")
+        .await
+        .context("the first statement after the server dropped the pool's connections")?;
+    admin.close().await?;
+    pool.close().await?;
     Ok(())
 }
