@@ -139,10 +139,10 @@ impl WebhookInbox {
         event: &VerifiedEvent,
         account_id: &str,
     ) -> Result<Vec<Uuid>, EngineError> {
-        let key = (event.provider, account_id.to_owned());
         if !self.is_postgres() {
             return self.route(event).await;
         }
+        let key = (event.provider, account_id.to_owned());
         if let Some(targets) = self.kept_routes().get(&key) {
             return Ok(targets.clone());
         }
@@ -183,8 +183,9 @@ impl WebhookInbox {
     }
 
     /// Takes many verified events in one transaction: the dedupe rows and the jobs of the new
-    /// ones, one commit (on PostgreSQL one statement, routes checked in it: see [`Routes`]). An event repeated within `events` is taken once
-    /// (its later copies are duplicates). All or nothing: on error none is stored.
+    /// ones, one commit (on PostgreSQL one statement, routes checked in it: see [`Routes`]). An
+    /// event repeated within `events` is taken once (its later copies are duplicates). All or
+    /// nothing: on error none is stored.
     pub async fn take_many(
         &self,
         events: &[(&VerifiedEvent, Option<Uuid>)],
