@@ -36,6 +36,7 @@ mod m20261201_000008_sync_run_api_calls;
 mod m20261201_000009_rls_membership_once;
 mod m20261202_000010_membership_plan_cached;
 mod m20261203_000011_sync_fingerprint;
+mod m20261207_000012_analyze_key_columns;
 
 pub use catalog::{CatalogEntry, default_catalog, seed_integration_catalog};
 pub use database::{ConnectError, DEFAULT_DATABASE_URL, SchemaStatus, connect, schema_status};
@@ -76,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_rls_membership_once::Migration),
             Box::new(m20261202_000010_membership_plan_cached::Migration),
             Box::new(m20261203_000011_sync_fingerprint::Migration),
+            Box::new(m20261207_000012_analyze_key_columns::Migration),
         ]
     }
 }

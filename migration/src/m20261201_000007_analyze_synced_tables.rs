@@ -11,16 +11,19 @@ use crate::sql::Stmt::{self, Postgres};
 
 crate::sql_migration!();
 
+/// The function as this migration defines it: every column of the four tables
+/// (`m20261207_000012_analyze_key_columns` narrows it, and restores this on `down`).
+pub(crate) const ANALYZE_ALL_COLUMNS: &str =
+    "CREATE OR REPLACE FUNCTION analyze_synced_tables() RETURNS void
+     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+     BEGIN
+         ANALYZE (SKIP_LOCKED) entities, entity_attribute_values, entity_attribute_provenance,
+             entity_attribute_history;
+     END
+     $$";
+
 const UP: &[Stmt] = &[
-    Postgres(
-        "CREATE OR REPLACE FUNCTION analyze_synced_tables() RETURNS void
-         LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
-         BEGIN
-             ANALYZE (SKIP_LOCKED) entities, entity_attribute_values, entity_attribute_provenance,
-                 entity_attribute_history;
-         END
-         $$",
-    ),
+    Postgres(ANALYZE_ALL_COLUMNS),
     Postgres("REVOKE ALL ON FUNCTION analyze_synced_tables() FROM PUBLIC"),
     Postgres(
         "DO $$

@@ -167,6 +167,28 @@ async fn the_server_runs_as_least_privilege_roles_and_a_request_cannot_escape_it
         worker
             .execute_unprepared("SELECT analyze_synced_tables()")
             .await?;
+        // It analyzes the columns queries are planned on, not the JSON values.
+        let test_db = &test_db;
+        let stats = |columns: &'static str| {
+            let sql = format!(
+                "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'
+                 AND (tablename, attname) IN ({columns})"
+            );
+            async move { test_db.count(&sql, vec![]).await }
+        };
+        let planned = stats(
+            "('entities', 'source_external_id'), ('entities', 'workspace_id'),
+             ('entity_attribute_values', 'entity_id'),
+             ('entity_attribute_provenance', 'override_by_user')",
+        )
+        .await?;
+        assert_eq!(planned, 4, "the planned columns were not analyzed");
+        let json = stats(
+            "('entity_attribute_values', 'value'),
+             ('entity_attribute_provenance', 'observed_value')",
+        )
+        .await?;
+        assert_eq!(json, 0, "the JSON values were analyzed");
         let api = sea_orm::Database::connect(&api_url).await?;
         let refused = api
             .execute_unprepared("SELECT analyze_synced_tables()")
