@@ -202,6 +202,8 @@ async fn a_full_sync_then_an_incremental_one_count_created_and_updated_right() -
         assert_eq!(world.count("SELECT count(*) FROM entities WHERE source_type = 'INTEGRATION' AND sync_version = 1").await?, 3);
         assert_eq!(world.count("SELECT count(*) FROM entity_attribute_provenance WHERE source_type = 'INTEGRATION'").await?, 9);
         assert_eq!(world.value("3", "first_name").await?, json!("José"));
+        // The entity's name and link are plain text (or SQL NULL), as a user's would be.
+        assert_eq!(world.count("SELECT count(*) FROM entities WHERE source_external_id = '3' AND display_name = 'José Doe' AND (source_url IS NULL OR source_url LIKE 'https://%')").await?, 1, "{backend:?}");
         assert_eq!(world.count("SELECT count(*) FROM integration_sync_states WHERE sync_status = 'idle' AND last_sync_created = 3 AND sync_cursor IS NOT NULL").await?, 1);
         assert_eq!(world.count("SELECT count(*) FROM integration_connections WHERE sync_status = 'idle' AND last_sync_created = 3").await?, 1);
 

@@ -1,20 +1,22 @@
 //! A page's writes on PostgreSQL as set-based statements: each table gets one
-//! `INSERT … SELECT … FROM jsonb_to_recordset($1) … ON CONFLICT` whose rows travel as one JSON
-//! parameter. The statement text is the same for every page (prepared once per connection, planned
-//! in constant time), and the rows cost one parse of a JSON document instead of thousands of bound
-//! parameters. The rules are the same as the generic path's (`write_rows` in `sync.rs`, used on
-//! SQLite); the sync tests run on both back ends.
+//! `INSERT … SELECT … FROM unnest($1, $2, …) … ON CONFLICT` whose rows travel as one typed array
+//! per column, in PostgreSQL's binary format. The statement text is the same for every page
+//! (prepared once per connection, planned in constant time), and the rows cost no text parsing
+//! but that of the JSON values themselves (ids, times and names arrive as binary). The rules are
+//! the same as the generic path's (`write_rows` in `sync.rs`, used on SQLite); the sync tests run
+//! on both back ends.
 //!
-//! JSON values ride wrapped in a one-element array (`[value]`, read back as `-> 0`) so that a
-//! JSON `null` stays a JSON `null` and an absent value stays SQL `NULL`; times are sent with
-//! microseconds, truncated, as the bound parameters were.
+//! An array element cannot be SQL `NULL` here (sea-orm binds arrays of values only), so an
+//! optional text rides as a JSON string or JSON `null` (read back with `#>> '{}'`), an optional
+//! JSON value wrapped in a JSON array (`[value]` or `[]`, read back with `-> 0`), and an absent
+//! fingerprint as empty bytes (a fingerprint never is). Times are sent as bound parameters are:
+//! microseconds, truncated.
 
 use std::collections::HashSet;
 
 use anyhow::Context as _;
-use chrono::{DateTime, FixedOffset, SecondsFormat};
+use chrono::{DateTime, FixedOffset};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -29,11 +31,10 @@ const ENTITIES: &str =
     "INSERT INTO entities (id, workspace_id, entity_type, display_name, archived_at,
         created_by, created_at, updated_at, source_type, source_integration_id, source_external_id,
         source_url, first_synced_at, last_synced_at, sync_version, sync_fingerprint)
-    SELECT r.id, $2, $3, r.display_name, NULL, NULL, $5, $5, $6, $4, r.external_id, r.source_url,
-        $5, $5, r.changed, decode(r.fingerprint, 'hex')
-    FROM jsonb_to_recordset($1::jsonb)
-        AS r (id uuid, display_name text, external_id text, source_url text, changed bigint,
-            fingerprint text)
+    SELECT r.id, $7, $8, r.display_name #>> '{}', NULL, NULL, $10, $10, $11, $9, r.external_id,
+        r.source_url #>> '{}', $10, $10, r.changed, NULLIF(r.fingerprint, ''::bytea)
+    FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::jsonb[], $5::int8[], $6::bytea[])
+        AS r (id, display_name, external_id, source_url, changed, fingerprint)
     ON CONFLICT (workspace_id, source_integration_id, source_external_id)
         WHERE source_integration_id IS NOT NULL AND source_external_id IS NOT NULL
     DO UPDATE SET last_synced_at = excluded.last_synced_at, source_url = excluded.source_url,
@@ -46,31 +47,31 @@ const ENTITIES: &str =
 /// Writes the fingerprints of entities the page leaves otherwise as they are (see
 /// [`super::plan::EntityWrite::synced`]).
 const FINGERPRINTS: &str =
-    "UPDATE entities AS e SET sync_fingerprint = decode(r.fingerprint, 'hex')
-    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, fingerprint text)
-    WHERE e.id = r.id AND e.workspace_id = $2";
+    "UPDATE entities AS e SET sync_fingerprint = NULLIF(r.fingerprint, ''::bytea)
+    FROM unnest($1::uuid[], $2::bytea[]) AS r (id, fingerprint)
+    WHERE e.id = r.id AND e.workspace_id = $3";
 
 /// The insert of a page's values: [`NEW_VALUES`] as it is, [`VALUES`] with its conflict clause.
 macro_rules! insert_values {
     () => {
         "INSERT INTO entity_attribute_values (entity_id, attribute_id, value, updated_at, workspace_id)
-    SELECT r.entity_id, r.attribute_id, r.value -> 0, $2, $3
-    FROM jsonb_to_recordset($1::jsonb) AS r (entity_id uuid, attribute_id uuid, value jsonb)"
+    SELECT r.entity_id, r.attribute_id, r.value, $4, $5
+    FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS r (entity_id, attribute_id, value)"
     };
 }
 
 /// The insert of a page's provenance: [`NEW_PROVENANCE`] as it is, [`PROVENANCE`] with its
-/// conflict clause.
+/// conflict clause. Its rows are [`provenance_columns`].
 macro_rules! insert_provenance {
     () => {
         "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
         source_type, source_integration_id, source_external_field, last_updated_at,
         override_by_user, override_at, observed_value, observed_integration_id,
         observed_external_field, observed_updated_at, observed_at, sync_run_id, workspace_id)
-    SELECT r.id, r.entity_id, r.attribute_id, $2, $3, r.external_field, r.observed_at, FALSE, NULL,
-        r.value -> 0, $3, r.external_field, r.observed_at, $4, $5, $6
-    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
-        external_field text, observed_at timestamptz, value jsonb)"
+    SELECT r.id, r.entity_id, r.attribute_id, $7, $8, r.external_field, r.observed_at, FALSE, NULL,
+        r.value, $8, r.external_field, r.observed_at, $9, $10, $11
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[])
+        AS r (id, entity_id, attribute_id, external_field, observed_at, value)"
     };
 }
 
@@ -109,15 +110,16 @@ const PROVENANCE: &str = concat!(
 /// Inserts the provenance and observation of new entities' values (see [`NEW_VALUES`]).
 const NEW_PROVENANCE: &str = insert_provenance!();
 
-/// Keeps only the observation (the shadow value) of values an override holds out.
+/// Keeps only the observation (the shadow value) of values an override holds out. Its rows are
+/// [`provenance_columns`].
 const OBSERVATIONS: &str = "INSERT INTO entity_attribute_provenance (id, entity_id, attribute_id,
         source_type, source_integration_id, source_external_field, last_updated_at,
         override_by_user, override_at, observed_value, observed_integration_id,
         observed_external_field, observed_updated_at, observed_at, workspace_id)
-    SELECT r.id, r.entity_id, r.attribute_id, $2, NULL, NULL, $4, TRUE, $4, r.value -> 0, $3,
-        r.external_field, r.observed_at, $4, $5
-    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
-        external_field text, observed_at timestamptz, value jsonb)
+    SELECT r.id, r.entity_id, r.attribute_id, $7, NULL, NULL, $9, TRUE, $9, r.value, $8,
+        r.external_field, r.observed_at, $9, $10
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[])
+        AS r (id, entity_id, attribute_id, external_field, observed_at, value)
     ON CONFLICT (entity_id, attribute_id)
     DO UPDATE SET observed_value = excluded.observed_value,
         observed_integration_id = excluded.observed_integration_id,
@@ -128,87 +130,64 @@ const OBSERVATIONS: &str = "INSERT INTO entity_attribute_provenance (id, entity_
 const HISTORY: &str = "INSERT INTO entity_attribute_history (id, workspace_id, entity_id,
         attribute_id, old_value, new_value, source_type, source_integration_id,
         source_external_field, sync_run_id, user_id, changed_at)
-    SELECT r.id, $2, r.entity_id, r.attribute_id, r.old_value -> 0, r.new_value -> 0, $3, $4,
-        r.external_field, $5, NULL, $6
-    FROM jsonb_to_recordset($1::jsonb) AS r (id uuid, entity_id uuid, attribute_id uuid,
-        old_value jsonb, new_value jsonb, external_field text)";
+    SELECT r.id, $7, r.entity_id, r.attribute_id, r.old_value -> 0, r.new_value, $8, $9,
+        r.external_field, $10, NULL, $11
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::jsonb[], $6::text[])
+        AS r (id, entity_id, attribute_id, old_value, new_value, external_field)";
 
-#[derive(Serialize)]
-struct EntityRow<'a> {
-    id: Uuid,
-    display_name: Option<&'a str>,
-    external_id: &'a str,
-    source_url: Option<&'a str>,
-    changed: i64,
-    fingerprint: Option<String>,
+/// An optional text as a JSON string or `null` (read back with `#>> '{}'`).
+fn optional_text(text: Option<&str>) -> Value {
+    text.map_or(Value::Null, |text| Value::String(text.to_owned()))
 }
 
-#[derive(Serialize)]
-struct FingerprintRow {
-    id: Uuid,
-    fingerprint: Option<String>,
+/// A fingerprint as bytes, empty for none (read back with `NULLIF(…, ''::bytea)`).
+fn fingerprint_bytes(fingerprint: Option<&[u8]>) -> Vec<u8> {
+    fingerprint.map(<[u8]>::to_vec).unwrap_or_default()
 }
 
-#[derive(Serialize)]
-struct ValueRow<'a> {
-    entity_id: Uuid,
-    attribute_id: Uuid,
-    value: [&'a Value; 1],
+/// The provenance (or observation) columns of `writes`, each row with a new id: `$1`–`$6` of
+/// [`NEW_PROVENANCE`], [`PROVENANCE`] and [`OBSERVATIONS`].
+fn provenance_columns<'a>(
+    writes: impl ExactSizeIterator<Item = &'a ValueWrite>,
+) -> Vec<sea_orm::Value> {
+    let n = writes.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut entity_ids = Vec::with_capacity(n);
+    let mut attribute_ids = Vec::with_capacity(n);
+    let mut fields = Vec::with_capacity(n);
+    let mut observed_at: Vec<DateTime<FixedOffset>> = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    for write in writes {
+        ids.push(Uuid::now_v7());
+        entity_ids.push(write.entity_id);
+        attribute_ids.push(write.attribute_id);
+        fields.push(write.external_field.clone());
+        observed_at.push(write.observed_at);
+        values.push(write.value.clone());
+    }
+    vec![
+        ids.into(),
+        entity_ids.into(),
+        attribute_ids.into(),
+        fields.into(),
+        observed_at.into(),
+        values.into(),
+    ]
 }
 
-#[derive(Serialize)]
-struct ProvenanceRow<'a> {
-    id: Uuid,
-    entity_id: Uuid,
-    attribute_id: Uuid,
-    external_field: &'a str,
-    observed_at: String,
-    value: [&'a Value; 1],
-}
-
-#[derive(Serialize)]
-struct HistoryRow<'a> {
-    id: Uuid,
-    entity_id: Uuid,
-    attribute_id: Uuid,
-    old_value: Option<[Value; 1]>,
-    new_value: [Value; 1],
-    external_field: &'a str,
-}
-
-/// A time as PostgreSQL's `timestamptz` keeps it (microseconds), truncated as a bound parameter
-/// is.
-fn micros(time: &DateTime<FixedOffset>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// The provenance (or observation) rows of `writes`, each with a new id.
-fn provenance_rows<'a>(writes: impl Iterator<Item = &'a ValueWrite>) -> Vec<ProvenanceRow<'a>> {
-    writes
-        .map(|write| ProvenanceRow {
-            id: Uuid::now_v7(),
-            entity_id: write.entity_id,
-            attribute_id: write.attribute_id,
-            external_field: &write.external_field,
-            observed_at: micros(&write.observed_at),
-            value: [&write.value],
-        })
-        .collect()
-}
-
+/// Runs `sql` with `columns` (its arrays, `$1` on) followed by `scalars`.
 async fn run<C: ConnectionTrait>(
     db: &C,
     sql: &str,
-    rows: &impl Serialize,
-    mut values: Vec<sea_orm::Value>,
+    mut columns: Vec<sea_orm::Value>,
+    scalars: Vec<sea_orm::Value>,
     step: &'static str,
 ) -> Result<(), EngineError> {
-    let json = serde_json::to_string(rows).context(step)?;
-    values.insert(0, json.into());
+    columns.extend(scalars);
     db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
-        values,
+        columns,
     ))
     .await
     .context(step)?;
@@ -226,22 +205,33 @@ pub(super) async fn write<C: ConnectionTrait>(
     let (synced, resealed): (Vec<&EntityWrite>, Vec<&EntityWrite>) =
         planned.entities.iter().partition(|entity| entity.synced);
     if !synced.is_empty() {
-        let rows: Vec<EntityRow<'_>> = synced
-            .iter()
-            .map(|entity| EntityRow {
-                id: entity.id,
-                display_name: entity.display_name.as_deref(),
-                external_id: &entity.external_id,
-                source_url: entity.source_url.as_deref(),
-                // For a new row this is its version; for an existing one, the increment.
-                changed: i64::from(entity.changed),
-                fingerprint: entity.fingerprint.as_deref().map(hex::encode),
-            })
-            .collect();
+        let n = synced.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut names = Vec::with_capacity(n);
+        let mut external_ids = Vec::with_capacity(n);
+        let mut urls = Vec::with_capacity(n);
+        let mut changed = Vec::with_capacity(n);
+        let mut fingerprints = Vec::with_capacity(n);
+        for entity in &synced {
+            ids.push(entity.id);
+            names.push(optional_text(entity.display_name.as_deref()));
+            external_ids.push(entity.external_id.clone());
+            urls.push(optional_text(entity.source_url.as_deref()));
+            // For a new row this is its version; for an existing one, the increment.
+            changed.push(i64::from(entity.changed));
+            fingerprints.push(fingerprint_bytes(entity.fingerprint.as_deref()));
+        }
         run(
             db,
             ENTITIES,
-            &rows,
+            vec![
+                ids.into(),
+                names.into(),
+                external_ids.into(),
+                urls.into(),
+                changed.into(),
+                fingerprints.into(),
+            ],
             vec![
                 claim.workspace_id.into(),
                 claim.mapping.entity_type.into(),
@@ -254,17 +244,15 @@ pub(super) async fn write<C: ConnectionTrait>(
         .await?;
     }
     if !resealed.is_empty() {
-        let rows: Vec<FingerprintRow> = resealed
+        let ids: Vec<Uuid> = resealed.iter().map(|entity| entity.id).collect();
+        let fingerprints: Vec<Vec<u8>> = resealed
             .iter()
-            .map(|entity| FingerprintRow {
-                id: entity.id,
-                fingerprint: entity.fingerprint.as_deref().map(hex::encode),
-            })
+            .map(|entity| fingerprint_bytes(entity.fingerprint.as_deref()))
             .collect();
         run(
             db,
             FINGERPRINTS,
-            &rows,
+            vec![ids.into(), fingerprints.into()],
             vec![claim.workspace_id.into()],
             "writing entities' fingerprints",
         )
@@ -288,18 +276,13 @@ pub(super) async fn write<C: ConnectionTrait>(
         if writes.is_empty() {
             continue;
         }
-        let values: Vec<ValueRow<'_>> = writes
-            .iter()
-            .map(|write| ValueRow {
-                entity_id: write.entity_id,
-                attribute_id: write.attribute_id,
-                value: [&write.value],
-            })
-            .collect();
+        let entity_ids: Vec<Uuid> = writes.iter().map(|write| write.entity_id).collect();
+        let attribute_ids: Vec<Uuid> = writes.iter().map(|write| write.attribute_id).collect();
+        let values: Vec<Value> = writes.iter().map(|write| write.value.clone()).collect();
         run(
             db,
             values_sql,
-            &values,
+            vec![entity_ids.into(), attribute_ids.into(), values.into()],
             vec![now.into(), claim.workspace_id.into()],
             "upserting attribute values",
         )
@@ -307,7 +290,7 @@ pub(super) async fn write<C: ConnectionTrait>(
         run(
             db,
             provenance_sql,
-            &provenance_rows(writes.iter().copied()),
+            provenance_columns(writes.iter().copied()),
             vec![
                 integration.into(),
                 claim.integration_id.into(),
@@ -323,7 +306,7 @@ pub(super) async fn write<C: ConnectionTrait>(
         run(
             db,
             OBSERVATIONS,
-            &provenance_rows(planned.pinned.iter()),
+            provenance_columns(planned.pinned.iter()),
             vec![
                 SourceType::UserOverride.as_str().into(),
                 claim.integration_id.into(),
@@ -335,26 +318,40 @@ pub(super) async fn write<C: ConnectionTrait>(
         .await?;
     }
     if !planned.values.is_empty() {
-        let history: Vec<HistoryRow<'_>> = planned
-            .values
-            .iter()
-            .map(|write| HistoryRow {
-                id: Uuid::now_v7(),
-                entity_id: write.entity_id,
-                attribute_id: write.attribute_id,
-                // History never keeps a member whose key names a secret.
-                old_value: write
+        let n = planned.values.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut entity_ids = Vec::with_capacity(n);
+        let mut attribute_ids = Vec::with_capacity(n);
+        let mut old_values = Vec::with_capacity(n);
+        let mut new_values = Vec::with_capacity(n);
+        let mut fields = Vec::with_capacity(n);
+        for write in &planned.values {
+            ids.push(Uuid::now_v7());
+            entity_ids.push(write.entity_id);
+            attribute_ids.push(write.attribute_id);
+            // History never keeps a member whose key names a secret.
+            old_values.push(Value::Array(
+                write
                     .previous
                     .as_ref()
-                    .map(|value| [crate::sanitized_value(value)]),
-                new_value: [crate::sanitized_value(&write.value)],
-                external_field: &write.external_field,
-            })
-            .collect();
+                    .map(crate::sanitized_value)
+                    .into_iter()
+                    .collect(),
+            ));
+            new_values.push(crate::sanitized_value(&write.value));
+            fields.push(write.external_field.clone());
+        }
         run(
             db,
             HISTORY,
-            &history,
+            vec![
+                ids.into(),
+                entity_ids.into(),
+                attribute_ids.into(),
+                old_values.into(),
+                new_values.into(),
+                fields.into(),
+            ],
             vec![
                 claim.workspace_id.into(),
                 integration.into(),
