@@ -14,8 +14,8 @@
 //! one append to the attribute history, one archive update and one checkpoint (each skipped when
 //! it has no rows; on PostgreSQL the checkpoint carries the progress notification, and a page
 //! that changes nothing is its checkpoint alone, without a transaction). On PostgreSQL
-//! the writes are set-based (`set_write.rs`: one `INSERT … SELECT … FROM jsonb_to_recordset` per
-//! table, the rows as one JSON parameter, the same statement text every page); elsewhere
+//! the writes are set-based (`set_write.rs`: one `INSERT … SELECT … FROM unnest` per table, the
+//! rows as one typed array per column, the same statement text every page); elsewhere
 //! sea-orm's multi-row statements (`write_rows`). Every run has a `sync_runs` row (a resumed run
 //! keeps it), and every value it writes names it in its provenance and history.
 
