@@ -363,6 +363,30 @@ fn sync_slices_are_bounded_and_a_zero_or_absurd_slice_is_refused() -> anyhow::Re
 }
 
 #[test]
+fn pages_in_flight_are_bounded_and_a_zero_or_absurd_depth_is_refused() -> anyhow::Result<()> {
+    let depth = |value: &str| {
+        Settings::from_lookup(lookup(&[("SYNC_PAGES_IN_FLIGHT", value.to_owned())]))
+            .map(|settings| settings.sync_pages_in_flight)
+            .map_err(|error| error.to_string())
+    };
+    assert_eq!(depth(" 2 "), Ok(2));
+    for bad in ["0", "-1", "17", "two"] {
+        let refused = depth(bad).err().unwrap_or_default();
+        assert!(
+            refused.contains("SYNC_PAGES_IN_FLIGHT")
+                && refused.contains(bad)
+                && !refused.contains('\n'),
+            "{bad}: {refused}"
+        );
+    }
+    assert_eq!(
+        usize::try_from(Settings::from_lookup(lookup(&[]))?.sync_pages_in_flight)?,
+        integrations::DEFAULT_PAGES_IN_FLIGHT
+    );
+    Ok(())
+}
+
+#[test]
 fn dev_keys_are_generated_once_and_reused() -> anyhow::Result<()> {
     use providers::secrecy::ExposeSecret as _;
     let dir = std::env::temp_dir().join(format!("dev-keys-{}", new_id()));

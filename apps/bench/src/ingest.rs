@@ -50,6 +50,9 @@ pub struct Args {
     /// Unchanged re-syncs of the same records after the load (their mean is reported).
     #[arg(long, default_value_t = 1)]
     resyncs: u32,
+    /// Pages of the sync written at once (`SYNC_PAGES_IN_FLIGHT`; the engine's default).
+    #[arg(long, default_value_t = integrations::DEFAULT_PAGES_IN_FLIGHT)]
+    pages_in_flight: usize,
 }
 
 /// Records each committed page's time and running total of created entities.
@@ -444,8 +447,9 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
     )?;
     let client = ProviderClient::new(spec, http, SecretString::from("sk_test_bench"));
     let page_times = Arc::new(PageTimes::default());
-    let engine =
-        SyncEngine::new(db.clone(), clock, "bench-ingest").with_observer(page_times.clone());
+    let engine = SyncEngine::new(db.clone(), clock, "bench-ingest")
+        .with_observer(page_times.clone())
+        .with_pages_in_flight(args.pages_in_flight);
 
     // The neighbour: its page read alone first (idle), then throughout the sync.
     let neighbour = if args.neighbour {
@@ -535,6 +539,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
             "workload": "sync_ingest_flat",
             "records": records,
             "pages": report.pages,
+            "pages_in_flight": args.pages_in_flight,
             "seconds": round(seconds, 3),
             "records_per_s": round(rate, 1),
             "first_10pct_records_per_s": round(first_10, 1),
@@ -620,6 +625,7 @@ pub async fn run(args: Args) -> anyhow::Result<String> {
         "records": records,
         "pages": report.pages,
         "page_size": PAGE_SIZE,
+        "pages_in_flight": args.pages_in_flight,
         "rows_written": expected_rows,
         "seconds": round(seconds, 3),
         "records_per_s": round(rate, 1),

@@ -79,6 +79,7 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<Background> {
         .with_public_base_url(state.settings.public_base_url.clone())
         .with_sync_request_budget(state.settings.sync_request_budget)
         .with_slice(state.settings.sync_slice)
+        .with_pages_in_flight(usize::try_from(state.settings.sync_pages_in_flight).unwrap_or(1))
         .with_analyze(analyze.clone())
         .with_attribute_history_days(state.settings.attribute_history_days)
         .with_observer(Arc::new(state.metrics.clone()))

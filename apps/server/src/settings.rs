@@ -130,6 +130,9 @@ pub struct Settings {
     /// a sync job yields its worker after that many pages or seconds, whichever comes first, and
     /// its next slice waits behind the jobs already due.
     pub sync_slice: integrations::SyncSlice,
+    /// `SYNC_PAGES_IN_FLIGHT` (default 3, 1–16): pages of one sync written at once on
+    /// PostgreSQL; fewer leave more of the database to other workspaces during a large load.
+    pub sync_pages_in_flight: u32,
     /// `SYNC_ANALYZE_EVERY_ROWS`: entities syncs create between two `ANALYZE`s of the tables they
     /// grow (PostgreSQL; default 50,000; 0 never analyzes).
     pub sync_analyze_every_rows: u64,
@@ -191,6 +194,7 @@ impl fmt::Debug for Settings {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("sync_request_budget", &self.sync_request_budget)
             .field("sync_slice", &self.sync_slice)
+            .field("sync_pages_in_flight", &self.sync_pages_in_flight)
             .field("sync_analyze_every_rows", &self.sync_analyze_every_rows)
             .field("attribute_history_days", &self.attribute_history_days)
             .field("metrics_bind_addr", &self.metrics_bind_addr)
@@ -404,6 +408,12 @@ impl Settings {
                 "seconds",
             )?)),
         };
+        let sync_pages_in_flight = slice_setting(
+            "SYNC_PAGES_IN_FLIGHT",
+            u32::try_from(integrations::DEFAULT_PAGES_IN_FLIGHT).unwrap_or(1),
+            16,
+            "pages",
+        )?;
         let sync_analyze_every_rows = match get("SYNC_ANALYZE_EVERY_ROWS") {
             None => integrations::DEFAULT_ANALYZE_EVERY_ROWS,
             Some(text) => {
@@ -552,6 +562,7 @@ impl Settings {
             shutdown_grace,
             sync_request_budget,
             sync_slice,
+            sync_pages_in_flight,
             sync_analyze_every_rows,
             attribute_history_days,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),

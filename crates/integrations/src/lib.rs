@@ -79,9 +79,9 @@ pub use reads::{
 };
 pub use scheduler::{DEFAULT_SYNC_SCHEDULE, Scheduler, TickReport};
 pub use sync::{
-    AnalyzeSchedule, DEFAULT_ANALYZE_EVERY_ROWS, DEFAULT_SYNC_LEASE, DEFAULT_SYNC_REQUEST_BUDGET,
-    DEFAULT_SYNC_SLICE_PAGES, DEFAULT_SYNC_SLICE_SECONDS, SliceOutcome, SyncClaim, SyncEngine,
-    SyncReport, SyncSlice, field_value,
+    AnalyzeSchedule, DEFAULT_ANALYZE_EVERY_ROWS, DEFAULT_PAGES_IN_FLIGHT, DEFAULT_SYNC_LEASE,
+    DEFAULT_SYNC_REQUEST_BUDGET, DEFAULT_SYNC_SLICE_PAGES, DEFAULT_SYNC_SLICE_SECONDS,
+    SliceOutcome, SyncClaim, SyncEngine, SyncReport, SyncSlice, field_value,
 };
 pub use validation::{
     ACCOUNT_INFO_CACHE_KEY, ConnectionStatus, ConnectionValidator, ValidationOutcome,

@@ -60,9 +60,15 @@ const OBSERVED_COLUMNS: [provenance::Column; 5] = [
     provenance::Column::ObservedAt,
 ];
 
-/// Pages of one run written at once on PostgreSQL: the next pages' rows go in while the page
-/// before is still being written (each in its own transaction, committed in page order).
-const PAGES_IN_FLIGHT: usize = 3;
+/// Pages of one run written at once on PostgreSQL unless configured otherwise
+/// (`SYNC_PAGES_IN_FLIGHT`): the next pages' rows go in while the page before is still being
+/// written (each in its own transaction, committed in page order). On 2 cores, 3 against 2 gave
+/// a first load 1–5% and a re-sync ~9% faster, and another workspace's page p99 during that load
+/// 23 → 40 ms (`bench/NOTES.md`, 2026-12-07).
+pub const DEFAULT_PAGES_IN_FLIGHT: usize = 3;
+
+/// Pages the reader reads ahead of the writer.
+const READ_AHEAD: usize = 2;
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits
 /// (32,766 and 65,535; a provenance row binds 17).
@@ -247,6 +253,7 @@ pub struct SyncEngine {
     request_budget: u64,
     analyze: AnalyzeSchedule,
     slice: Option<SyncSlice>,
+    pages_in_flight: usize,
 }
 
 /// How much one sync job does before it yields (`SYNC_SLICE_PAGES`, `SYNC_SLICE_SECONDS`): after
@@ -415,12 +422,20 @@ impl SyncEngine {
             request_budget: DEFAULT_SYNC_REQUEST_BUDGET,
             analyze: AnalyzeSchedule::every(DEFAULT_ANALYZE_EVERY_ROWS),
             slice: None,
+            pages_in_flight: DEFAULT_PAGES_IN_FLIGHT,
         }
     }
 
     /// Bounds each [`run_slice`](Self::run_slice) by `slice` (without it a slice is the whole run).
     pub fn with_slice(mut self, slice: SyncSlice) -> Self {
         self.slice = Some(slice);
+        self
+    }
+
+    /// Writes up to `pages` pages of a run at once on PostgreSQL (at least 1; see
+    /// [`DEFAULT_PAGES_IN_FLIGHT`]). SQLite always writes one.
+    pub fn with_pages_in_flight(mut self, pages: usize) -> Self {
+        self.pages_in_flight = pages.max(1);
         self
     }
 
@@ -924,14 +939,14 @@ impl SyncEngine {
         let object_type = claim.object_type.clone();
         // The stages overlap, each in page order:
         // - the reader reads pages one request at a time, a few pages ahead of the writer;
-        // - on PostgreSQL, up to `PAGES_IN_FLIGHT` pages are written at once, each in its own
+        // - on PostgreSQL, up to `pages_in_flight` pages are written at once, each in its own
         //   transaction (`chained_page`): a page is looked up ahead of its transaction when it
         //   shares no record with any page in flight (their writes cannot change what the lookup
         //   reads), and otherwise inside its transaction once the page before committed;
         // - a page commits only after the one before it committed, so the checkpoint order (and
         //   crash recovery) is unchanged. The pages after a failed one roll back.
         // A stop (shutdown) abandons the read of a next page, never the write of one in flight.
-        let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT - 1);
+        let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         let (first_cursor, claim_provider) = (claim.cursor.clone(), claim.provider);
         let reader = async {
             let mut cursor = first_cursor;
@@ -992,7 +1007,7 @@ impl SyncEngine {
             std::future::pending::<std::convert::Infallible>().await
         };
         let depth = if self.is_postgres() {
-            PAGES_IN_FLIGHT
+            self.pages_in_flight
         } else {
             1
         };

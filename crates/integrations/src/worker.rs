@@ -101,6 +101,7 @@ pub struct Worker {
     analyze: crate::AnalyzeSchedule,
     attribute_history_days: i64,
     slice: crate::SyncSlice,
+    pages_in_flight: usize,
 }
 
 /// How long attribute history is kept unless configured otherwise (`ATTRIBUTE_HISTORY_DAYS`).
@@ -140,6 +141,7 @@ impl Worker {
             analyze: crate::AnalyzeSchedule::every(crate::DEFAULT_ANALYZE_EVERY_ROWS),
             attribute_history_days: DEFAULT_ATTRIBUTE_HISTORY_DAYS,
             slice: crate::SyncSlice::default(),
+            pages_in_flight: crate::DEFAULT_PAGES_IN_FLIGHT,
         }
     }
 
@@ -147,6 +149,12 @@ impl Worker {
     /// pages left then goes back to the queue behind the jobs already due.
     pub fn with_slice(mut self, slice: crate::SyncSlice) -> Self {
         self.slice = slice;
+        self
+    }
+
+    /// Writes up to `pages` pages of a sync at once on PostgreSQL (`SYNC_PAGES_IN_FLIGHT`).
+    pub fn with_pages_in_flight(mut self, pages: usize) -> Self {
+        self.pages_in_flight = pages.max(1);
         self
     }
 
@@ -347,7 +355,8 @@ impl Worker {
             SyncEngine::new(self.db.clone(), self.clock.clone(), self.worker_id.clone())
                 .with_request_budget(self.sync_request_budget)
                 .with_analyze(self.analyze.clone())
-                .with_slice(self.slice);
+                .with_slice(self.slice)
+                .with_pages_in_flight(self.pages_in_flight);
         if let Some(feed) = &self.progress {
             engine = engine.with_progress(feed.clone());
         }
