@@ -1176,3 +1176,52 @@ async fn shared_record_waits(pages: Vec<Vec<Value>>, created: u32) -> anyhow::Re
     );
     Ok(())
 }
+
+/// Each write depth (`SYNC_PAGES_IN_FLIGHT`) syncs the same pages to the same rows, a record
+/// repeated on a later page included.
+#[tokio::test]
+async fn every_write_depth_syncs_the_same_rows() -> anyhow::Result<()> {
+    let pages = || {
+        vec![
+            vec![contact("1", "a@example.com", "A", "2026-11-01T10:00:00.000Z")],
+            vec![
+                contact("2", "b@example.com", "B", "2026-11-02T10:00:00.000Z"),
+                contact("3", "c@example.com", "C", "2026-11-02T10:00:00.000Z"),
+            ],
+            vec![contact("4", "d@example.com", "D", "2026-11-03T10:00:00.000Z")],
+            vec![contact("2", "b2@example.com", "B", "2026-11-04T10:00:00.000Z")],
+            vec![contact("5", "e@example.com", "E", "2026-11-05T10:00:00.000Z")],
+        ]
+    };
+    for depth in [1, 2, 3, 5] {
+        let world = World::new(Backend::Postgres).await?;
+        let server = hubspot(pages()).await;
+        let engine = world.engine().with_pages_in_flight(depth);
+        let claim = engine
+            .claim(world.connection_id, "contacts")
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("not claimed"))?;
+        let (client, options) = (world.client(&server)?, ReadOptions::default());
+        let run = engine.run(claim, &client, &options);
+        let report = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .map_err(|_| anyhow::anyhow!("depth {depth}: the run hung"))??;
+        assert_eq!(
+            (report.created, report.updated, report.pages),
+            (5, 1, 6),
+            "depth {depth}: {report:?} (5 pages and the archived list)"
+        );
+        assert_eq!(world.value("2", "email").await?, json!("b2@example.com"));
+        assert_eq!(
+            world
+                .count("SELECT count(*) FROM entity_attribute_history")
+                .await?,
+            world
+                .count("SELECT count(*) FROM entity_attribute_values")
+                .await?
+                + 1,
+            "depth {depth}: one history row per value written, and one for the change"
+        );
+    }
+    Ok(())
+}
