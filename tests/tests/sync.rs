@@ -1183,14 +1183,34 @@ async fn shared_record_waits(pages: Vec<Vec<Value>>, created: u32) -> anyhow::Re
 async fn every_write_depth_syncs_the_same_rows() -> anyhow::Result<()> {
     let pages = || {
         vec![
-            vec![contact("1", "a@example.com", "A", "2026-11-01T10:00:00.000Z")],
+            vec![contact(
+                "1",
+                "a@example.com",
+                "A",
+                "2026-11-01T10:00:00.000Z",
+            )],
             vec![
                 contact("2", "b@example.com", "B", "2026-11-02T10:00:00.000Z"),
                 contact("3", "c@example.com", "C", "2026-11-02T10:00:00.000Z"),
             ],
-            vec![contact("4", "d@example.com", "D", "2026-11-03T10:00:00.000Z")],
-            vec![contact("2", "b2@example.com", "B", "2026-11-04T10:00:00.000Z")],
-            vec![contact("5", "e@example.com", "E", "2026-11-05T10:00:00.000Z")],
+            vec![contact(
+                "4",
+                "d@example.com",
+                "D",
+                "2026-11-03T10:00:00.000Z",
+            )],
+            vec![contact(
+                "2",
+                "b2@example.com",
+                "B",
+                "2026-11-04T10:00:00.000Z",
+            )],
+            vec![contact(
+                "5",
+                "e@example.com",
+                "E",
+                "2026-11-05T10:00:00.000Z",
+            )],
         ]
     };
     for depth in [1, 2, 3, 5] {
