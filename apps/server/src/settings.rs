@@ -381,7 +381,8 @@ impl Settings {
                     reason: format!("`{text}` is not a whole number of calls of at least 1"),
                 })?,
         };
-        let slice_setting = |name: &'static str, default: u32, max: u32, unit: &str| match get(name)
+        // A whole number from 1 to `max` of `unit`s, `default` when unset.
+        let bounded_whole = |name: &'static str, default: u32, max: u32, unit: &str| match get(name)
         {
             None => Ok(default),
             Some(text) => text
@@ -395,20 +396,20 @@ impl Settings {
                 }),
         };
         let sync_slice = integrations::SyncSlice {
-            pages: slice_setting(
+            pages: bounded_whole(
                 "SYNC_SLICE_PAGES",
                 integrations::DEFAULT_SYNC_SLICE_PAGES,
                 100_000,
                 "pages",
             )?,
-            time: chrono::Duration::seconds(i64::from(slice_setting(
+            time: chrono::Duration::seconds(i64::from(bounded_whole(
                 "SYNC_SLICE_SECONDS",
                 integrations::DEFAULT_SYNC_SLICE_SECONDS,
                 3_600,
                 "seconds",
             )?)),
         };
-        let sync_pages_in_flight = slice_setting(
+        let sync_pages_in_flight = bounded_whole(
             "SYNC_PAGES_IN_FLIGHT",
             u32::try_from(integrations::DEFAULT_PAGES_IN_FLIGHT).unwrap_or(1),
             16,
